@@ -1,0 +1,40 @@
+# InfrAgent — developer entry points. `make up` and `make test` work on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export INFRAGENT_DATA_DIR ?= $(CURDIR)/.infragent
+
+.PHONY: up test check lint typecheck unit install bench demo clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)  ## server + responder on the embedded SQLite store
+	$(BIN)/infragent up
+
+demo: $(STAMP)
+	$(BIN)/infragent demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck
+
+test: check  ## lint + type check + the whole suite (PostgreSQL at 127.0.0.1:5432)
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,43 @@
+"""The InfrAgent exception tree.
+
+Why one root: callers at loop boundaries (responder step, ingest batch, agent tick) catch
+``InfrAgentError`` for expected failures and let anything else reach ``logger.exception``.
+
+    InfrAgentError
+    ├── ConfigError            a setting is unknown or has a bad value (names it)
+    ├── SignatureError         a signed message failed verification (reason in ``reason``)
+    ├── StoreError             the database refused or lost an operation
+    │   └── NotFoundError      the object does not exist for this tenant
+    └── LlmError               an LLM provider failed (transport, status, shape, timeout)
+"""
+
+from __future__ import annotations
+
+
+class InfrAgentError(Exception):
+    """Root of every error InfrAgent raises on purpose."""
+
+
+class ConfigError(InfrAgentError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"configuration error: {key}: {message}")
+        self.key = key
+        self.message = message
+
+
+class SignatureError(InfrAgentError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StoreError(InfrAgentError):
+    pass
+
+
+class NotFoundError(StoreError):
+    pass
+
+
+class LlmError(InfrAgentError):
+    pass
