@@ -22,7 +22,7 @@ from typing import Protocol
 
 from infragent.errors import SignatureError
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 TOLERANCE_S = 300
 HEADER_ID = "webhook-id"
 HEADER_TIMESTAMP = "webhook-timestamp"

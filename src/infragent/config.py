@@ -1,0 +1,116 @@
+"""Settings: the only place that reads ``os.environ``.
+
+Why one object built once in ``main()``: every part gets its configuration passed in, so tests build
+a ``Settings`` directly and nothing depends on import-time state. Sources, strongest first:
+keyword arguments, ``INFRAGENT_*`` environment variables, the config file (YAML or TOML, given by
+``--config`` or ``INFRAGENT_CONFIG``), defaults. An unknown key or a bad value stops start-up with a
+message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from infragent.errors import ConfigError
+
+ENV_PREFIX = "INFRAGENT_"
+#: Variables read by tools around us, not settings of this object.
+_ENV_NOT_SETTINGS = {"INFRAGENT_CONFIG", "INFRAGENT_TEST_PG_DSN"}
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "infragent"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=0, le=65535)
+    public_url: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+
+    # responder
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+    lease_s: float = Field(default=60.0, gt=0)
+    cooldown_s: float = Field(default=300.0, ge=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_retries: int = Field(default=3, ge=0, le=10)
+    runbooks_path: Path | None = None
+
+    # LLM (optional)
+    llm_provider: Literal["none", "gemini", "openai"] = "none"
+    llm_base_url: str | None = None
+    llm_model: str = ""
+    llm_api_key: str | None = None
+    llm_timeout_s: float = Field(default=20.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """SQLite in the data dir unless a URL is given."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'infragent.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "top level must be a mapping of setting names to values")
+    return data
+
+
+def load_settings(
+    config_file: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build Settings from file + environment + overrides; raise ConfigError naming what is wrong."""
+    env = dict(os.environ if environ is None else environ)
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    for name in env:
+        if name.startswith(ENV_PREFIX) and name not in known and name not in _ENV_NOT_SETTINGS:
+            raise ConfigError(name, "unknown setting (see docs/configuration.md)")
+    path = config_file or (Path(env["INFRAGENT_CONFIG"]) if env.get("INFRAGENT_CONFIG") else None)
+    values: dict[str, Any] = _read_file(path) if path else {}
+    origin = {name: f"{path}: {name}" for name in values}
+    for name in Settings.model_fields:
+        if ENV_PREFIX + name.upper() in env:
+            values[name] = env[ENV_PREFIX + name.upper()]
+            origin[name] = ENV_PREFIX + name.upper()
+    values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        key = origin.get(field, field)
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(key, "unknown setting (see docs/configuration.md)") from exc
+        raise ConfigError(key, f"{err['msg']} (got {err.get('input')!r})") from exc

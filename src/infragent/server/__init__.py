@@ -1,0 +1,1 @@
+"""The HTTP server: ingest, registration, REST API and health."""

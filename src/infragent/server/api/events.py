@@ -1,0 +1,80 @@
+"""Events: reported by SDKs and agents, read back with their decision, command and audit trail."""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from infragent.model import Event
+from infragent.server.api.deps import AppServices, services
+from infragent.server.auth import Principal, ingest_principal, read_principal
+from infragent.server.schemas import AuditOut, EventAccepted, EventDetailOut, EventIn, EventOut
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+
+def _out(e: Event) -> EventOut:
+    return EventOut(
+        id=e.id,
+        type=e.type,
+        service=e.service,
+        severity=e.severity,
+        node_id=e.node_id,
+        data=e.data,
+        received_at=e.received_at,
+        processed_at=e.processed_at,
+        status="pending" if e.processed_at is None else "processed",
+    )
+
+
+@router.post("", response_model=EventAccepted, status_code=202)
+def report_event(
+    body: EventIn,
+    who: Annotated[Principal, Depends(ingest_principal)],
+    svc: Annotated[AppServices, Depends(services)],
+) -> EventAccepted:
+    """Store the event as pending and wake the responder; decisions happen asynchronously."""
+    node_id = body.node_id or f"{socket.gethostname()}/{body.service}"
+    event = svc.store.insert_event(
+        who.client_id,
+        type=body.type,
+        service=body.service,
+        severity=body.severity,
+        data=body.data,
+        node_id=node_id,
+        now=svc.clock(),
+    )
+    svc.on_event()
+    return EventAccepted(event_id=event.id)
+
+
+@router.get("", response_model=list[EventOut])
+def list_events(
+    who: Annotated[Principal, Depends(read_principal)],
+    svc: Annotated[AppServices, Depends(services)],
+    status: Literal["pending", "processed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EventOut]:
+    return [_out(e) for e in svc.store.list_events(who.client_id, status, limit)]
+
+
+@router.get("/{event_id}", response_model=EventDetailOut)
+def get_event(
+    event_id: str,
+    who: Annotated[Principal, Depends(read_principal)],
+    svc: Annotated[AppServices, Depends(services)],
+) -> EventDetailOut:
+    """Another client's event is a 404, exactly like a missing one."""
+    detail = svc.store.get_event_detail(who.client_id, event_id)
+    if detail is None:
+        raise HTTPException(status_code=404, detail=f"event {event_id!r} not found")
+    base = _out(detail.event).model_dump()
+    audit = [
+        AuditOut(
+            id=a.id, at=a.at, actor=a.actor, kind=a.kind, subject=a.subject, detail=a.detail, hash=a.hash
+        )
+        for a in detail.audit
+    ]
+    return EventDetailOut(**base, decision=detail.decision, command=detail.command, audit=audit)

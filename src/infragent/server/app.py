@@ -1,0 +1,67 @@
+"""create_app(settings): the only place the server is wired together."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from infragent import __version__
+from infragent.config import Settings
+from infragent.server.api import agents, clients, events, health
+from infragent.server.api.deps import AppServices
+from infragent.server.auth import KeyCache
+from infragent.server.limits import BodyLimitMiddleware
+from infragent.store.sql import SqlStore, open_store
+
+
+def _summary(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg')}")
+    return "; ".join(parts)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
+    ]
+    return JSONResponse({"detail": _summary(exc), "errors": errors}, status_code=422)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: SqlStore | None = None,
+    on_event: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """Build the ASGI app; the store is opened (and migrated) here unless one is handed in."""
+    owned = store is None
+    the_store = store or open_store(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            the_store.close()
+
+    app = FastAPI(
+        title="InfrAgent",
+        version=__version__,
+        description="Observe, detect, decide, act, verify, record.",
+        lifespan=lifespan,
+    )
+    app.state.services = AppServices(store=the_store, clock=clock, on_event=on_event or (lambda: None))
+    app.state.keys = KeyCache(the_store)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for router in (health.router, clients.router, events.router, agents.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,78 @@
+"""Bearer API-key authentication, with a short cache so ingest does not hit the database per request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request
+
+from infragent import apikeys
+from infragent.store.records import KeyRecord
+from infragent.store.sql import SqlStore
+
+CACHE_TTL_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    client_id: str
+    key_id: str
+    scopes: tuple[str, ...]
+
+
+class KeyCache:
+    def __init__(self, store: SqlStore, ttl_s: float = CACHE_TTL_S) -> None:
+        self._store = store
+        self._ttl = ttl_s
+        self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key_id)
+        if hit and hit[0] > now:
+            return hit[1]
+        record = self._store.get_key(key_id)
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key_id] = (now + self._ttl, record)
+        return record
+
+    def drop(self, key_id: str) -> None:
+        """Forget a key at once (called on revoke)."""
+        with self._lock:
+            self._entries.pop(key_id, None)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def authenticate(request: Request, scope: str) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("missing API key: send 'Authorization: Bearer <api_key>'")
+    parsed = apikeys.parse(token.strip())
+    if parsed is None:
+        raise _unauthorized("invalid API key")
+    key_id, secret = parsed
+    cache: KeyCache = request.app.state.keys
+    record = cache.get(key_id)
+    if record is None or record.revoked or not apikeys.matches(secret, record.secret_hash):
+        raise _unauthorized("invalid API key")
+    if scope not in record.scopes:
+        raise HTTPException(status_code=403, detail=f"API key lacks the {scope!r} scope")
+    return Principal(record.client_id, record.key_id, record.scopes)
+
+
+def ingest_principal(request: Request) -> Principal:
+    return authenticate(request, "ingest")
+
+
+def read_principal(request: Request) -> Principal:
+    return authenticate(request, "read")

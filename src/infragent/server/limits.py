@@ -1,0 +1,74 @@
+"""Request body cap, enforced before the body is read whole.
+
+Why ASGI middleware and not a dependency: by the time a route runs, the body may already be in
+memory. Here a declared ``Content-Length`` over the cap is refused at once, and a chunked body is
+counted as it streams and cut off at the cap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyTooLargeError(Exception):
+    pass
+
+
+def _too_large_response(limit: int) -> tuple[Message, Message]:
+    body = orjson.dumps({"detail": f"request body is larger than the limit of {limit} bytes"})
+    start: Message = {
+        "type": "http.response.start",
+        "status": 413,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            for message in _too_large_response(self.max_bytes):
+                await send(message)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLargeError:
+            if not started:
+                for message in _too_large_response(self.max_bytes):
+                    await send(message)
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"BodyLimitMiddleware(max_bytes={self.max_bytes})"
+
+
+__all__: list[Any] = ["BodyLimitMiddleware"]

@@ -1,0 +1,1 @@
+"""Persistence: one interface over SQLite (default) and PostgreSQL; dialect differences live here only."""

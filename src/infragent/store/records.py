@@ -1,0 +1,97 @@
+"""Rows as the rest of the code sees them: plain frozen values, no SQLAlchemy types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from infragent.model import ActionSpec, Event
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    id: str
+    email: str
+    company_name: str
+    webhook_url: str
+    webhook_secret: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    client: ClientRecord
+    api_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    client_id: str
+    secret_hash: str
+    scopes: tuple[str, ...]
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    id: str
+    client_id: str
+    node_id: str
+    kind: str
+    command_mode: str
+    actions: tuple[ActionSpec, ...]
+    last_seen: float
+    cooldown_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PriorDecision:
+    """A decision recorded by an earlier claimant that died before finishing."""
+
+    decision_id: str
+    action: str
+    target: str | None
+    params: dict[str, str]
+    rationale: str
+    source: str
+    command_id: str | None
+    command_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One agent's pending events, leased to one responder; ``token`` fences late writers."""
+
+    agent: AgentRecord
+    client: ClientRecord
+    token: str
+    worker: str
+    lease_until: float
+    events: tuple[Event, ...]
+    prior: PriorDecision | None = None
+
+    @property
+    def event_ids(self) -> list[str]:
+        return [e.id for e in self.events]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    client_id: str
+    at: float
+    actor: str
+    kind: str
+    subject: str
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetail:
+    event: Event
+    decision: dict[str, Any] | None = None
+    command: dict[str, Any] | None = None
+    audit: list[AuditRecord] = field(default_factory=list)

@@ -1,0 +1,121 @@
+"""The relational schema (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Times are unix seconds as doubles: one representation on both databases, and arithmetic on leases
+and cooldowns stays in SQL. Migrations under ``migrations/`` create exactly this; a test compares them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+clients = sa.Table(
+    "clients",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("company_name", sa.String(200), nullable=False),
+    sa.Column("webhook_url", sa.String(2048), nullable=False),
+    sa.Column("webhook_secret", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), nullable=False, index=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", Json, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), nullable=False),
+    sa.Column("node_id", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("command_mode", sa.String(8), nullable=False),
+    sa.Column("actions", Json, nullable=False),
+    sa.Column("labels", Json, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("cooldown_until", sa.Float),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_token", sa.String(36)),
+    sa.Column("lease_until", sa.Float),
+    sa.UniqueConstraint("client_id", "node_id", name="uq_agents_client_node"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), nullable=False),
+    sa.Column("agent_id", sa.String(36), sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("service", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("processed_at", sa.Float),
+    sa.Column("decision_id", sa.String(36)),
+    sa.Index("ix_events_agent_pending", "agent_id", "processed_at"),
+    sa.Index("ix_events_client_received", "client_id", "received_at"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), nullable=False),
+    sa.Column("agent_id", sa.String(36), sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(255)),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("rationale", sa.Text, nullable=False),
+    sa.Column("prompt", sa.Text),
+    sa.Column("answer", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), nullable=False),
+    sa.Column("agent_id", sa.String(36), sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("decision_id", sa.String(36), sa.ForeignKey("decisions.id"), nullable=False, index=True),
+    sa.Column("action", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(255)),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("output", sa.Text),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("client_id", sa.String(36), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("subject", sa.String(100), nullable=False),
+    sa.Column("detail", Json, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_client_id", "client_id", "id"),
+    sa.Index("ix_audit_subject", "subject"),
+)
