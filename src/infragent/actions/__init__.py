@@ -1,0 +1,1 @@
+"""Delivery of signed commands to agents and SDK instances."""

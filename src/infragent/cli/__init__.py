@@ -1,0 +1,1 @@
+"""The ``infragent`` command line."""

@@ -1,0 +1,131 @@
+"""``infragent``: server, responder, up, demo (agent commands join in their own module)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from infragent import __version__
+from infragent.config import Settings, load_settings
+from infragent.errors import ConfigError
+from infragent.server.app import create_app
+from infragent.store.notify import Wakeup
+from infragent.store.sql import open_store
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="InfrAgent: detect failures and fix them.")
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML or TOML settings file.")]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config, None, **{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        typer.echo(f"infragent: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def server(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Run the HTTP server alone (ingest, API, health)."""
+    from infragent.cli.runtime import configure_logging
+
+    settings = _settings(config, host=host, port=port)
+    configure_logging(settings.log_level, json_logs=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+@app.command()
+def responder(config: ConfigOpt = None) -> None:
+    """Run the responder alone; it wakes on new events (LISTEN/NOTIFY or SQLite change polling)."""
+    from infragent.cli.runtime import configure_logging, start_responder
+
+    settings = _settings(config)
+    configure_logging(settings.log_level, json_logs=True)
+    store = open_store(settings.resolved_database_url)
+    running = start_responder(settings, store, Wakeup())
+    try:
+        _wait_for_signal()
+    finally:
+        running.stop()
+        store.close()
+
+
+@app.command()
+def up(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Server + responder in one process on the embedded SQLite store (or INFRAGENT_DATABASE_URL)."""
+    from infragent.cli.runtime import ThreadedServer, configure_logging, start_responder
+
+    settings = _settings(config, host=host, port=port)
+    configure_logging(settings.log_level)
+    store = open_store(settings.resolved_database_url)
+    wakeup = Wakeup()
+    running = start_responder(settings, store, wakeup)
+    srv = ThreadedServer(
+        uvicorn.Config(
+            create_app(settings, store=store, on_event=wakeup.set),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+        )
+    )
+    thread = threading.Thread(target=srv.run, name="http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not srv.started:
+        typer.echo(f"infragent: the server did not start on {settings.host}:{settings.port}", err=True)
+        running.stop()
+        raise typer.Exit(1)
+    store_url = store.engine.url.render_as_string(hide_password=True)
+    typer.echo(f"InfrAgent {__version__} is up at {settings.base_url}  (store: {store_url})")
+    typer.echo(
+        f"  health: {settings.base_url}/health/ready   API docs: {settings.base_url}/docs   Ctrl-C stops"
+    )
+    sys.stdout.flush()
+    try:
+        _wait_for_signal()
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        running.stop()
+        store.close()
+
+
+def main() -> None:
+    try:
+        from infragent.cli import demo as _demo  # noqa: F401 - registers the demo command
+
+        app()
+    except ConfigError as exc:
+        typer.echo(f"infragent: {exc}", err=True)
+        sys.exit(2)

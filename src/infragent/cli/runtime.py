@@ -1,0 +1,95 @@
+"""Building the long-running parts from Settings: shared by ``server``, ``responder``, ``up`` and ``demo``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+import uvicorn
+
+from infragent.actions.webhook import WebhookDispatcher
+from infragent.config import Settings
+from infragent.responder.llm.base import LlmClient, build_llm_client
+from infragent.responder.loop import Responder, ResponderConfig
+from infragent.responder.runbooks import load_runbooks
+from infragent.store.notify import Wakeup, start_watcher
+from infragent.store.sql import SqlStore
+
+
+def configure_logging(level: str, json_logs: bool = False) -> None:
+    """Structured logs on services; plain readable ones for interactive commands."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processor=renderer,
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.processors.TimeStamper(fmt="iso")],
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def llm_from_settings(settings: Settings) -> LlmClient | None:
+    if settings.llm_provider == "none":
+        return None
+    return build_llm_client(
+        settings.llm_provider,
+        base_url=settings.llm_base_url,
+        model=settings.llm_model,
+        api_key=settings.llm_api_key,
+        timeout_s=settings.llm_timeout_s,
+    )
+
+
+@dataclass
+class RunningResponder:
+    responder: Responder
+    thread: threading.Thread
+    stop_event: threading.Event
+    watchers: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.responder.wakeup.set()
+        self.thread.join(10)
+        for w in self.watchers:
+            w.stop()
+        self.responder.dispatcher.close()
+
+
+def start_responder(
+    settings: Settings, store: SqlStore, wakeup: Wakeup, *, watch: bool = True
+) -> RunningResponder:
+    """Start a responder thread; with ``watch`` it also listens for events stored by other processes."""
+    responder = Responder(
+        store,
+        WebhookDispatcher(timeout_s=settings.webhook_timeout_s, retries=settings.webhook_retries),
+        runbooks=load_runbooks(settings.runbooks_path),
+        llm=llm_from_settings(settings),
+        config=ResponderConfig(
+            lease_s=settings.lease_s,
+            cooldown_s=settings.cooldown_s,
+            sweep_interval_s=settings.sweep_interval_s,
+        ),
+        wakeup=wakeup,
+    )
+    watchers = []
+    if watch:
+        watcher = start_watcher(settings.resolved_database_url, wakeup)
+        if watcher is not None:
+            watchers.append(watcher)
+    thread, stop = responder.start()
+    return RunningResponder(responder, thread, stop, watchers)
+
+
+class ThreadedServer(uvicorn.Server):
+    """uvicorn in a thread: signals stay with the main thread, which stops us via ``should_exit``."""
+
+    def install_signal_handlers(self) -> None:
+        pass

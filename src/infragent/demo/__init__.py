@@ -1,0 +1,1 @@
+"""``infragent demo``: the whole loop on this machine, from a crash to a healed app."""
