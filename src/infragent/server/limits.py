@@ -7,14 +7,8 @@ counted as it streams and cut off at the cap.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-
-class BodyTooLargeError(Exception):
-    pass
 
 
 def _too_large_response(limit: int) -> tuple[Message, Message]:
@@ -44,31 +38,37 @@ class BodyLimitMiddleware:
             return
         seen = 0
         started = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLargeError
+                    # Answer now; the app sees a disconnected client and stores nothing.
+                    refused = True
+                    if not started:
+                        for reply in _too_large_response(self.max_bytes):
+                            await send(reply)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLargeError:
-            if not started:
-                for message in _too_large_response(self.max_bytes):
-                    await send(message)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"BodyLimitMiddleware(max_bytes={self.max_bytes})"
-
-
-__all__: list[Any] = ["BodyLimitMiddleware"]
