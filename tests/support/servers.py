@@ -21,9 +21,9 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serve(app: Any, host: str = "127.0.0.1", timeout_s: float = 15.0) -> Iterator[str]:
+def serve(app: Any, host: str = "127.0.0.1", timeout_s: float = 15.0, port: int = 0) -> Iterator[str]:
     """Serve ``app`` and yield its base URL; shut it down on exit."""
-    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = _Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
@@ -38,3 +38,12 @@ def serve(app: Any, host: str = "127.0.0.1", timeout_s: float = 15.0) -> Iterato
     finally:
         server.should_exit = True
         thread.join(timeout_s)
+
+
+def free_port() -> int:
+    """A port that was free a moment ago, for URLs that must be known before their server starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -37,7 +37,9 @@ def test_precedence_file_then_env_then_overrides(tmp_path: Path) -> None:
         ({}, "port: [unclosed\n", "not valid YAML"),
     ],
 )
-def test_bad_settings_name_the_key(tmp_path: Path, environ: dict[str, str], file_text: str | None, names: str) -> None:
+def test_bad_settings_name_the_key(
+    tmp_path: Path, environ: dict[str, str], file_text: str | None, names: str
+) -> None:
     path = None
     if file_text is not None:
         path = tmp_path / "bad.yaml"

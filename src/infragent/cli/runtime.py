@@ -60,7 +60,7 @@ class RunningResponder:
         self.thread.join(10)
         for w in self.watchers:
             w.stop()
-        self.responder.dispatcher.close()
+        self.responder.close()
 
 
 def start_responder(

@@ -63,6 +63,9 @@ class Responder:
         self.actor = f"responder:{self.worker}"
         self.handled = 0
 
+    def close(self) -> None:
+        self.dispatcher.close()
+
     # -- decide ------------------------------------------------------------------------------------
 
     def decide(self, claim: Claim) -> Decision:

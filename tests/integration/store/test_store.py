@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,12 +12,18 @@ from infragent.store.records import Registration
 from infragent.store.schema import audit_log, metadata
 from infragent.store.sql import LeaseLostError, SqlStore
 
-import pytest
 
-
-def _event(store: SqlStore, reg: Registration, now: float, node: str = "host-1/web", type_: str = "app_down") -> str:
+def _event(
+    store: SqlStore, reg: Registration, now: float, node: str = "host-1/web", type_: str = "app_down"
+) -> str:
     return store.insert_event(
-        reg.client.id, type=type_, service="web", severity=Severity.CRITICAL, data={"n": now}, node_id=node, now=now
+        reg.client.id,
+        type=type_,
+        service="web",
+        severity=Severity.CRITICAL,
+        data={"n": now},
+        node_id=node,
+        now=now,
     ).id
 
 
@@ -34,7 +41,9 @@ def test_api_key_is_stored_hashed(store: SqlStore, client_reg: Registration) -> 
     assert client_reg.client.webhook_secret.startswith("whsec_")
 
 
-def test_claim_is_exclusive_and_lease_expiry_allows_reclaim(store: SqlStore, client_reg: Registration) -> None:
+def test_claim_is_exclusive_and_lease_expiry_allows_reclaim(
+    store: SqlStore, client_reg: Registration
+) -> None:
     ids = [_event(store, client_reg, 1000.0 + i) for i in range(3)]
     claim = store.claim("w1", lease_s=10, now=1010.0)
     assert claim is not None and claim.event_ids == ids
@@ -66,10 +75,16 @@ def test_decision_survives_a_dead_claimant(store: SqlStore, client_reg: Registra
     _event(store, client_reg, 1000.0)
     claim = store.claim("w1", lease_s=5, now=1000.0)
     assert claim is not None
-    _, command_id = store.record_decision(claim, Decision("runbook", "restart", "rb", target="web"), 1001.0, "w1")
+    _, command_id = store.record_decision(
+        claim, Decision("runbook", "restart", "rb", target="web"), 1001.0, "w1"
+    )
     again = store.claim("w2", lease_s=5, now=1010.0)
     assert again is not None and again.prior is not None
-    assert (again.prior.command_id, again.prior.command_status, again.prior.action) == (command_id, "queued", "restart")
+    assert (again.prior.command_id, again.prior.command_status, again.prior.action) == (
+        command_id,
+        "queued",
+        "restart",
+    )
 
 
 def test_tenant_isolation(store: SqlStore, client_reg: Registration) -> None:
@@ -88,5 +103,7 @@ def test_audit_chain_detects_tampering(store: SqlStore, client_reg: Registration
     assert verify_chain(entries) is None
     victim = entries[2]
     with store.engine.begin() as conn:
-        conn.execute(sa.update(audit_log).where(audit_log.c.id == victim.id).values(detail={"type": "forged"}))
+        conn.execute(
+            sa.update(audit_log).where(audit_log.c.id == victim.id).values(detail={"type": "forged"})
+        )
     assert verify_chain(store.audit_entries(client_reg.client.id)) == victim.id

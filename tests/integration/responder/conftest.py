@@ -1,0 +1,92 @@
+"""A registered client whose webhook is the real SDK webhook app, counting the actions it runs."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from infragent.actions.webhook import WebhookDispatcher
+from infragent.model import ActionSpec
+from infragent.responder.loop import Responder, ResponderConfig
+from infragent.responder.runbooks import DEFAULT_RUNBOOKS
+from infragent.sdk import Client, Command
+from infragent.store.records import Registration
+from infragent.store.sql import SqlStore
+from support.servers import free_port, serve
+
+
+@dataclass
+class Clock:
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Receiver:
+    reg: Registration
+    runs: Counter[str] = field(default_factory=Counter)
+    commands: list[Command] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: threading.Event | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.runs.values())
+
+
+@pytest.fixture
+def receiver(store: SqlStore) -> Iterator[Receiver]:
+    port = free_port()
+    reg = store.create_client("ops@example.com", "Acme", f"http://127.0.0.1:{port}/webhooks/agent", now=1.0)
+    sdk = Client("http://127.0.0.1:9", reg.api_key, reg.client.webhook_secret, service="web")
+    recv = Receiver(reg)
+
+    @sdk.action("restart", params={"name": r"[a-z0-9_-]+"})
+    def restart(command: Command) -> str:
+        if recv.gate is not None:
+            recv.gate.wait(30)
+        with recv.lock:
+            recv.runs[command.command_id] += 1
+            recv.commands.append(command)
+        return f"restarted {command.target}"
+
+    with serve(sdk.webhook_app(), port=port):
+        yield recv
+    sdk.close()
+
+
+def register_node(
+    store: SqlStore, reg: Registration, node_id: str, actions: tuple[str, ...] = ("restart",)
+) -> None:
+    specs = [ActionSpec(a, {"name": r"[a-z0-9_-]+"}) for a in actions]
+    store.register_agent(
+        reg.client.id, node_id, kind="sdk", command_mode="push", actions=specs, labels={}, now=1.0
+    )
+
+
+_made: list[Responder] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_responders() -> Iterator[None]:
+    yield
+    while _made:
+        _made.pop().close()
+
+
+def make_responder(store: SqlStore, clock: Clock | None = None, **kw: object) -> Responder:
+    config = ResponderConfig(lease_s=30, cooldown_s=300, sweep_interval_s=60)
+    args: dict[str, object] = {"runbooks": DEFAULT_RUNBOOKS, "config": config}
+    if clock is not None:
+        args["clock"] = clock
+    args.update(kw)
+    dispatcher = WebhookDispatcher(timeout_s=5, retries=1, sleep=lambda _s: None)
+    responder = Responder(store, dispatcher, **args)  # type: ignore[arg-type]
+    _made.append(responder)
+    return responder
