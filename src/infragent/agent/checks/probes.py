@@ -1,0 +1,218 @@
+"""The I/O half of health checks: one probe per check type, each returning a ``CheckResult``.
+
+Why probes never raise for an unhealthy target: "connection refused" is an answer, not an error,
+and the state machine needs it as data. Each probe enforces its own ``timeout_s`` (socket, HTTP
+and subprocess timeouts) so that the runner's threads are bounded. Nothing here runs a shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psutil
+
+from infragent.agent.checks.config import (
+    CheckConfig,
+    CommandCheck,
+    HttpCheck,
+    ProcessCheck,
+    SystemdCheck,
+    TcpCheck,
+    format_status_ranges,
+)
+from infragent.agent.checks.state import CheckResult
+
+#: How much of an HTTP body a ``body_regex`` is matched against; a health page is small.
+HTTP_BODY_CAP = 64 * 1024
+#: ``sd_booted()``'s test: this directory exists only when systemd is PID 1.
+SYSTEMD_RUN_DIR = Path("/run/systemd/system")
+
+
+def _elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def probe_http(check: HttpCheck) -> CheckResult:
+    """Up when the status is expected and, if asked, the body matches; redirects are not followed.
+
+    ``trust_env=False``: a health check targets this host or its network, never via a proxy from
+    the agent's environment. The whole exchange, body included, must fit in ``timeout_s``.
+    """
+    start = time.perf_counter()
+    try:
+        with (
+            httpx.Client(timeout=check.timeout_s, trust_env=False, follow_redirects=False) as client,
+            client.stream(check.method, check.url) as response,
+        ):
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) >= HTTP_BODY_CAP or time.perf_counter() - start > check.timeout_s:
+                    break
+            if time.perf_counter() - start > check.timeout_s:
+                return CheckResult("down", _elapsed_ms(start), f"timeout after {check.timeout_s:g}s")
+            status = response.status_code
+    except httpx.TimeoutException:
+        return CheckResult("down", _elapsed_ms(start), f"timeout after {check.timeout_s:g}s")
+    except httpx.HTTPError as exc:
+        return CheckResult("down", _elapsed_ms(start), f"{type(exc).__name__}: {exc}")
+    latency = _elapsed_ms(start)
+    if not any(low <= status <= high for low, high in check.expect_status):
+        return CheckResult(
+            "down", latency, f"HTTP {status}, expected {format_status_ranges(check.expect_status)}"
+        )
+    if check.body_regex is not None:
+        text = bytes(body[:HTTP_BODY_CAP]).decode("utf-8", errors="replace")
+        if re.search(check.body_regex, text) is None:
+            return CheckResult("down", latency, f"body does not match /{check.body_regex}/")
+    return CheckResult("up", latency)
+
+
+def probe_tcp(check: TcpCheck) -> CheckResult:
+    """Up when a TCP connection opens within ``timeout_s``; we close it straight away."""
+    start = time.perf_counter()
+    try:
+        with socket.create_connection((check.host, check.port), timeout=check.timeout_s):
+            pass
+    except TimeoutError:
+        return CheckResult("down", _elapsed_ms(start), f"timeout after {check.timeout_s:g}s")
+    except ConnectionRefusedError:
+        return CheckResult("down", _elapsed_ms(start), f"connection refused by {check.host}:{check.port}")
+    except OSError as exc:
+        return CheckResult("down", _elapsed_ms(start), f"{check.host}:{check.port}: {exc}")
+    return CheckResult("up", _elapsed_ms(start))
+
+
+def _matches_name(info: dict[str, object], name: str) -> bool:
+    exe = info.get("exe")
+    cmdline = info.get("cmdline")
+    return (
+        info.get("name") == name
+        or (isinstance(exe, str) and os.path.basename(exe) == name)
+        or (isinstance(cmdline, list) and bool(cmdline) and os.path.basename(str(cmdline[0])) == name)
+    )
+
+
+def probe_process(check: ProcessCheck) -> CheckResult:
+    """Up when a live (non-zombie) process has that name, or the pidfile's pid is alive."""
+    start = time.perf_counter()
+    if check.process_name is not None:
+        for process in psutil.process_iter(["name", "exe", "cmdline", "status"]):
+            info = process.info
+            if info.get("status") != psutil.STATUS_ZOMBIE and _matches_name(info, check.process_name):
+                return CheckResult("up", _elapsed_ms(start))
+        return CheckResult("down", _elapsed_ms(start), f"no running process named {check.process_name!r}")
+    assert check.pidfile is not None  # the config guarantees one of the two
+    try:
+        pid = int(Path(check.pidfile).read_text(encoding="ascii").strip())
+    except FileNotFoundError:
+        return CheckResult("down", _elapsed_ms(start), f"pidfile {check.pidfile} does not exist")
+    except (OSError, ValueError) as exc:
+        return CheckResult("down", _elapsed_ms(start), f"pidfile {check.pidfile} unreadable: {exc}")
+    try:
+        alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        alive = False
+    if not alive:
+        return CheckResult("down", _elapsed_ms(start), f"pid {pid} from {check.pidfile} is not running")
+    return CheckResult("up", _elapsed_ms(start))
+
+
+def probe_systemd(
+    check: SystemdCheck,
+    *,
+    which: Callable[[str], str | None] = shutil.which,
+    run_dir: Path = SYSTEMD_RUN_DIR,
+) -> CheckResult:
+    """``systemctl is-active --quiet UNIT``: exit 0 is up, anything else down.
+
+    ``unavailable`` when systemctl is missing or systemd is not PID 1 (containers, WSL): there
+    the unit's state is unknowable, and calling it "down" would raise a false outage.
+    """
+    start = time.perf_counter()
+    systemctl = which("systemctl")
+    if systemctl is None:
+        return CheckResult("unavailable", None, "systemctl not found on this host")
+    if not run_dir.is_dir():
+        return CheckResult("unavailable", None, f"systemd is not running on this host (no {run_dir})")
+    try:
+        completed = subprocess.run(  # noqa: S603 - fixed argv, no shell; the unit name is validated
+            [systemctl, "is-active", "--quiet", check.unit],
+            capture_output=True,
+            timeout=check.timeout_s,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return CheckResult("down", _elapsed_ms(start), f"systemctl timed out after {check.timeout_s:g}s")
+    except OSError as exc:
+        return CheckResult("unavailable", None, f"cannot run systemctl: {exc}")
+    stderr = completed.stderr.decode("utf-8", errors="replace").strip()
+    if "not been booted with systemd" in stderr or "Failed to connect to bus" in stderr:
+        return CheckResult("unavailable", None, f"systemd is not reachable: {stderr.splitlines()[0]}")
+    if completed.returncode == 0:
+        return CheckResult("up", _elapsed_ms(start))
+    return CheckResult(
+        "down", _elapsed_ms(start), f"unit {check.unit} is not active (systemctl exit {completed.returncode})"
+    )
+
+
+def probe_command(check: CommandCheck) -> CheckResult:
+    """Exit code 0 is up. On timeout the whole process group is killed, grandchildren included.
+
+    Output goes to a temporary file, not a pipe: a chatty command cannot fill our memory, and a
+    grandchild holding the pipe open cannot make us wait past the timeout.
+    """
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as output:
+        try:
+            process = subprocess.Popen(  # noqa: S603 - argv from the operator's config, no shell
+                list(check.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return CheckResult("down", _elapsed_ms(start), f"cannot run {check.argv[0]}: {exc}")
+        try:
+            returncode = process.wait(timeout=check.timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            return CheckResult("down", _elapsed_ms(start), f"timeout after {check.timeout_s:g}s")
+        latency = _elapsed_ms(start)
+        if returncode == 0:
+            return CheckResult("up", latency)
+        output.seek(0)
+        text = output.read(check.output_cap_bytes).decode("utf-8", errors="replace").strip()
+        return CheckResult("down", latency, f"exit {returncode}" + (f": {text}" if text else ""))
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):  # already gone: nothing left to kill
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def run_check(check: CheckConfig) -> CheckResult:
+    """Dispatch to the probe for the check's type."""
+    if isinstance(check, HttpCheck):
+        return probe_http(check)
+    if isinstance(check, TcpCheck):
+        return probe_tcp(check)
+    if isinstance(check, ProcessCheck):
+        return probe_process(check)
+    if isinstance(check, SystemdCheck):
+        return probe_systemd(check)
+    return probe_command(check)

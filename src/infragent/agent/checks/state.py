@@ -1,0 +1,139 @@
+"""The health-check state machine: results in, at most one transition out. Pure — no I/O, no clock.
+
+Why thresholds: one lost packet must not page anyone, so a check goes ``down`` only after
+``failures_before_down`` failures in a row, and ``up`` again after ``successes_before_up``
+successes in a row. Each outage yields exactly one ``app_down`` and one ``app_recovered``, whatever
+happens in between, because the server opens (and closes) one incident per transition.
+
+``unavailable`` results (the check cannot run here, e.g. no systemd) neither count as failures
+nor reset a streak: we do not know the answer, so we do not pretend to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+ResultStatus = Literal["up", "down", "unavailable"]
+CheckStatus = Literal["unknown", "up", "down"]
+TransitionKind = Literal["app_down", "app_recovered"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What one probe saw. ``error`` says why it was not ``up``, in words an operator can act on."""
+
+    status: ResultStatus
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of a check's state, to be reported as an event at once.
+
+    ``since`` is when the outage started (its first failure); ``downtime_s`` is set on recovery.
+    ``consecutive_failures`` counts the failures of the outage so far.
+    """
+
+    kind: TransitionKind
+    check: str
+    at: float
+    since: float
+    consecutive_failures: int
+    error: str | None
+    latency_ms: float | None
+    downtime_s: float | None = None
+
+    def details(self) -> dict[str, Any]:
+        """The event payload; plain JSON types."""
+        return {
+            "check": self.check,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+            "consecutive_failures": self.consecutive_failures,
+            "since": self.since,
+            "downtime_s": self.downtime_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """Everything ``step`` needs to know about one check's past.
+
+    While the check is down, ``consecutive_failures`` counts every failure of the outage (a lone
+    success short of ``successes_before_up`` does not reset it), so the recovery can report it.
+    """
+
+    name: str
+    failures_before_down: int = 3
+    successes_before_up: int = 1
+    status: CheckStatus = "unknown"
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    failing_since: float | None = None  # first failure of the current streak or outage
+    last_error: str | None = None  # survives successes: the recovery reports what was wrong
+    last_result: CheckResult | None = None
+    last_at: float | None = None
+
+
+def step(state: CheckState, result: CheckResult, now: float) -> tuple[CheckState, Transition | None]:
+    """Fold one result into the state; return the new state and the transition it caused, if any."""
+    if result.status == "unavailable":
+        return replace(state, last_result=result, last_at=now, last_error=result.error), None
+    if result.status == "down":
+        return _on_failure(state, result, now)
+    return _on_success(state, result, now)
+
+
+def _on_failure(state: CheckState, result: CheckResult, now: float) -> tuple[CheckState, Transition | None]:
+    failures = state.consecutive_failures + 1
+    since = state.failing_since if state.failing_since is not None else now
+    new = replace(
+        state,
+        consecutive_failures=failures,
+        consecutive_successes=0,
+        failing_since=since,
+        last_error=result.error,
+        last_result=result,
+        last_at=now,
+    )
+    if state.status == "down" or failures < state.failures_before_down:
+        return new, None
+    transition = Transition(
+        kind="app_down",
+        check=state.name,
+        at=now,
+        since=since,
+        consecutive_failures=failures,
+        error=result.error,
+        latency_ms=result.latency_ms,
+    )
+    return replace(new, status="down"), transition
+
+
+def _on_success(state: CheckState, result: CheckResult, now: float) -> tuple[CheckState, Transition | None]:
+    successes = state.consecutive_successes + 1
+    new = replace(state, consecutive_successes=successes, last_result=result, last_at=now)
+    if state.status == "down":
+        # Keep the outage's failure count and start while we wait for enough successes.
+        if successes < state.successes_before_up:
+            return new, None
+        since = state.failing_since if state.failing_since is not None else now
+        transition = Transition(
+            kind="app_recovered",
+            check=state.name,
+            at=now,
+            since=since,
+            consecutive_failures=state.consecutive_failures,
+            error=state.last_error,
+            latency_ms=result.latency_ms,
+            downtime_s=now - since,
+        )
+        recovered = replace(new, status="up", consecutive_failures=0, failing_since=None)
+        return recovered, transition
+    # Not down: any success ends a failure streak that had not reached the threshold yet.
+    new = replace(new, consecutive_failures=0, failing_since=None)
+    if state.status == "unknown" and successes >= state.successes_before_up:
+        new = replace(new, status="up")  # first sight of a healthy check is not news
+    return new, None

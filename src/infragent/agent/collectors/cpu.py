@@ -1,0 +1,97 @@
+"""CPU utilization by mode, load averages, uptime and the logical CPU count.
+
+Why deltas of ``psutil.cpu_times()`` and not ``psutil.cpu_percent()``: ``cpu_percent`` keeps its
+previous sample in psutil's module globals, so two users in one process (the agent loop and a
+``--once`` run, or two tests) silently steal each other's interval. Each ``CpuCollector`` keeps
+its own previous sample instead, and the arithmetic is the pure function ``cpu_utilization``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import psutil
+
+from infragent.agent.collectors.point import MetricPoint, gauge, updown
+
+logger = logging.getLogger(__name__)
+
+CpuTimes = Mapping[str, float]
+CpuTimesSource = Callable[[], CpuTimes]
+
+#: Modes reported, in psutil's names. ``guest`` and ``guest_nice`` are left out on purpose: Linux
+#: already counts guest time inside ``user``/``nice``, so adding them would count it twice.
+CPU_MODES = ("user", "system", "idle", "iowait", "nice", "irq", "softirq", "steal")
+
+
+def psutil_cpu_times() -> dict[str, float]:
+    return dict(psutil.cpu_times()._asdict())
+
+
+def cpu_utilization(previous: CpuTimes | None, current: CpuTimes) -> dict[str, float]:
+    """Fraction of CPU time spent in each mode between two samples; the fractions sum to 1.
+
+    ``previous=None`` means "since boot". A mode whose counter went backwards (a CPU taken
+    offline lowers the aggregate) counts as 0 rather than as negative time. Returns ``{}`` when no
+    time has passed, because any ratio would then be invented.
+    """
+    modes = [mode for mode in CPU_MODES if mode in current]
+    deltas = {mode: max(0.0, current[mode] - (previous or {}).get(mode, 0.0)) for mode in modes}
+    total = sum(deltas.values())
+    if total <= 0.0:
+        return {}
+    return {mode: delta / total for mode, delta in deltas.items()}
+
+
+class CpuCollector:
+    """``system.cpu.utilization`` [cpu.mode] over the interval since the previous ``collect``."""
+
+    def __init__(self, cpu_times: CpuTimesSource = psutil_cpu_times) -> None:
+        self._cpu_times = cpu_times
+        self._previous: CpuTimes | None = None
+
+    def prime(self) -> None:
+        """Take the first sample now, so the next ``collect`` covers a short, recent interval."""
+        self._previous = self._cpu_times()
+
+    def collect(self, now: float) -> list[MetricPoint]:
+        current = self._cpu_times()
+        fractions = cpu_utilization(self._previous, current)
+        self._previous = current
+        if not fractions:
+            logger.debug("no CPU time elapsed since the previous sample; skipping utilization")
+        return [
+            gauge("system.cpu.utilization", value, "1", {"cpu.mode": mode})
+            for mode, value in fractions.items()
+        ]
+
+
+class SystemCollector:
+    """``system.cpu.load_average.{1m,5m,15m}``, ``system.uptime`` and ``system.cpu.logical.count``.
+
+    Uptime is ``now - boot_time`` so a test can pin it by passing ``now``.
+    """
+
+    def __init__(
+        self,
+        load_average: Callable[[], tuple[float, float, float]] = psutil.getloadavg,
+        boot_time: Callable[[], float] = psutil.boot_time,
+        logical_count: Callable[[], int | None] = psutil.cpu_count,
+    ) -> None:
+        self._load_average = load_average
+        self._boot_time = boot_time
+        self._logical_count = logical_count
+
+    def collect(self, now: float) -> list[MetricPoint]:
+        one, five, fifteen = self._load_average()
+        points = [
+            gauge("system.cpu.load_average.1m", one, "{thread}"),
+            gauge("system.cpu.load_average.5m", five, "{thread}"),
+            gauge("system.cpu.load_average.15m", fifteen, "{thread}"),
+            gauge("system.uptime", max(0.0, now - self._boot_time()), "s"),
+        ]
+        count = self._logical_count()
+        if count is not None:  # psutil returns None when the platform cannot tell
+            points.append(updown("system.cpu.logical.count", count, "{cpu}"))
+        return points
