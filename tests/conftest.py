@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from infragent.model import ActionSpec
+from infragent.store.records import Registration
+from infragent.store.sql import SqlStore, open_store
 from support.databases import pg_schema_url, sqlite_url
+from support.responders import _close_responders, receiver  # noqa: F401 - shared fixtures
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +29,25 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         with pg_schema_url() as url:
             yield url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client_reg(store: SqlStore) -> Registration:
+    reg = store.create_client("ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=1000.0)
+    store.register_agent(
+        reg.client.id,
+        "host-1/web",
+        kind="sdk",
+        command_mode="push",
+        actions=[ActionSpec("restart", {})],
+        labels={},
+        now=1000.0,
+    )
+    return reg

@@ -72,8 +72,11 @@ class SampleApp:
                 text=True,
             )
             line = proc.stdout.readline() if proc.stdout else ""
+            if proc.stdout:
+                proc.stdout.close()  # the app prints one line only
             if not line.startswith("READY"):
                 proc.kill()
+                proc.wait()
                 raise RuntimeError(f"sample app did not start: {line!r}")
             self.proc = proc
             return proc.pid

@@ -112,7 +112,7 @@ class Responder:
         cooldown_until = None
         outcome = decision.action
         if command_id is not None:
-            result = self._send(claim, decision, command_id)
+            result = self._send(claim, decision, command_id, resend=prior is not None)
             cooldown_until = self.clock() + self.config.cooldown_s
             outcome = f"{decision.action}:{result.status}"
         self.store.complete(claim, self.clock(), cooldown_until, self.actor, outcome)
@@ -126,7 +126,9 @@ class Responder:
             (self.clock() - now) * 1000,
         )
 
-    def _send(self, claim: Claim, decision: Decision, command_id: str) -> ActionResult:
+    def _send(
+        self, claim: Claim, decision: Decision, command_id: str, *, resend: bool = False
+    ) -> ActionResult:
         self.store.renew(claim, self.clock(), self.config.lease_s)
         url = claim.client.webhook_url
         self.store.mark_command_sent(claim, command_id, self.clock(), self.actor, url)
@@ -140,6 +142,16 @@ class Responder:
             "issued_at": self.clock(),
         }
         result = self.dispatcher.send(url, claim.client.webhook_secret, command_id, payload)
+        if resend and result.http_status == 401 and "replay" in result.output:
+            # The receiver already had this command id from the responder that stopped mid-way: it ran
+            # (at most) once there, and its result was lost with that responder.
+            result = ActionResult(
+                status="error",
+                output="delivered earlier by a responder that stopped before recording the result; "
+                "the receiver refused the re-send as a replay, so the action did not run twice",
+                http_status=401,
+                attempts=result.attempts,
+            )
         self.store.record_result(claim, command_id, result, self.clock(), self.actor)
         return result
 

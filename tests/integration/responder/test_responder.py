@@ -14,8 +14,8 @@ from infragent.responder.runbooks import Runbook
 from infragent.server.app import create_app
 from infragent.store.notify import Wakeup, start_watcher
 from infragent.store.sql import SqlStore
-from integration.responder.conftest import Clock, Receiver, make_responder, register_node
 from support.llm_standin import Answer, Delay, LlmStandIn, Status
+from support.responders import Clock, Receiver, make_responder, register_node
 from support.servers import serve
 
 NODE = "host-1/web"

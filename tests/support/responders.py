@@ -34,6 +34,7 @@ class Receiver:
     commands: list[Command] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     gate: threading.Event | None = None
+    entered: threading.Event = field(default_factory=threading.Event)
 
     @property
     def total(self) -> int:
@@ -49,6 +50,7 @@ def receiver(store: SqlStore) -> Iterator[Receiver]:
 
     @sdk.action("restart", params={"name": r"[a-z0-9_-]+"})
     def restart(command: Command) -> str:
+        recv.entered.set()
         if recv.gate is not None:
             recv.gate.wait(30)
         with recv.lock:

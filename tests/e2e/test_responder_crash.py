@@ -1,0 +1,130 @@
+"""A responder process SIGKILLed mid-way: its agent is re-claimed after the lease and handled once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from infragent.model import Severity
+from infragent.store.sql import SqlStore
+from support.llm_standin import Answer, Delay, LlmStandIn
+from support.responders import Receiver, register_node
+
+pytestmark = pytest.mark.e2e
+NODE = "host-1/web"
+GOOD = json.dumps({"action": "restart", "target": "web", "params": {"name": "web"}, "rationale": "down"})
+
+
+@contextmanager
+def responder_process(db_url: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")}
+    environ.update(
+        {
+            "INFRAGENT_DATABASE_URL": db_url,
+            "INFRAGENT_LEASE_S": "2",
+            "INFRAGENT_SWEEP_INTERVAL_S": "30",
+            "INFRAGENT_COOLDOWN_S": "0",
+            "INFRAGENT_LOG_LEVEL": "warning",
+            **env,
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infragent", "responder"],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(15)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def _until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def _audit_kinds(store: SqlStore, recv: Receiver) -> list[str]:
+    return [a.kind for a in store.audit_entries(recv.reg.client.id)]
+
+
+def test_killed_while_deciding(store: SqlStore, receiver: Receiver, db_url: str) -> None:
+    register_node(store, receiver.reg, NODE)
+    with LlmStandIn(api_key="k") as llm:
+        llm.script(Delay(60.0), Answer(GOOD))
+        llm_env = {
+            "INFRAGENT_LLM_PROVIDER": "openai",
+            "INFRAGENT_LLM_BASE_URL": llm.openai_base_url,
+            "INFRAGENT_LLM_MODEL": "m",
+            "INFRAGENT_LLM_API_KEY": "k",
+            "INFRAGENT_LLM_TIMEOUT_S": "90",
+        }
+        store.insert_event(
+            receiver.reg.client.id,
+            type="disk_full",
+            service="web",
+            severity=Severity.CRITICAL,
+            data={},
+            node_id=NODE,
+            now=time.time(),
+        )
+        with responder_process(db_url, **llm_env) as first:
+            _until(lambda: len(llm.requests) == 1)  # stuck waiting for the model
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        assert store.pending_count() == 1
+        with responder_process(db_url, **llm_env):
+            _until(lambda: store.pending_count() == 0)
+        assert len(llm.requests) == 2
+    assert receiver.total == 1
+    kinds = _audit_kinds(store, receiver)
+    assert kinds.count("decision.made") == 1 and kinds.count("event.processed") == 1
+
+
+def test_killed_after_sending_does_not_run_the_action_twice(
+    store: SqlStore, receiver: Receiver, db_url: str
+) -> None:
+    register_node(store, receiver.reg, NODE)
+    receiver.gate = threading.Event()  # the app is slow to answer the restart
+    store.insert_event(
+        receiver.reg.client.id,
+        type="app_down",
+        service="web",
+        severity=Severity.CRITICAL,
+        data={},
+        node_id=NODE,
+        now=time.time(),
+    )
+    with responder_process(db_url) as first:
+        assert receiver.entered.wait(30)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    receiver.gate.set()
+    _until(lambda: receiver.total == 1)
+    with responder_process(db_url):
+        _until(lambda: store.pending_count() == 0)
+    assert receiver.total == 1
+    kinds = _audit_kinds(store, receiver)
+    assert kinds.count("decision.made") == 1 and kinds.count("event.processed") == 1
+    assert kinds.count("command.sent") == 2  # the same command id, re-sent by the second responder
+    [event] = store.list_events(receiver.reg.client.id)
+    detail = store.get_event_detail(receiver.reg.client.id, event.id)
+    assert detail is not None and detail.command is not None
+    assert "did not run twice" in detail.command["output"]
