@@ -2,7 +2,7 @@
 
 Three sources, all setting one ``threading.Event``: an in-process call (server and responder in one
 process), PostgreSQL ``LISTEN``/``NOTIFY`` (any process), and, for SQLite across processes, a
-100 ms poll of ``PRAGMA data_version``, which changes whenever another connection commits.
+50 ms poll of ``PRAGMA data_version``, which changes whenever another connection commits.
 The periodic sweep stays as the fallback for anything these miss.
 """
 
@@ -72,7 +72,7 @@ class PgListener(_Watcher):
 class SqliteWatcher(_Watcher):
     """Polls ``PRAGMA data_version`` every ``interval_s``: a commit by any other connection changes it."""
 
-    def __init__(self, path: str, wakeup: Wakeup, interval_s: float = 0.1) -> None:
+    def __init__(self, path: str, wakeup: Wakeup, interval_s: float = 0.05) -> None:
         super().__init__("sqlite-watch", wakeup)
         self.path = path
         self.interval_s = interval_s
