@@ -47,6 +47,7 @@ class Settings(BaseModel):
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_retries: int = Field(default=3, ge=0, le=10)
     runbooks_path: Path | None = None
+    command_ttl_s: float = Field(default=300.0, gt=0)
 
     # LLM (optional)
     llm_provider: Literal["none", "gemini", "openai"] = "none"

@@ -22,6 +22,7 @@ from infragent.responder import policy, prompt
 from infragent.responder.llm.base import LlmClient
 from infragent.responder.runbooks import Runbook, first_match
 from infragent.store.notify import Wakeup
+from infragent.store.pull import PullQueue
 from infragent.store.records import Claim
 from infragent.store.sql import LeaseLostError, SqlStore
 
@@ -111,7 +112,12 @@ class Responder:
             _, command_id = self.store.record_decision(claim, decision, self.clock(), self.actor)
         cooldown_until = None
         outcome = decision.action
-        if command_id is not None:
+        if command_id is not None and claim.agent.command_mode == "pull":
+            # The agent fetches it on its next poll and reports the result itself.
+            PullQueue(self.store).queue(claim, command_id, self.clock(), self.actor)
+            cooldown_until = self.clock() + self.config.cooldown_s
+            outcome = f"{decision.action}:queued"
+        elif command_id is not None:
             result = self._send(claim, decision, command_id, resend=prior is not None)
             cooldown_until = self.clock() + self.config.cooldown_s
             outcome = f"{decision.action}:{result.status}"

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from infragent import __version__
 from infragent.config import Settings
-from infragent.server.api import agents, clients, events, health
+from infragent.server.api import agents, clients, commands, events, health, metrics
 from infragent.server.api.deps import AppServices
 from infragent.server.auth import KeyCache
 from infragent.server.limits import BodyLimitMiddleware
@@ -58,10 +58,16 @@ def create_app(
         description="Observe, detect, decide, act, verify, record.",
         lifespan=lifespan,
     )
-    app.state.services = AppServices(store=the_store, clock=clock, on_event=on_event or (lambda: None))
+    app.state.services = AppServices(
+        store=the_store,
+        clock=clock,
+        on_event=on_event or (lambda: None),
+        command_ttl_s=settings.command_ttl_s,
+    )
     app.state.keys = KeyCache(the_store)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for router in (health.router, clients.router, events.router, agents.router):
+    for router in (health.router, clients.router, events.router, agents.router, commands.router):
         app.include_router(router)
+    app.include_router(metrics.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

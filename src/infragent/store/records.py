@@ -95,3 +95,12 @@ class EventDetail:
     decision: dict[str, Any] | None = None
     command: dict[str, Any] | None = None
     audit: list[AuditRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PulledCommand:
+    """A command handed to a pull-mode agent; signed at delivery with the client's secret."""
+
+    id: str
+    secret: str
+    payload: dict[str, Any]

@@ -119,3 +119,48 @@ audit_log = sa.Table(
     sa.Index("ix_audit_client_id", "client_id", "id"),
     sa.Index("ix_audit_subject", "subject"),
 )
+
+# -- metrics (store/metrics.py owns every query on these) -----------------------------------------
+# Why three tables: ``metric_batches`` makes a resent batch a no-op (its primary key is the
+# idempotency key); ``metric_series`` turns (tenant, host, name, labels) into one integer once;
+# ``metric_samples`` is then two doubles per point. The sample layout is expected to change for
+# speed (chunks, rollups), which is why nothing outside store/metrics.py reads these tables.
+
+metric_batches = sa.Table(
+    "metric_batches",
+    metadata,
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), primary_key=True),
+    sa.Column("batch_id", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("points", sa.Integer, nullable=False),
+)
+
+metric_series = sa.Table(
+    "metric_series",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("unit", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("monotonic", sa.Boolean, nullable=False),
+    sa.Column("labels", Json, nullable=False),
+    sa.Column("labels_key", sa.String(64), nullable=False),
+    sa.UniqueConstraint("client_id", "host", "name", "labels_key", name="uq_metric_series_identity"),
+)
+
+metric_samples = sa.Table(
+    "metric_samples",
+    metadata,
+    sa.Column(
+        "series_id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.ForeignKey("metric_series.id"),
+        nullable=False,
+    ),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Index("ix_metric_samples_series_ts", "series_id", "ts"),
+)

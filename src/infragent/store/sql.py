@@ -34,7 +34,7 @@ from infragent.store.records import (
 from infragent.store.schema import agents, api_keys, audit_log, clients, commands, decisions, events
 
 NOTIFY_CHANNEL = "infragent_events"
-_COMMAND_STATUS = {
+COMMAND_STATUS = {
     "ok": "done",
     "error": "failed",
     "rejected": "rejected",
@@ -111,7 +111,7 @@ class SqlStore:
         self.engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
+    def write(self) -> Iterator[sa.Connection]:
         with self.engine.begin() as conn:
             yield conn
 
@@ -126,7 +126,7 @@ class SqlStore:
 
     # -- audit -------------------------------------------------------------------------------------
 
-    def _append_audit(
+    def append_audit(
         self,
         conn: sa.Connection,
         client_id: str,
@@ -173,7 +173,7 @@ class SqlStore:
     def create_client(self, email: str, company_name: str, webhook_url: str, now: float) -> Registration:
         client = ClientRecord(_new_id(), email, company_name, webhook_url, signing.new_secret(), now)
         key = apikeys.generate()
-        with self._write() as conn:
+        with self.write() as conn:
             conn.execute(clients.insert().values(**asdict(client)))
             conn.execute(
                 api_keys.insert().values(
@@ -184,7 +184,7 @@ class SqlStore:
                     created_at=now,
                 )
             )
-            self._append_audit(
+            self.append_audit(
                 conn,
                 client.id,
                 "api",
@@ -244,7 +244,7 @@ class SqlStore:
         labels: dict[str, str],
         now: float,
     ) -> AgentRecord:
-        with self._write() as conn:
+        with self.write() as conn:
             agent_id = self._ensure_agent(conn, client_id, node_id, now)
             conn.execute(
                 agents.update()
@@ -258,7 +258,7 @@ class SqlStore:
                     ],
                 )
             )
-            self._append_audit(
+            self.append_audit(
                 conn,
                 client_id,
                 "api",
@@ -291,7 +291,7 @@ class SqlStore:
         now: float,
     ) -> Event:
         event_id = _new_id()
-        with self._write() as conn:
+        with self.write() as conn:
             agent_id = self._ensure_agent(conn, client_id, node_id, now)
             conn.execute(
                 events.insert().values(
@@ -305,7 +305,7 @@ class SqlStore:
                     received_at=now,
                 )
             )
-            self._append_audit(
+            self.append_audit(
                 conn,
                 client_id,
                 "api",
@@ -383,7 +383,7 @@ class SqlStore:
         if self.is_postgres:
             q = q.with_for_update(skip_locked=True, of=agents)
         token = _new_id()
-        with self._write() as conn:
+        with self.write() as conn:
             row = conn.execute(q).first()
             if row is None:
                 return None
@@ -426,7 +426,7 @@ class SqlStore:
             c.status if c else None,
         )
 
-    def _check_lease(
+    def check_lease(
         self, conn: sa.Connection, claim: Claim, now: float, extend_s: float | None = None
     ) -> None:
         values: dict[str, Any] = {"lease_until": now + extend_s} if extend_s else {"lease_token": claim.token}
@@ -439,8 +439,8 @@ class SqlStore:
             raise LeaseLostError(f"lease on agent {claim.agent.node_id!r} was lost")
 
     def renew(self, claim: Claim, now: float, lease_s: float) -> None:
-        with self._write() as conn:
-            self._check_lease(conn, claim, now, extend_s=lease_s)
+        with self.write() as conn:
+            self.check_lease(conn, claim, now, extend_s=lease_s)
 
     def record_decision(
         self, claim: Claim, decision: Decision, now: float, actor: str
@@ -448,8 +448,8 @@ class SqlStore:
         """Store the decision (and the command it implies) before anything is sent."""
         decision_id = _new_id()
         command_id = _new_id() if decision.acts else None
-        with self._write() as conn:
-            self._check_lease(conn, claim, now)
+        with self.write() as conn:
+            self.check_lease(conn, claim, now)
             conn.execute(
                 decisions.insert().values(
                     id=decision_id,
@@ -483,7 +483,7 @@ class SqlStore:
             conn.execute(
                 events.update().where(events.c.id.in_(claim.event_ids)).values(decision_id=decision_id)
             )
-            self._append_audit(
+            self.append_audit(
                 conn,
                 claim.client.id,
                 actor,
@@ -505,18 +505,18 @@ class SqlStore:
         return decision_id, command_id
 
     def mark_command_sent(self, claim: Claim, command_id: str, now: float, actor: str, url: str) -> None:
-        with self._write() as conn:
-            self._check_lease(conn, claim, now)
+        with self.write() as conn:
+            self.check_lease(conn, claim, now)
             conn.execute(
                 commands.update().where(commands.c.id == command_id).values(status="sent", sent_at=now)
             )
-            self._append_audit(conn, claim.client.id, actor, "command.sent", command_id, {"url": url}, now)
+            self.append_audit(conn, claim.client.id, actor, "command.sent", command_id, {"url": url}, now)
 
     def record_result(
         self, claim: Claim, command_id: str, result: ActionResult, now: float, actor: str
     ) -> None:
-        status = _COMMAND_STATUS[result.status]
-        with self._write() as conn:
+        status = COMMAND_STATUS[result.status]
+        with self.write() as conn:
             conn.execute(
                 commands.update()
                 .where(commands.c.id == command_id)
@@ -528,7 +528,7 @@ class SqlStore:
                     output=result.output[:10_000],
                 )
             )
-            self._append_audit(
+            self.append_audit(
                 conn,
                 claim.client.id,
                 actor,
@@ -547,7 +547,7 @@ class SqlStore:
         self, claim: Claim, now: float, cooldown_until: float | None, actor: str, outcome: str
     ) -> None:
         """Mark the claimed events processed and release the agent, atomically and fenced by the token."""
-        with self._write() as conn:
+        with self.write() as conn:
             res = conn.execute(
                 agents.update()
                 .where(agents.c.id == claim.agent.id, agents.c.lease_token == claim.token)
@@ -561,7 +561,7 @@ class SqlStore:
                 .values(processed_at=now)
             )
             for event_id in claim.event_ids:
-                self._append_audit(
+                self.append_audit(
                     conn,
                     claim.client.id,
                     actor,

@@ -15,6 +15,7 @@ class AppServices:
     store: SqlStore
     clock: Callable[[], float]
     on_event: Callable[[], None]
+    command_ttl_s: float = 300.0
 
 
 def services(request: Request) -> AppServices:

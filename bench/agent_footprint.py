@@ -1,0 +1,177 @@
+"""Host-agent footprint: our agent side by side with node_exporter, collectd and Glances.
+
+Each anchor is run by ``../shared/anchors/agent_footprint.py`` (its own start-up, loopback only, temp
+dirs); ours is started here against a real local server and measured with the anchors' own
+``procstat.py``: steady-state RSS and PSS of the process tree and CPU % of one core over the window,
+after a warm-up. Prints one table per interval with our ratio to each anchor. No assertions.
+
+    .venv/bin/python bench/agent_footprint.py                       # 10 s and 1 s, 20 s warm-up, 90 s window
+    .venv/bin/python bench/agent_footprint.py --intervals 10 --duration 30 --anchors none   # ours only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ANCHORS = REPO.parent / "shared" / "anchors"
+ANCHOR_AGENTS = ("node_exporter", "collectd", "glances")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def measure_ours(anchors: Path | None, interval: int, warmup: float, duration: float) -> dict[str, Any]:
+    if anchors is not None:
+        sys.path.insert(0, str(anchors))
+    import procstat  # the anchors' sampler when available, so both sides are measured alike
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")}
+    with tempfile.TemporaryDirectory(prefix="infragent-footprint-") as tmp:
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "infragent", "server", "--port", str(port)],
+            env={**env, "INFRAGENT_DATA_DIR": f"{tmp}/server", "INFRAGENT_LOG_LEVEL": "warning"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        agent = None
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_http(f"{base}/health/ready")
+            reg = httpx.post(
+                f"{base}/api/v1/clients/register",
+                json={"email": "bench@example.com", "company_name": "Bench", "webhook_url": f"{base}/unused"},
+            ).json()
+            health_port = _free_port()
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "infragent.agent", "run"],
+                env={
+                    **env,
+                    "INFRAGENT_SERVER_URL": base,
+                    "INFRAGENT_API_KEY": reg["api_key"],
+                    "METRICS_INTERVAL": str(interval),
+                    "HEALTH_CHECK_PORT": str(health_port),
+                    "INFRAGENT_AGENT_DATA_DIR": f"{tmp}/agent",
+                    "LOG_LEVEL": "warning",
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            _wait_http(f"http://127.0.0.1:{health_port}/health/live")
+            time.sleep(warmup)
+            if agent.poll() is not None:
+                raise RuntimeError(f"our agent exited early with {agent.returncode}")
+            result: dict[str, Any] = procstat.Sampler(agent.pid, tree=True).run(duration, every=0.5)
+            metrics = httpx.get(f"http://127.0.0.1:{health_port}/metrics", timeout=5).text
+            sent = [line for line in metrics.splitlines() if line.startswith("agent_points_sent_total")]
+            result["points_sent_total"] = float(sent[0].split()[-1]) if sent else None
+            result["agent"] = "infragent"
+            result["interval_s"] = interval
+            return result
+        finally:
+            for proc in (agent, server):
+                if proc is not None and proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(15)
+
+
+def measure_anchor(anchors: Path, name: str, interval: int, warmup: float, duration: float) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(anchors / "agent_footprint.py"),
+        name,
+        "--interval",
+        str(interval),
+        "--warmup",
+        str(warmup),
+        "--duration",
+        str(duration),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=warmup + duration + 120, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"agent": name, "interval_s": interval, "error": (proc.stderr or proc.stdout).strip()[-300:]}
+    return dict(json.loads(lines[-1]))
+
+
+def _row(r: dict[str, Any], ours: dict[str, Any] | None) -> str:
+    if "error" in r:
+        return f"| {r['agent']} | - | - | - | failed: {r['error'][:80]} |"
+    cells = [
+        r["agent"],
+        f"{r['rss_mib_mean']:.1f}",
+        f"{r['pss_mib_mean'] or 0:.1f}",
+        f"{r['cpu_pct_one_core']:.3f}",
+    ]
+    if ours is not None and r is not ours:
+        rss = ours["rss_mib_mean"] / r["rss_mib_mean"] if r["rss_mib_mean"] else float("nan")
+        cpu = ours["cpu_pct_one_core"] / r["cpu_pct_one_core"] if r["cpu_pct_one_core"] else float("nan")
+        cells.append(f"ours/this: RSS {rss:.2f}x, CPU {cpu:.2f}x")
+    else:
+        cells.append("")
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--intervals", default="10,1", help="comma-separated seconds")
+    parser.add_argument("--warmup", type=float, default=20)
+    parser.add_argument("--duration", type=float, default=90)
+    parser.add_argument(
+        "--anchors", default=str(DEFAULT_ANCHORS), help="anchors dir, or 'none' for ours only"
+    )
+    parser.add_argument("--json", dest="json_out", help="also write all results as JSON lines here")
+    args = parser.parse_args()
+    anchors = None if args.anchors == "none" else Path(args.anchors)
+    if anchors is not None and not (anchors / "agent_footprint.py").exists():
+        print(f"anchors not found at {anchors}: measuring ours only", file=sys.stderr)
+        anchors = None
+    results: list[dict[str, Any]] = []
+    for interval in (int(x) for x in args.intervals.split(",")):
+        print(
+            f"\n## interval {interval} s (warm-up {args.warmup:g} s, window {args.duration:g} s)", flush=True
+        )
+        ours = measure_ours(anchors, interval, args.warmup, args.duration)
+        rows = [ours]
+        for name in ANCHOR_AGENTS if anchors is not None else ():
+            print(f"   measuring {name} ...", file=sys.stderr, flush=True)
+            rows.append(measure_anchor(anchors, name, interval, args.warmup, args.duration))
+        print("| agent | RSS MiB | PSS MiB | CPU % of one core | ratio |\n|---|---|---|---|---|")
+        for r in rows:
+            print(_row(r, ours))
+        results.extend(rows)
+    if args.json_out:
+        Path(args.json_out).write_text("".join(json.dumps(r) + "\n" for r in results))
+
+
+if __name__ == "__main__":
+    main()

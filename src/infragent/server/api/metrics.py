@@ -1,0 +1,120 @@
+"""Native metric ingest: ``POST /api/v1/metrics`` takes one gzip'd msgpack ``MetricBatch`` from an agent.
+
+Why the raw body and not a pydantic model: msgspec decodes and validates a batch several times
+faster, and the body must be inflated under a cap before anything parses it (see ``wire.py``).
+The order of checks is cheapest first and nothing is stored until all pass: API key (401/403),
+Content-Type (415), raw size (413, by ``BodyLimitMiddleware`` while the body streams), decompressed
+size (413, while inflating), then shape and values (400).
+
+Why a fixed decompressed cap (``MAX_DECOMPRESSED_BYTES``, 32 MiB) rather than a multiple of
+``max_body_bytes``: the routes do not see ``Settings``, and the cap exists to bound memory per
+request, which is an absolute figure. A 1 MiB gzip body of float batches inflates 2 to 4 times, far below it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel
+
+from infragent import wire
+from infragent.server.api.deps import AppServices, services
+from infragent.server.auth import Principal, ingest_principal
+from infragent.store.metrics import SqlMetricStore, WriteResult
+
+router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
+
+MAX_DECOMPRESSED_BYTES = 32 * 1024 * 1024
+_create_lock = threading.Lock()
+
+
+class MetricsAccepted(BaseModel):
+    batch_id: str
+    accepted_points: int
+    duplicate: bool
+
+
+def metric_store(request: Request) -> SqlMetricStore:
+    """One ``SqlMetricStore`` per app, created on first use so its series-id cache is shared.
+
+    It lives on ``app.state.metrics`` (a test or ``create_app`` may put one there first) and uses
+    the engine of the app's ``SqlStore``, which owns and disposes it.
+    """
+    state = request.app.state
+    store: SqlMetricStore | None = getattr(state, "metrics", None)
+    if store is None:
+        with _create_lock:
+            store = getattr(state, "metrics", None)
+            if store is None:
+                svc: AppServices = services(request)
+                store = SqlMetricStore(svc.store.engine)
+                state.metrics = store
+    return store
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _status(exc: wire.WireError) -> int:
+    if isinstance(exc, wire.PayloadTooLargeError):
+        return 413
+    if isinstance(exc, wire.UnsupportedEncodingError):
+        return 415
+    return 400
+
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "A gzip-compressed msgpack MetricBatch (see docs/api.md).",
+        "content": {wire.CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post(
+    "",
+    response_model=MetricsAccepted,
+    openapi_extra=_BODY_DOC,
+    responses={
+        400: {"description": "malformed or invalid batch"},
+        413: {"description": "body or decompressed body over the limit"},
+        415: {"description": "unsupported Content-Type or Content-Encoding"},
+    },
+)
+async def ingest_metrics(
+    request: Request,
+    who: Annotated[Principal, Depends(ingest_principal)],
+    svc: Annotated[AppServices, Depends(services)],
+    store: Annotated[SqlMetricStore, Depends(metric_store)],
+) -> MetricsAccepted:
+    """Store a batch once; a resent batch id answers ``duplicate: true`` and stores nothing.
+
+    Decoding and the database write run in a worker thread: both are CPU or blocking I/O, and the
+    event loop must keep reading other agents' bodies meanwhile.
+    """
+    media_type = _media_type(request.headers.get("content-type"))
+    if media_type != wire.CONTENT_TYPE:
+        raise HTTPException(
+            status_code=415,
+            detail=f"unsupported Content-Type {media_type or '(none)'!r}: send {wire.CONTENT_TYPE!r}",
+        )
+    body = await request.body()
+    encoding = request.headers.get("content-encoding")
+    now = svc.clock()
+
+    def decode_and_write() -> tuple[wire.MetricBatch, WriteResult]:
+        batch = wire.decode_batch(body, content_encoding=encoding, max_decompressed=MAX_DECOMPRESSED_BYTES)
+        return batch, store.write_batch(who.client_id, batch, now)
+
+    try:
+        batch, result = await anyio.to_thread.run_sync(decode_and_write)
+    except wire.WireError as exc:
+        raise HTTPException(status_code=_status(exc), detail=exc.reason) from None
+    return MetricsAccepted(
+        batch_id=batch.batch_id, accepted_points=result.accepted_points, duplicate=result.duplicate
+    )
