@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from infragent import __version__
 from infragent.config import Settings
-from infragent.server.api import agents, clients, commands, events, health, metrics
+from infragent.server.api import agents, clients, commands, events, health, metrics, otlp
 from infragent.server.api.deps import AppServices
 from infragent.server.auth import KeyCache
 from infragent.server.limits import BodyLimitMiddleware
@@ -69,5 +69,6 @@ def create_app(
     for router in (health.router, clients.router, events.router, agents.router, commands.router):
         app.include_router(router)
     app.include_router(metrics.router)
+    app.include_router(otlp.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -1,0 +1,162 @@
+"""OTLP/HTTP metrics ingest: ``POST /v1/metrics``, so any OpenTelemetry SDK or Collector can push to us.
+
+The request and every answer follow the OTLP specification rather than our own API's conventions:
+the response has the request's content type (protobuf or JSON); success is 200 with an
+``ExportMetricsServiceResponse`` (with ``partialSuccess`` when some data points were rejected); every
+4xx/5xx carries a ``google.rpc.Status``. That is why authentication is called here rather than as
+a dependency: FastAPI would answer a 401 with its own ``{"detail": …}`` body. The check order is
+the native route's (``api/metrics.py``): API key (401/403), Content-Type (415), raw size (413, by
+``BodyLimitMiddleware``, whose 413 body is its own JSON), decompressed size (413), shape (400).
+
+Why the batch id is a hash of the client and the inflated body: OTLP has no idempotency key, and an
+exporter that timed out re-sends the same bytes. ``sha256(client_id, body)`` plus the host group's
+index makes that resend a no-op in ``write_batch``; the same points sent in a different body are
+stored again (OTLP itself accepts duplicates as the price of at-least-once delivery).
+
+Retryable answers: a database that is busy or down (``OperationalError``, a pool timeout) is a 503
+with ``Retry-After``, which OTLP clients retry; because each host group's write is idempotent, the
+groups written before the failure are skipped on the retry. ``ThrottledError`` is where admission
+control (the series cap, later) answers 429.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from infragent import wire
+from infragent.errors import InfrAgentError
+from infragent.server.api.deps import AppServices, services
+from infragent.server.api.metrics import metric_store
+from infragent.server.auth import Principal, ingest_principal
+from infragent.server.ingest import otlp
+from infragent.store.metrics import SqlMetricStore
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["otlp"])
+
+#: Seconds an exporter is asked to wait after a 503; short, since a busy database clears quickly.
+RETRY_AFTER_S = 5
+
+
+class ThrottledError(InfrAgentError):
+    """Ingest must wait: answered with ``status`` (429 or 503) and ``Retry-After``, which OTLP retries."""
+
+    def __init__(self, status: int, reason: str, retry_after_s: int = RETRY_AFTER_S) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _failure(
+    media_type: str, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    body = otlp.encode_status(status, message, media_type)
+    return Response(body, status_code=status, media_type=media_type, headers=headers)
+
+
+def _status(exc: wire.WireError) -> int:
+    if isinstance(exc, wire.PayloadTooLargeError):
+        return 413
+    if isinstance(exc, wire.UnsupportedEncodingError):
+        return 415
+    return 400
+
+
+def _admit(who: Principal, decoded: otlp.Decoded) -> None:
+    """Admission control before anything is stored; raise ``ThrottledError`` to refuse for now.
+
+    Nothing is refused yet: the per-tenant series cap (issue "Metrics at rate", a later item) goes
+    here and answers 429, so an exporter backs off and retries instead of losing the data.
+    """
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "An OTLP ExportMetricsServiceRequest, optionally gzip-encoded (docs/otlp.md).",
+        "content": {otlp.PROTOBUF: _BINARY, otlp.JSON: {"schema": {"type": "object"}}},
+    }
+}
+_ANSWER = {"content": {otlp.PROTOBUF: _BINARY, otlp.JSON: {"schema": {"type": "object"}}}}
+
+
+@router.post(
+    "/v1/metrics",
+    openapi_extra=_BODY_DOC,
+    response_class=Response,
+    responses={
+        200: {"description": "ExportMetricsServiceResponse, with partialSuccess if points were rejected"}
+        | _ANSWER,
+        400: {"description": "google.rpc.Status: the body cannot be decoded"} | _ANSWER,
+        401: {"description": "google.rpc.Status: missing or invalid API key"} | _ANSWER,
+        413: {"description": "body or decompressed body over the limit"} | _ANSWER,
+        415: {"description": "google.rpc.Status: unsupported Content-Type or Content-Encoding"} | _ANSWER,
+        503: {"description": "google.rpc.Status: storage busy; retry after Retry-After seconds"} | _ANSWER,
+    },
+)
+async def export_metrics(
+    request: Request,
+    svc: Annotated[AppServices, Depends(services)],
+    store: Annotated[SqlMetricStore, Depends(metric_store)],
+) -> Response:
+    """Store what is valid, count what is not, and answer in the request's own encoding.
+
+    Key lookup, inflating, decoding, hashing and the writes run in a worker thread: they block or
+    burn CPU, and the event loop must keep reading other exporters' bodies meanwhile.
+    """
+    media_type = _media_type(request.headers.get("content-type"))
+    answer_type = media_type if media_type in otlp.MEDIA_TYPES else otlp.JSON
+    try:
+        who = await anyio.to_thread.run_sync(ingest_principal, request)
+    except HTTPException as exc:
+        return _failure(answer_type, exc.status_code, str(exc.detail), exc.headers)
+    if media_type not in otlp.MEDIA_TYPES:
+        shown = media_type or "(none)"
+        message = f"unsupported Content-Type {shown!r}: send {otlp.PROTOBUF!r} or {otlp.JSON!r}"
+        return _failure(answer_type, 415, message)
+    body = await request.body()
+    encoding = request.headers.get("content-encoding")
+    now = svc.clock()
+
+    def decode_and_write() -> otlp.Decoded:
+        raw = otlp.inflate(body, encoding)
+        decoded = otlp.decode(raw, media_type, now=now)
+        _admit(who, decoded)
+        digest = hashlib.sha256(who.client_id.encode() + b"\0" + raw).hexdigest()
+        for i, group in enumerate(decoded.groups):
+            store.write_batch(who.client_id, group.batch(f"otlp:{digest}:{i}"), now)
+        return decoded
+
+    try:
+        decoded = await anyio.to_thread.run_sync(decode_and_write)
+    except wire.WireError as exc:
+        return _failure(answer_type, _status(exc), exc.reason)
+    except (OperationalError, PoolTimeoutError) as exc:
+        cause = exc.orig if isinstance(exc, OperationalError) else exc  # not the SQL and its parameters
+        logger.warning("OTLP ingest for client %s: storage unavailable: %s", who.client_id, cause)
+        throttled = ThrottledError(503, "storage is busy or unavailable; retry later")
+        return _throttled(answer_type, throttled)
+    except ThrottledError as exc:
+        return _throttled(answer_type, exc)
+    if decoded.rejected_points:
+        logger.debug("OTLP ingest for client %s: %s", who.client_id, decoded.error_message)
+    return Response(otlp.encode_response(decoded, media_type), media_type=media_type)
+
+
+def _throttled(media_type: str, exc: ThrottledError) -> Response:
+    return _failure(media_type, exc.status, exc.reason, {"Retry-After": str(exc.retry_after_s)})
