@@ -11,7 +11,6 @@ the cap still wins so a bad header cannot park an agent for hours while its spoo
 
 from __future__ import annotations
 
-import email.utils
 import random
 from datetime import UTC
 from typing import Literal
@@ -60,6 +59,8 @@ def parse_retry_after(header_value: str | None, now: float) -> float | None:
     value = header_value.strip()
     if value.isascii() and value.isdigit():
         return float(value)
+    import email.utils  # lazily: ~3 MB of RSS in the agent, and only an HTTP-date needs it
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
