@@ -49,6 +49,10 @@ class Settings(BaseModel):
     runbooks_path: Path | None = None
     command_ttl_s: float = Field(default=300.0, gt=0)
 
+    # scale-out: forward accepted samples to a Prometheus remote-write endpoint (e.g. VictoriaMetrics)
+    remote_write_url: str = ""
+    remote_write_headers: dict[str, str] = Field(default_factory=dict, repr=False)
+
     # LLM (optional)
     llm_provider: Literal["none", "gemini", "openai"] = "none"
     llm_base_url: str | None = None
@@ -61,6 +65,13 @@ class Settings(BaseModel):
     def _known_scheme(cls, value: str) -> str:
         if value and not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
             raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @field_validator("remote_write_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @property

@@ -46,9 +46,19 @@ def create_app(
     owned = store is None
     the_store = store or open_store(settings.resolved_database_url)
 
+    exporter = None
+    if settings.remote_write_url:
+        from infragent.remote_write import RemoteWriteExporter
+
+        exporter = RemoteWriteExporter(settings.remote_write_url, headers=settings.remote_write_headers)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if exporter is not None:
+            exporter.start()
         yield
+        if exporter is not None:
+            exporter.close(timeout_s=5)
         if owned:
             the_store.close()
 
@@ -64,6 +74,9 @@ def create_app(
         on_event=on_event or (lambda: None),
         command_ttl_s=settings.command_ttl_s,
     )
+    if exporter is not None:
+        app.state.services.forward = exporter.submit
+    app.state.remote_write = exporter
     app.state.keys = KeyCache(the_store)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for router in (health.router, clients.router, events.router, agents.router, commands.router):

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from infragent.store.sql import SqlStore
+from infragent.wire import MetricBatch
+
+
+def _no_forward(_client_id: str, _batch: MetricBatch) -> None:
+    pass
 
 
 @dataclass
@@ -16,6 +21,8 @@ class AppServices:
     clock: Callable[[], float]
     on_event: Callable[[], None]
     command_ttl_s: float = 300.0
+    #: Hands each newly stored batch to the remote-write exporter, when one is configured.
+    forward: Callable[[str, MetricBatch], None] = _no_forward
 
 
 def services(request: Request) -> AppServices:

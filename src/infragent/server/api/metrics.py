@@ -109,7 +109,10 @@ async def ingest_metrics(
 
     def decode_and_write() -> tuple[wire.MetricBatch, WriteResult]:
         batch = wire.decode_batch(body, content_encoding=encoding, max_decompressed=MAX_DECOMPRESSED_BYTES)
-        return batch, store.write_batch(who.client_id, batch, now)
+        result = store.write_batch(who.client_id, batch, now)
+        if not result.duplicate:
+            svc.forward(who.client_id, batch)
+        return batch, result
 
     try:
         batch, result = await anyio.to_thread.run_sync(decode_and_write)

@@ -139,7 +139,9 @@ async def export_metrics(
         _admit(who, decoded)
         digest = hashlib.sha256(who.client_id.encode() + b"\0" + raw).hexdigest()
         for i, group in enumerate(decoded.groups):
-            store.write_batch(who.client_id, group.batch(f"otlp:{digest}:{i}"), now)
+            batch = group.batch(f"otlp:{digest}:{i}")
+            if not store.write_batch(who.client_id, batch, now).duplicate:
+                svc.forward(who.client_id, batch)
         return decoded
 
     try:

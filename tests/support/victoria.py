@@ -1,0 +1,151 @@
+"""Run Debian's single-node VictoriaMetrics on loopback, in a temp dir, for remote-write tests.
+
+Why the real binary: the exporter's job is to be accepted by a real Prometheus-compatible store
+(protobuf framing, snappy block format, label rules, status codes), which only a real one checks.
+
+Why these flags, all checked against ``victoria-metrics -help`` of 1.79.5 (the Debian package):
+
+* ``-httpListenAddr=127.0.0.1:<free port>``: loopback only; the default ``:8428`` is every interface.
+* ``-storageDataPath`` in the test's temp dir, ``-retentionPeriod=1d``: nothing outlives the test.
+* ``-search.latencyOffset=0``: by default the newest 30 s are hidden from ``query_range``.
+* ``-search.disableCache``: a query must see what the test just wrote, not a cached answer.
+* ``-memory.allowedBytes=256MiB``: cache sizing, so a CI box is not told it may use 60 % of RAM.
+* ``-selfScrapeInterval=0``: self-scraping off (the default, stated so it stays off).
+* ``-envflag.enable`` is left false (the default), so no ``INFRAGENT_``/other variable changes a flag.
+
+Outbound connections: 1.79 makes none unless told to — it has no telemetry or update check; it
+connects out only for ``-promscrape.config`` targets, a URL given as ``-relabelConfig``, and
+``-vmalert.proxyURL``, none of which is set; the Graphite/InfluxDB/OpenTSDB listeners stay off
+(empty addresses). A run shows one socket: the loopback listener.
+
+Stopped by its PID (``Popen.terminate``, SIGTERM, then SIGKILL after 10 s) when the context exits.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from support.servers import free_port
+
+BINARY = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+MISSING_REASON = (
+    f"VictoriaMetrics not installed ({BINARY} missing): "
+    "apt-get install victoria-metrics (.ci/run installs it in CI)"
+)
+FLAGS = (
+    "-retentionPeriod=1d",
+    "-search.latencyOffset=0",
+    "-search.disableCache",
+    "-memory.allowedBytes=256MiB",
+    "-selfScrapeInterval=0",
+    "-loggerLevel=WARN",
+)
+
+
+def available() -> bool:
+    return Path(BINARY).is_file()
+
+
+@dataclass(frozen=True)
+class Victoria:
+    """A running instance: ``url`` is its base URL; ``write_url`` takes remote write 1.0."""
+
+    url: str
+    pid: int
+    data_dir: Path
+
+    @property
+    def write_url(self) -> str:
+        return f"{self.url}/api/v1/write"
+
+    def force_flush(self) -> None:
+        """Make everything received so far searchable (it is buffered for up to a second otherwise)."""
+        with httpx.Client(timeout=10) as client:
+            client.get(f"{self.url}/internal/force_flush").raise_for_status()
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        """``/api/v1/export``: every stored series matching ``match``, all samples, one dict each."""
+        with httpx.Client(timeout=10) as client:
+            response = client.post(f"{self.url}/api/v1/export", data={"match[]": match})
+        response.raise_for_status()
+        return [orjson.loads(line) for line in response.content.splitlines() if line.strip()]
+
+    def query_range(self, query: str, start: float, end: float, step: str) -> list[dict[str, Any]]:
+        """``/api/v1/query_range`` result (the ``data.result`` list)."""
+        with httpx.Client(timeout=10) as client:
+            response = client.post(
+                f"{self.url}/api/v1/query_range",
+                data={"query": query, "start": str(start), "end": str(end), "step": step},
+            )
+        response.raise_for_status()
+        result: list[dict[str, Any]] = orjson.loads(response.content)["data"]["result"]
+        return result
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> bool:
+    """True once ``/health`` answers OK; False if the process exits first (e.g. the port was taken)."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return False
+            try:
+                if client.get(f"{url}/health").status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass  # not listening yet
+            time.sleep(0.02)
+    raise RuntimeError(f"VictoriaMetrics did not become healthy in {timeout_s}s; log:\n{log.read_text()}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@contextmanager
+def run_victoria(tmp: Path, timeout_s: float = 30.0) -> Iterator[Victoria]:
+    """Start VictoriaMetrics under ``tmp`` and yield it; stop it by its PID on exit.
+
+    A free port can be taken between choosing and binding it; then VictoriaMetrics exits at once and
+    is started again on another port (three tries).
+    """
+    data_dir = tmp / "victoria-data"
+    log = tmp / "victoria.log"
+    for _ in range(3):
+        url = f"http://127.0.0.1:{free_port()}"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    BINARY,
+                    f"-httpListenAddr={url.removeprefix('http://')}",
+                    f"-storageDataPath={data_dir}",
+                    *FLAGS,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            healthy = _wait_healthy(proc, url, log, timeout_s)
+            if healthy:
+                yield Victoria(url=url, pid=proc.pid, data_dir=data_dir)
+                return
+        finally:
+            _stop(proc)
+    raise RuntimeError(f"VictoriaMetrics would not start; last log:\n{log.read_text()}")
