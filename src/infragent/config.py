@@ -9,6 +9,7 @@ message naming it.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -22,6 +23,8 @@ from infragent.errors import ConfigError
 ENV_PREFIX = "INFRAGENT_"
 #: Variables read by tools around us, not settings of this object.
 _ENV_NOT_SETTINGS = {"INFRAGENT_CONFIG", "INFRAGENT_TEST_PG_DSN"}
+#: Never echoed back in an error message.
+_SECRET_SETTINGS = {"llm_api_key", "remote_write_headers", "database_url"}
 
 
 def default_data_dir() -> Path:
@@ -114,10 +117,16 @@ def load_settings(
     path = config_file or (Path(env["INFRAGENT_CONFIG"]) if env.get("INFRAGENT_CONFIG") else None)
     values: dict[str, Any] = _read_file(path) if path else {}
     origin = {name: f"{path}: {name}" for name in values}
-    for name in Settings.model_fields:
-        if ENV_PREFIX + name.upper() in env:
-            values[name] = env[ENV_PREFIX + name.upper()]
-            origin[name] = ENV_PREFIX + name.upper()
+    for name, field in Settings.model_fields.items():
+        var = ENV_PREFIX + name.upper()
+        if var in env:
+            values[name] = env[var]
+            origin[name] = var
+            if field.annotation is not None and "dict" in str(field.annotation):
+                try:  # mappings come from the environment as JSON objects
+                    values[name] = json.loads(env[var])
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(var, f"must be a JSON object: {exc.msg}") from exc
     values.update(overrides)
     try:
         return Settings.model_validate(values)
@@ -127,4 +136,5 @@ def load_settings(
         key = origin.get(field, field)
         if err["type"] == "extra_forbidden":
             raise ConfigError(key, "unknown setting (see docs/configuration.md)") from exc
-        raise ConfigError(key, f"{err['msg']} (got {err.get('input')!r})") from exc
+        shown = "" if field in _SECRET_SETTINGS else f" (got {err.get('input')!r})"
+        raise ConfigError(key, f"{err['msg']}{shown}") from exc

@@ -51,3 +51,16 @@ def test_bad_settings_name_the_key(
 def test_missing_config_file_is_clear(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(tmp_path / "nope.yaml", environ={})
+
+
+def test_mappings_come_from_the_environment_as_json() -> None:
+    s = load_settings(environ={"INFRAGENT_REMOTE_WRITE_HEADERS": '{"Authorization": "Bearer x"}'})
+    assert s.remote_write_headers == {"Authorization": "Bearer x"}
+    with pytest.raises(ConfigError, match="INFRAGENT_REMOTE_WRITE_HEADERS: must be a JSON object"):
+        load_settings(environ={"INFRAGENT_REMOTE_WRITE_HEADERS": "Authorization: Bearer x"})
+
+
+def test_secret_values_are_not_echoed_in_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"INFRAGENT_REMOTE_WRITE_HEADERS": '["Bearer sk-very-secret"]'})
+    assert "sk-very-secret" not in str(info.value)
