@@ -117,12 +117,12 @@ def load_settings(
     path = config_file or (Path(env["INFRAGENT_CONFIG"]) if env.get("INFRAGENT_CONFIG") else None)
     values: dict[str, Any] = _read_file(path) if path else {}
     origin = {name: f"{path}: {name}" for name in values}
-    for name, field in Settings.model_fields.items():
+    for name, info in Settings.model_fields.items():
         var = ENV_PREFIX + name.upper()
         if var in env:
             values[name] = env[var]
             origin[name] = var
-            if field.annotation is not None and "dict" in str(field.annotation):
+            if info.annotation is not None and "dict" in str(info.annotation):
                 try:  # mappings come from the environment as JSON objects
                     values[name] = json.loads(env[var])
                 except json.JSONDecodeError as exc:
