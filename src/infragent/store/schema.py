@@ -120,11 +120,14 @@ audit_log = sa.Table(
     sa.Index("ix_audit_subject", "subject"),
 )
 
-# -- metrics (store/metrics.py owns every query on these) -----------------------------------------
-# Why three tables: ``metric_batches`` makes a resent batch a no-op (its primary key is the
-# idempotency key); ``metric_series`` turns (tenant, host, name, labels) into one integer once;
-# ``metric_samples`` is then two doubles per point. The sample layout is expected to change for
-# speed (chunks, rollups), which is why nothing outside store/metrics.py reads these tables.
+# -- metrics (store/metrics*.py own every query on these) ----------------------------------------
+# ``metric_batches`` makes a resent batch a no-op (its primary key is the idempotency key);
+# ``metric_series`` turns (tenant, host, name, labels) into one integer once; ``metric_chunks`` holds
+# one compressed block of samples per (series, batch, clock hour) plus its 1-hour rollup partial
+# (see store/chunks.py); ``metric_rollups_1h`` keeps 1-hour rollups of chunks that retention
+# removed; ``metric_retention`` overrides the raw retention per tenant. On PostgreSQL
+# ``metric_chunks`` is partitioned by day (``postgresql_partition_by``); its partitions live in the
+# ``metric_partitions`` schema, so they are not part of this declared schema (store/metrics_pg.py).
 
 metric_batches = sa.Table(
     "metric_batches",
@@ -151,16 +154,40 @@ metric_series = sa.Table(
     sa.UniqueConstraint("client_id", "host", "name", "labels_key", name="uq_metric_series_identity"),
 )
 
-metric_samples = sa.Table(
-    "metric_samples",
+metric_chunks = sa.Table(
+    "metric_chunks",
+    metadata,
+    sa.Column("series_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("start_ts", sa.Float, nullable=False),
+    sa.Column("end_ts", sa.Float, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("vmin", sa.Float, nullable=False),
+    sa.Column("vmax", sa.Float, nullable=False),
+    sa.Column("vsum", sa.Float, nullable=False),
+    sa.Column("vlast", sa.Float, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index("ix_metric_chunks_series_start", "series_id", "start_ts"),
+    postgresql_partition_by="RANGE (start_ts)",
+)
+
+metric_rollups_1h = sa.Table(
+    "metric_rollups_1h",
     metadata,
     sa.Column(
-        "series_id",
-        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-        sa.ForeignKey("metric_series.id"),
-        nullable=False,
+        "series_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False
     ),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("value", sa.Float, nullable=False),
-    sa.Index("ix_metric_samples_series_ts", "series_id", "ts"),
+    sa.Column("bucket", sa.Float, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("vmin", sa.Float, nullable=False),
+    sa.Column("vmax", sa.Float, nullable=False),
+    sa.Column("vsum", sa.Float, nullable=False),
+    sa.Column("last_ts", sa.Float, nullable=False),
+    sa.Column("vlast", sa.Float, nullable=False),
+)
+
+metric_retention = sa.Table(
+    "metric_retention",
+    metadata,
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), primary_key=True),
+    sa.Column("raw_days", sa.Float, nullable=False),
 )

@@ -1,0 +1,419 @@
+"""Ingest benchmark: sustained points/s, request latency and bytes per stored sample, side by side.
+
+    .venv/bin/python bench/ingest.py [--seconds 20] [--targets pg,sqlite,otlp,vm] [--workers 4]
+
+Targets, all fed the same samples from ``bench/datagen.py`` (10,000 series, 6,000-point batches):
+
+* ``pg``     — our native ``POST /api/v1/metrics`` on a real ``infragent server`` subprocess, into
+  PostgreSQL (127.0.0.1:5432, database ``test``, a fresh schema dropped afterwards);
+* ``sqlite`` — the same server on a SQLite file in a temp dir;
+* ``otlp``   — OTLP/HTTP protobuf ``POST /v1/metrics`` into PostgreSQL (when the route exists);
+* ``vm``     — VictoriaMetrics (``/usr/bin/victoria-metrics``, temp data dir) importing the same
+  samples as Prometheus text at ``/api/v1/import/prometheus``, as the anchor script does.
+
+Request bodies are rendered before each target's timed window (as ``vm_ingest.py`` does), then
+``--workers`` threads POST them over keep-alive connections until ``--seconds`` pass or the pool
+runs out. The rate is points in 2xx responses over the window; after it the stored count is
+checked (ours: sum of chunk point counts; VictoriaMetrics: ``vm_rows_added_to_storage_total``
+after ``/internal/force_flush``). Bytes per sample: PostgreSQL ``pg_total_relation_size`` of every
+metric table and partition; SQLite the database file (+WAL); VictoriaMetrics its data dir.
+Load generator, servers and databases share this machine's cores; each server is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent))
+from datagen import Dataset
+
+PG_DSN = os.environ.get("INFRAGENT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+VENV_BIN = Path(sys.executable).parent
+VM_BIN = "/usr/bin/victoria-metrics"
+NATIVE_TYPE = "application/vnd.infragent.metrics+msgpack"
+#: Points/s each target's pre-rendered pool is sized for; a target faster than this runs out early.
+POOL_RATE = {"pg": 1.4e6, "sqlite": 1.0e6, "otlp": 0.4e6, "vm": 2.6e6}
+
+
+@dataclass
+class Result:
+    target: str
+    points: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    stored: int | None = None
+    disk_bytes: int | None = None
+    server_cpu_s: float = 0.0
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.points / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                r.read()
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def post_all(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    bodies: list[bytes],
+    points_each: int,
+    seconds: float,
+    workers: int,
+) -> Result:
+    """POST ``bodies`` from ``workers`` keep-alive connections until done or ``seconds`` pass."""
+    res = Result("")
+    nxt = itertools.count()
+    lock = threading.Lock()
+    start = time.perf_counter()
+    deadline = start + seconds
+    last = [start]
+
+    def work() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        lat: list[float] = []
+        ok = bad = 0
+        while time.perf_counter() < deadline:
+            i = next(nxt)
+            if i >= len(bodies):
+                break
+            t0 = time.perf_counter()
+            conn.request("POST", path, body=bodies[i], headers=headers)
+            r = conn.getresponse()
+            r.read()
+            t1 = time.perf_counter()
+            lat.append(t1 - t0)
+            if r.status // 100 == 2:
+                ok += 1
+            else:
+                bad += 1
+        conn.close()
+        with lock:
+            res.latencies += lat
+            res.points += ok * points_each
+            res.errors += bad
+            last[0] = max(last[0], time.perf_counter())
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    res.seconds = last[0] - start
+    if next(nxt) >= len(bodies):
+        res.note = "pool exhausted before --seconds"
+    return res
+
+
+@contextmanager
+def infragent_server(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
+    """A real ``infragent server`` subprocess; yields (process, port, bearer key, temp dir)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")},
+        "INFRAGENT_DATABASE_URL": database_url,
+        "INFRAGENT_DATA_DIR": str(tmp),
+        "INFRAGENT_HOST": "127.0.0.1",
+        "INFRAGENT_PORT": str(port),
+        "INFRAGENT_LOG_LEVEL": "warning",
+        "INFRAGENT_MAX_BODY_BYTES": str(16 << 20),
+    }
+    log = (tmp / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "infragent"), "server"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health/ready")
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/clients/register",
+            data=json.dumps(
+                {"email": "b@example.com", "company_name": "Bench", "webhook_url": "http://127.0.0.1:9/h"}
+            ).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            key = json.loads(r.read())["api_key"]
+        yield proc, port, key, tmp
+    finally:
+        stop(proc)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def profiled(pid: int, name: str, out_dir: str | None) -> Iterator[None]:
+    """Sample the server with py-spy (collapsed stacks in ``out_dir/<name>.txt``) when asked."""
+    if not out_dir:
+        yield
+        return
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [
+            str(VENV_BIN / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "50",
+            "--output",
+            f"{out_dir}/{name}.txt",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        os.kill(spy.pid, signal.SIGINT)
+        spy.wait(30)
+
+
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(PG_DSN, autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as c:
+            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def pg_footprint(schema: str) -> tuple[int, int]:
+    """(stored points, bytes of every metric table, index, TOAST and partition) in ``schema``."""
+    with psycopg.connect(PG_DSN, autocommit=True, options=f"-csearch_path={schema}") as c:
+        c.execute("CHECKPOINT")
+        stored = int(c.execute("SELECT coalesce(sum(n), 0) FROM metric_chunks").fetchone()[0])  # type: ignore[index]
+        size = c.execute(
+            "SELECT (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)"
+            "        FROM pg_partition_tree('metric_chunks'))"
+            " + pg_total_relation_size('metric_batches') + pg_total_relation_size('metric_series')"
+            " + pg_total_relation_size('metric_rollups_1h') + pg_total_relation_size('metric_retention')"
+        ).fetchone()[0]  # type: ignore[index]
+        return stored, int(size)
+
+
+def run_ours(kind: str, ds: Dataset, args: argparse.Namespace) -> Result:
+    n = int(args.seconds * POOL_RATE[kind] / ds.batch_points) + 1
+    render: Callable[[int], bytes] = ds.otlp if kind == "otlp" else ds.native
+    t0 = time.perf_counter()
+    bodies = [render(i) for i in range(n)]
+    print(f"  {kind}: rendered {n} bodies in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    def measure(url: str) -> Result:
+        with infragent_server(url) as (proc, port, key, _tmp):
+            if kind == "otlp" and not has_route(port, "/v1/metrics"):
+                return Result(kind, note="not available yet")
+            headers = {"authorization": f"Bearer {key}", "content-encoding": "gzip"}
+            headers["content-type"] = "application/x-protobuf" if kind == "otlp" else NATIVE_TYPE
+            path = "/v1/metrics" if kind == "otlp" else "/api/v1/metrics"
+            cpu0 = psutil.Process(proc.pid).cpu_times()
+            with profiled(proc.pid, kind, args.py_spy):
+                res = post_all(port, path, headers, bodies, ds.batch_points, args.seconds, args.workers)
+            cpu1 = psutil.Process(proc.pid).cpu_times()
+            res.server_cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+            res.target = kind
+            return res
+
+    if kind == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix="bench-sqlite-"))
+        try:
+            db = tmp / "metrics.db"
+            res = measure(f"sqlite:///{db}")
+            with sqlite3.connect(db) as c:
+                res.stored = int(c.execute("SELECT coalesce(sum(n), 0) FROM metric_chunks").fetchone()[0])
+            res.disk_bytes = sum(p.stat().st_size for p in tmp.iterdir() if p.name.startswith("metrics.db"))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return res
+    with pg_schema() as schema:
+        res = measure(f"{PG_DSN}?options=-csearch_path%3D{schema}")
+        if res.note != "not available yet":
+            res.stored, res.disk_bytes = pg_footprint(schema)
+        return res
+
+
+def has_route(port: int, path: str) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=10) as r:
+        return path in json.loads(r.read()).get("paths", {})
+
+
+def vm_rows(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        return int(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in r.read().decode().splitlines()
+                if line.startswith("vm_rows_added_to_storage_total")
+            )
+        )
+
+
+def run_vm(ds: Dataset, args: argparse.Namespace) -> Result:
+    if not Path(VM_BIN).exists():
+        return Result("vm", note=f"{VM_BIN} not installed")
+    n = int(args.seconds * POOL_RATE["vm"] / ds.batch_points) + 1
+    t0 = time.perf_counter()
+    bodies = [ds.prometheus(i) for i in range(n)]
+    print(f"  vm: rendered {n} bodies in {time.perf_counter() - t0:.1f}s", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-vm-"))
+    port = free_port()
+    log = (tmp / "vm.log").open("wb")
+    proc = subprocess.Popen(
+        [VM_BIN, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={tmp}/data", "-retentionPeriod=1y"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        cpu0 = psutil.Process(proc.pid).cpu_times()
+        res = post_all(
+            port, "/api/v1/import/prometheus", {}, bodies, ds.batch_points, args.seconds, args.workers
+        )
+        cpu1 = psutil.Process(proc.pid).cpu_times()
+        res.target, res.server_cpu_s = "vm", (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/internal/force_flush", timeout=60).read()
+        deadline = time.monotonic() + 60
+        while (stored := vm_rows(port)) < res.points and time.monotonic() < deadline:
+            time.sleep(0.2)
+        res.stored = stored
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/internal/force_flush", timeout=60).read()
+        time.sleep(1.0)
+        res.disk_bytes = sum(p.stat().st_size for p in (tmp / "data").rglob("*") if p.is_file())
+        return res
+    finally:
+        stop(proc)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(results: list[Result], ds: Dataset, args: argparse.Namespace) -> None:
+    vm = next((r for r in results if r.target == "vm" and r.rate), None)
+    print()
+    print(
+        f"ingest: {ds.series:,} series, {ds.batch_points:,}-point batches, {args.workers} client workers, "
+        f"{args.seconds:g}s per target, {os.cpu_count()} cores shared by client, server and database"
+    )
+    head = (
+        f"{'target':<8} {'points/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'secs':>6} "
+        f"{'srv cores':>9} {'stored':>11} {'B/sample':>9} {'rate/VM':>8} {'B/VM':>6}  note"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        if not r.rate:
+            print(f"{r.target:<8} {'—':>11}  {r.note}")
+            continue
+        bps = r.disk_bytes / r.stored if r.disk_bytes and r.stored else float("nan")
+        vm_bps = vm.disk_bytes / vm.stored if vm and vm.disk_bytes and vm.stored else float("nan")
+        print(
+            f"{r.target:<8} {r.rate:>11,.0f} {r.pct(0.5):>8.1f} {r.pct(0.99):>8.1f} {len(r.latencies):>9} "
+            f"{r.seconds:>6.1f} {r.server_cpu_s / r.seconds:>9.2f} {r.stored or 0:>11,} {bps:>9.2f} "
+            f"{(r.rate / vm.rate if vm else float('nan')):>8.2f} {bps / vm_bps:>6.2f}  "
+            f"{r.note}{f' errors={r.errors}' if r.errors else ''}"
+            f"{' STORED != ACCEPTED' if r.stored is not None and r.stored != r.points else ''}"
+        )
+    print("srv cores = server process CPU seconds / window (PostgreSQL's own backends not included)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--targets", default="pg,sqlite,otlp,vm")
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--hosts", type=int, default=100)
+    ap.add_argument("--series-per-host", type=int, default=100)
+    ap.add_argument("--points", type=int, default=60, help="points per series per batch")
+    ap.add_argument("--py-spy", metavar="DIR", help="record the server's stacks with py-spy into DIR")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so finally-blocks stop our servers
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = set(targets) - set(POOL_RATE)
+    if unknown:
+        ap.error(f"unknown targets {sorted(unknown)}; choose from {sorted(POOL_RATE)}")
+    probe = Dataset(args.hosts, args.series_per_host, args.points)
+    most = max(int(args.seconds * POOL_RATE[t] / probe.batch_points) + 1 for t in targets)
+    end = (time.time() // 3600) * 3600 - 3600
+    ds = Dataset(args.hosts, args.series_per_host, args.points, t0=end - probe.span_s(most))
+    results = []
+    for t in targets:
+        print(f"running {t} …", flush=True)
+        results.append(run_vm(ds, args) if t == "vm" else run_ours(t, ds, args))
+    report(results, ds, args)
+    print(
+        "latency:",
+        ", ".join(
+            f"{r.target} mean {statistics.fmean(r.latencies) * 1000:.1f} ms" for r in results if r.latencies
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
