@@ -22,7 +22,18 @@ from infragent.errors import ConfigError
 
 ENV_PREFIX = "INFRAGENT_"
 #: Variables read by tools around us, not settings of this object.
-_ENV_NOT_SETTINGS = {"INFRAGENT_CONFIG", "INFRAGENT_TEST_PG_DSN"}
+_ENV_NOT_SETTINGS = {
+    "INFRAGENT_CONFIG",
+    "INFRAGENT_TEST_PG_DSN",
+    "INFRAGENT_RELIABILITY_OUTAGE_S",
+    # the host agent's own variables (docs/agent.md), often set in the same environment
+    "INFRAGENT_SERVER_URL",
+    "INFRAGENT_API_KEY",
+    "INFRAGENT_WEBHOOK_SECRET",
+    "INFRAGENT_AGENT_DATA_DIR",
+    "INFRAGENT_AGENT_JOURNAL",
+    "INFRAGENT_AGENT_RETRY_MAX_S",
+}
 #: Never echoed back in an error message.
 _SECRET_SETTINGS = {"llm_api_key", "remote_write_headers", "database_url"}
 

@@ -26,7 +26,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_up_serves_ready_on_sqlite_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infragent", "up", "--port", str(port)],
+        [sys.executable, "-m", "infragent", "up", "--port", str(port), "--no-agent"],
         env=_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

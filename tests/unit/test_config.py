@@ -64,3 +64,12 @@ def test_secret_values_are_not_echoed_in_errors() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"INFRAGENT_REMOTE_WRITE_HEADERS": '["Bearer sk-very-secret"]'})
     assert "sk-very-secret" not in str(info.value)
+
+
+def test_the_agents_variables_do_not_stop_the_server() -> None:
+    env = {
+        "INFRAGENT_SERVER_URL": "http://127.0.0.1:8470",
+        "INFRAGENT_API_KEY": "ia_x",
+        "INFRAGENT_PORT": "9",
+    }
+    assert load_settings(environ=env).port == 9

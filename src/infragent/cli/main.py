@@ -80,8 +80,13 @@ def up(
     config: ConfigOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    no_agent: Annotated[
+        bool, typer.Option("--no-agent", help="Do not start an agent for this machine.")
+    ] = False,
+    agent_port: Annotated[int, typer.Option(help="The local agent's health/metrics port.")] = 8471,
 ) -> None:
-    """Server + responder in one process on the embedded SQLite store (or INFRAGENT_DATABASE_URL)."""
+    """Server, responder and an agent for this machine; SQLite unless INFRAGENT_DATABASE_URL is set."""
+    from infragent.cli.local_agent import local_credentials, start_local_agent, stop_local_agent
     from infragent.cli.runtime import ThreadedServer, configure_logging, start_responder
 
     settings = _settings(config, host=host, port=port)
@@ -111,10 +116,20 @@ def up(
     typer.echo(
         f"  health: {settings.base_url}/health/ready   API docs: {settings.base_url}/docs   Ctrl-C stops"
     )
+    agent = None
+    if not no_agent:
+        creds = local_credentials(settings, store, time.time())
+        agent = start_local_agent(settings, creds, agent_port)
+        typer.echo(
+            f"  agent for this machine: pid {agent.pid}, health at http://127.0.0.1:{agent_port}/health"
+        )
+        typer.echo(f"  its API key (to read its data) is in {settings.data_dir / 'local-agent.json'}")
     sys.stdout.flush()
     try:
         _wait_for_signal()
     finally:
+        if agent is not None:
+            stop_local_agent(agent)
         srv.should_exit = True
         thread.join(10)
         running.stop()
@@ -123,6 +138,7 @@ def up(
 
 def main() -> None:
     try:
+        from infragent.cli import agent as _agent  # noqa: F401 - registers the agent commands
         from infragent.cli import demo as _demo  # noqa: F401 - registers the demo command
 
         app()

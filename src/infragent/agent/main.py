@@ -1,0 +1,183 @@
+"""Entry point of the host agent: ``python -m infragent.agent run [--config PATH] [--once]``.
+
+Why a lean entry of its own rather than only ``infragent agent run``: the ``infragent`` command is
+a typer app whose module imports typer, rich, uvicorn and the server (tens of MB), and the agent's
+budget is node_exporter's 19.7 MiB resident. This module imports the runtime and the stdlib
+only — no argparse either (0.4 MB measured for three options) — and it is what the systemd unit and
+the footprint benchmark run. ``infragent agent run`` calls the same ``run()``.
+
+``__main__.py`` also hides ``_hashlib`` and ``typing_extensions`` before anything imports them, and
+sets ``MALLOC_ARENA_MAX=1`` (see there): together about 4 MB resident, measured.
+
+Exit codes: 0 normal stop (SIGTERM/SIGINT), 2 configuration error, 1 cannot start (spool locked,
+port in use).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from infragent.agent.settings import AgentSettings, load_settings
+from infragent.errors import ConfigError, InfrAgentError
+
+if TYPE_CHECKING:
+    from infragent.agent.shipper import CommandHandler
+
+logger = logging.getLogger("infragent.agent")
+
+USAGE = """usage: python -m infragent.agent run [--config PATH] [--once]
+
+  --config PATH   agent config file (.json, .toml, .yaml); environment variables override it
+  --once          print one collection as JSON and exit (no server needed)
+"""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for journald and log shippers; secrets are never logged."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return msgspec.json.encode(entry).decode()
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _parse_args(argv: Sequence[str]) -> tuple[Path | None, bool]:
+    args = list(argv)
+    if not args or args[0] != "run":
+        raise SystemExit(USAGE)
+    config: Path | None = None
+    once = False
+    rest = args[1:]
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--once":
+            once = True
+        elif arg in ("--config", "-c") and rest:
+            config = Path(rest.pop(0))
+        elif arg.startswith("--config="):
+            config = Path(arg.split("=", 1)[1])
+        elif arg in ("-h", "--help"):
+            print(USAGE, end="")
+            raise SystemExit(0)
+        else:
+            raise SystemExit(f"unknown argument {arg!r}\n{USAGE}")
+    return config, once
+
+
+def print_once(settings: AgentSettings) -> None:
+    from infragent.agent.collectors import collect_once
+
+    document = collect_once(settings.node_id, settings.region, settings.environment, settings.customer_id)
+    sys.stdout.write(msgspec.json.encode(document).decode() + "\n")
+    sys.stdout.flush()
+
+
+def command_setup(settings: AgentSettings) -> tuple[CommandHandler | None, list[dict[str, Any]]]:
+    """The command handler (pull mode) and the actions to report, from the ``actions:`` section.
+
+    This is the seam for signed command execution: with no ``actions:`` configured nothing is
+    imported (the allowlist and processor use pydantic and httpx, ~20 MB) and the agent reports an
+    empty allowlist. With actions but no ``INFRAGENT_WEBHOOK_SECRET`` the actions are reported but
+    no command can be verified, so none is fetched. In push mode the actions are reported; serving
+    the push endpoint (``agent/push.py``) is not part of this runtime yet.
+    """
+    if not settings.actions:
+        return None, []
+    from infragent.agent.allowlist import Allowlist
+
+    allowlist = Allowlist.from_config(settings.actions)
+    actions = [
+        {"name": spec.name, "params": dict(spec.params), "description": spec.description}
+        for spec in allowlist.specs()
+    ]
+    if settings.command_mode != "pull" or not settings.webhook_secret:
+        if not settings.webhook_secret:
+            logger.warning("actions configured but INFRAGENT_WEBHOOK_SECRET is not set: commands are off")
+        return None, actions
+    import functools
+
+    from infragent.agent.commands import CommandProcessor
+    from infragent.agent.executor import Executor
+    from infragent.agent.ledger import Ledger
+    from infragent.agent.push import process_pulled
+
+    ledger = Ledger(settings.data_dir / "commands", now=time.time())
+    processor = CommandProcessor(settings.webhook_secret, allowlist, ledger, Executor())
+    return functools.partial(process_pulled, processor), actions
+
+
+def serve(settings: AgentSettings) -> int:
+    """Run the agent until SIGTERM or SIGINT; returns the exit code."""
+    from infragent.agent.runtime import Agent
+
+    handler, actions = command_setup(settings)
+    # Block the stop signals before any thread starts (threads inherit the mask), then wait for
+    # them synchronously: no handler racing the loops, no polling timer.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    agent = Agent(settings, command_handler=handler, actions=actions)
+    try:
+        agent.start()
+    except (InfrAgentError, OSError) as exc:
+        logger.error("agent cannot start: %s", exc)
+        agent.stop()
+        return 1
+    received = signal.sigwait(stop_signals)
+    logger.info("received %s; stopping", signal.Signals(received).name)
+    agent.stop()
+    return 0
+
+
+def _unhide_typing_extensions() -> None:
+    """Undo ``__main__``'s hiding of ``typing_extensions``: pydantic (checks, actions) needs it."""
+    modules: dict[str, object] = sys.modules  # type: ignore[assignment]  # may hold None sentinels
+    if "typing_extensions" in modules and modules["typing_extensions"] is None:
+        del modules["typing_extensions"]
+
+
+def run(config: Path | None, once: bool, environ: Mapping[str, str]) -> int:
+    """``run`` for both entry points; configuration errors are printed and give exit code 2."""
+    if config is not None:
+        _unhide_typing_extensions()
+    try:
+        settings = load_settings(environ, config, require_server=not once)
+    except ConfigError as exc:
+        print(f"infragent-agent: {exc}", file=sys.stderr)
+        return 2
+    if once:
+        print_once(settings)
+        return 0
+    configure_logging(settings.log_level)
+    try:
+        return serve(settings)
+    except ConfigError as exc:  # the actions: section is validated when the commands are set up
+        print(f"infragent-agent: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, once = _parse_args(sys.argv[1:] if argv is None else argv)
+    return run(config, once, os.environ)

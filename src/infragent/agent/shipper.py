@@ -1,0 +1,382 @@
+"""Everything the agent sends to its server: metric batches, events, registration, pulled commands.
+
+Why each loop owns its ``HttpClient``: a client holds one kept-alive connection and is not shared
+between threads, so a 25 s command long-poll can never hold up a metric batch or an ``app_down``
+event. Every loop follows the same discipline (``backoff.classify``): 2xx/409 done, 408/429/5xx and
+transport failures retried with capped exponential backoff and full jitter (honouring
+``Retry-After``), any other 4xx set aside with the server's reason logged — resending the same bytes
+cannot succeed and would block everything queued behind them. No loop ever exits on an error: the
+agent keeps collecting into its spool while the server is away.
+
+Metrics are at-least-once: a batch leaves the spool only after the server acknowledged it, and a
+crash between "acknowledged" and "ack on disk" resends it; the server dedupes by ``batch_id``.
+Events are small and urgent, so they wait in a bounded memory queue instead (drops are logged and
+counted); a restart loses at most what was queued, and the check re-reports its state anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from infragent import wire
+from infragent.agent.backoff import Backoff, classify, parse_retry_after
+from infragent.agent.http import HttpClient, HttpError, Response, json_headers
+from infragent.agent.spool import Record, Spool, SpoolError
+
+logger = logging.getLogger(__name__)
+
+CommandHandler = Callable[[dict[str, str], bytes], dict[str, Any]]
+
+
+class LinkStatus(msgspec.Struct, frozen=True):
+    endpoint: str
+    reachable: bool | None  # None until the first attempt
+    last_success: float | None  # wall-clock time of the last acknowledged send
+    latency_ms: float | None
+    error: str | None
+
+
+class Connectivity:
+    """What the metric shipper last learnt about the server, for ``/health`` and ``/metrics``."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._lock = threading.Lock()
+        self._status = LinkStatus(endpoint, None, None, None, None)
+
+    def answered(self, now: float, latency_ms: float, error: str | None = None) -> None:
+        with self._lock:
+            last = now if error is None else self._status.last_success
+            self._status = LinkStatus(self._status.endpoint, True, last, latency_ms, error)
+
+    def failed(self, error: str) -> None:
+        with self._lock:
+            s = self._status
+            self._status = LinkStatus(s.endpoint, False, s.last_success, s.latency_ms, error)
+
+    @property
+    def status(self) -> LinkStatus:
+        with self._lock:
+            return self._status
+
+
+def _reason(response: Response) -> str:
+    return f"HTTP {response.status}: {response.text(300)}"
+
+
+class MetricShipper:
+    """Sends spooled batches oldest first; ``wake`` is set by the collector after each append."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        client: HttpClient,
+        api_key: str,
+        *,
+        wake: threading.Event,
+        stop: threading.Event,
+        link: Connectivity,
+        clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+        peek_records: int = 32,
+    ) -> None:
+        self._spool = spool
+        self._client = client
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": wire.CONTENT_TYPE,
+            "Content-Encoding": "gzip",
+        }
+        self._wake = wake
+        self._stop = stop
+        self._link = link
+        self._clock = clock
+        self._backoff = backoff or Backoff(base_s=0.5, cap_s=60.0)
+        self._peek = peek_records
+        self.points_sent = 0
+        self.batches_sent = 0
+        self.points_set_aside = 0
+        self.batches_set_aside = 0
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delay = self.ship_pending()
+            except Exception:  # loop boundary: log and go on after a pause
+                logger.exception("metric shipper: unexpected error")
+                delay = self._backoff.next_delay()
+            if delay is None:
+                self._wake.wait()
+            elif delay > 0:
+                self._stop.wait(delay)
+
+    def ship_pending(self) -> float | None:
+        """Send what the spool holds. Returns None when it is empty, else seconds to wait first."""
+        self._wake.clear()  # cleared before peeking: an append after this point wakes us again
+        try:
+            records = self._spool.peek(self._peek)
+        except SpoolError:
+            logger.exception("metric shipper: cannot read the spool")
+            return self._backoff.next_delay()
+        if not records:
+            return None
+        for record in records:
+            if self._stop.is_set():
+                return 0.0
+            delay = self.ship(record)
+            if delay is not None:
+                return delay
+        return 0.0
+
+    def ship(self, record: Record) -> float | None:
+        """POST one batch; None when it is done with (sent or set aside), else the retry delay."""
+        started = time.monotonic()
+        try:
+            response = self._client.request("POST", "/api/v1/metrics", record.payload, self._headers)
+        except HttpError as exc:
+            delay = self._backoff.next_delay()
+            self._link.failed(str(exc))
+            logger.warning("metrics: server unreachable (%s); retrying in %.1f s", exc, delay)
+            return delay
+        latency_ms = (time.monotonic() - started) * 1000
+        verdict = classify(response.status)
+        if verdict == "retry":
+            retry_after = parse_retry_after(response.header("retry-after"), self._clock())
+            delay = self._backoff.next_delay(retry_after)
+            self._link.answered(self._clock(), latency_ms, _reason(response))
+            logger.warning("metrics: %s; retrying in %.1f s", _reason(response), delay)
+            return delay
+        self._spool.ack([record])
+        self._backoff.reset()
+        if verdict == "ack":
+            self.points_sent += record.points
+            self.batches_sent += 1
+            self._link.answered(self._clock(), latency_ms)
+        else:
+            self.points_set_aside += record.points
+            self.batches_set_aside += 1
+            self._link.answered(self._clock(), latency_ms, _reason(response))
+            logger.error(
+                "metrics: server refused batch %s (%d points), set aside: %s",
+                record.batch_id,
+                record.points,
+                _reason(response),
+            )
+        return None
+
+
+class EventSender:
+    """Posts events to ``/api/v1/events`` the moment they are submitted, in order, with retries."""
+
+    def __init__(
+        self,
+        client: HttpClient,
+        api_key: str,
+        *,
+        stop: threading.Event,
+        max_queue: int = 1000,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._client = client
+        self._headers = json_headers(api_key)
+        self._stop = stop
+        self._queue: deque[dict[str, Any]] = deque()
+        self._max = max_queue
+        self._cond = threading.Condition()
+        self._backoff = backoff or Backoff(base_s=0.5, cap_s=60.0)
+        self.sent = 0
+        self.dropped = 0
+
+    def submit(self, event: dict[str, Any]) -> None:
+        """Queue an event (never blocks); past ``max_queue`` the oldest is dropped and counted."""
+        with self._cond:
+            if len(self._queue) >= self._max:
+                old = self._queue.popleft()
+                self.dropped += 1
+                logger.error("events: queue full, dropped %s for %s", old.get("type"), old.get("service"))
+            self._queue.append(event)
+            self._cond.notify()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                while not self._queue and not self._stop.is_set():
+                    self._cond.wait()
+                if self._stop.is_set():
+                    return
+                event = self._queue[0]
+            try:
+                delay = self._send(event)
+            except Exception:  # loop boundary
+                logger.exception("events: unexpected error")
+                delay = self._backoff.next_delay()
+            if delay is not None:
+                self._stop.wait(delay)
+
+    def _send(self, event: dict[str, Any]) -> float | None:
+        body = msgspec.json.encode(event)
+        try:
+            response = self._client.request("POST", "/api/v1/events", body, self._headers)
+        except HttpError as exc:
+            delay = self._backoff.next_delay()
+            logger.warning("events: server unreachable (%s); retrying in %.1f s", exc, delay)
+            return delay
+        verdict = classify(response.status)
+        if verdict == "retry":
+            retry_after = parse_retry_after(response.header("retry-after"), time.time())
+            return self._backoff.next_delay(retry_after)
+        with self._cond:
+            if self._queue and self._queue[0] is event:
+                self._queue.popleft()
+        self._backoff.reset()
+        if verdict == "ack":
+            self.sent += 1
+            logger.info("events: sent %s for %s", event.get("type"), event.get("service"))
+        else:
+            self.dropped += 1
+            logger.error("events: server refused %s, dropped: %s", event.get("type"), _reason(response))
+        return None
+
+
+def register(
+    client: HttpClient,
+    api_key: str,
+    registration: dict[str, Any],
+    *,
+    stop: threading.Event,
+    backoff: Backoff | None = None,
+) -> bool:
+    """POST ``/api/v1/agents`` until it succeeds (True) or ``stop`` is set (False)."""
+    backoff = backoff or Backoff(base_s=0.5, cap_s=60.0)
+    body = msgspec.json.encode(registration)
+    while not stop.is_set():
+        try:
+            response = client.request("POST", "/api/v1/agents", body, json_headers(api_key))
+        except HttpError as exc:
+            delay = backoff.next_delay()
+            logger.warning("registration: server unreachable (%s); retrying in %.1f s", exc, delay)
+        else:
+            if 200 <= response.status <= 299:
+                logger.info(
+                    "registered as %s (%s mode)", registration["node_id"], registration["command_mode"]
+                )
+                return True
+            retry_after = parse_retry_after(response.header("retry-after"), time.time())
+            delay = backoff.next_delay(retry_after)
+            log = logger.warning if classify(response.status) == "retry" else logger.error
+            log("registration refused: %s; retrying in %.1f s", _reason(response), delay)
+        stop.wait(delay)
+    return False
+
+
+class _PulledCommand(msgspec.Struct):
+    headers: dict[str, str]
+    body: str
+
+
+class _Pulled(msgspec.Struct):
+    commands: list[_PulledCommand] = []
+
+
+class CommandPoller:
+    """Pull mode: long-polls for signed commands, hands each to ``handler``, reports its result."""
+
+    def __init__(
+        self,
+        client: HttpClient,
+        api_key: str,
+        node_id: str,
+        handler: CommandHandler,
+        *,
+        stop: threading.Event,
+        wait_s: int = 25,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._client = client
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._json_headers = json_headers(api_key)
+        self._path = f"/api/v1/agents/{quote(node_id, safe='')}/commands?wait={wait_s}"
+        self._handler = handler
+        self._stop = stop
+        self._wait_s = wait_s
+        self._backoff = backoff or Backoff(base_s=0.5, cap_s=60.0)
+        self.handled = 0
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delay = self.poll_once()
+            except Exception:  # loop boundary
+                logger.exception("commands: unexpected error in the pull loop")
+                delay = self._backoff.next_delay()
+            if delay:
+                self._stop.wait(delay)
+
+    def poll_once(self) -> float:
+        """One long-poll; returns how long to wait before the next (0 after a normal answer)."""
+        try:
+            response = self._client.request(
+                "GET", self._path, headers=self._headers, timeout_s=self._wait_s + 15
+            )
+        except HttpError as exc:
+            if self._stop.is_set():
+                return 0.0
+            delay = self._backoff.next_delay()
+            logger.warning("commands: server unreachable (%s); polling again in %.1f s", exc, delay)
+            return delay
+        if response.status == 204:
+            self._backoff.reset()
+            return 0.0
+        if response.status != 200:
+            retry_after = parse_retry_after(response.header("retry-after"), time.time())
+            delay = self._backoff.next_delay(retry_after)
+            logger.warning("commands: poll answered %s; polling again in %.1f s", _reason(response), delay)
+            return delay
+        self._backoff.reset()
+        try:
+            pulled = msgspec.json.decode(response.body, type=_Pulled)
+        except msgspec.DecodeError as exc:
+            logger.error("commands: malformed poll answer (%s); ignored", exc)
+            return self._backoff.next_delay()
+        for command in pulled.commands:
+            self._handle(command)
+        return 0.0
+
+    def _handle(self, command: _PulledCommand) -> None:
+        headers = {key.lower(): value for key, value in command.headers.items()}
+        result = self._handler(headers, command.body.encode())
+        self.handled += 1
+        command_id = result.get("command_id") or headers.get("webhook-id")
+        if not command_id:
+            logger.error("commands: a pulled command has no id; its result cannot be reported")
+            return
+        self._report(str(command_id), result)
+
+    def _report(self, command_id: str, result: dict[str, Any]) -> None:
+        """POST the result until the server takes it: the command ran, its outcome must not be lost."""
+        body = msgspec.json.encode(result)
+        path = f"/api/v1/commands/{quote(command_id, safe='')}/result"
+        backoff = Backoff(base_s=0.5, cap_s=30.0)
+        while not self._stop.is_set():
+            try:
+                response = self._client.request("POST", path, body, self._json_headers)
+            except HttpError as exc:
+                logger.warning("commands: cannot report %s yet: %s", command_id, exc)
+            else:
+                verdict = classify(response.status)
+                if verdict != "retry":
+                    log = logger.info if verdict == "ack" else logger.error
+                    log("commands: result of %s reported: HTTP %d", command_id, response.status)
+                    return
+            self._stop.wait(backoff.next_delay())
