@@ -83,3 +83,36 @@ def test_bad_runbooks_file_is_a_clear_error(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2 and "runbooks[0].action" in proc.stderr
+
+
+def test_up_starts_an_agent_that_ships_to_it(tmp_path: Path) -> None:
+    port, agent_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infragent", "up", "--port", str(port), "--agent-port", str(agent_port)],
+        env=_env(tmp_path, METRICS_INTERVAL="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        sent = 0.0
+        while time.monotonic() < deadline and proc.poll() is None and sent <= 0:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{agent_port}/metrics", timeout=1).text
+                sent = float(
+                    next(
+                        line for line in text.splitlines() if line.startswith("agent_points_sent_total")
+                    ).split()[-1]
+                )
+            except (httpx.TransportError, StopIteration):
+                pass
+            time.sleep(0.2)
+        assert sent > 0
+        creds = tmp_path / "data" / "local-agent.json"
+        assert oct(creds.stat().st_mode & 0o777) == "0o600"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "agent for this machine: pid" in out
