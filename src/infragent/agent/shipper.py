@@ -361,7 +361,12 @@ class CommandPoller:
         if not command_id:
             logger.error("commands: a pulled command has no id; its result cannot be reported")
             return
-        self._report(str(command_id), result)
+        # The handler answers {"command_id", "http_status", "result", "report"}; only "report" goes to the
+        # server, and None means the same id is still running here (that run reports when it ends).
+        report = result.get("report", result)
+        if report is None:
+            return
+        self._report(str(command_id), report)
 
     def _report(self, command_id: str, result: dict[str, Any]) -> None:
         """POST the result until the server takes it: the command ran, its outcome must not be lost."""
