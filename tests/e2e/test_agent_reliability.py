@@ -179,8 +179,8 @@ def test_spool_cap_drops_oldest_and_counts_exactly(deployment: Deployment) -> No
     assert agent.stop() == 0, explain(d, agent)
 
     # The agent keeps collecting every 0.1 s until it stops, and a loaded machine can overflow the
-    # 64 KiB spool again in that time: compare with the count the spool persisted at stop, which
-    # the exposed counter can only trail.
+    # 64 KiB spool again in that time: compare with the count the spool persisted at stop (the
+    # exposed counter is the same number, read a moment earlier).
     with Spool(agent.data_dir / "spool") as spool:
         dropped_points = spool.stats.dropped_points
     created = agent.journal()
@@ -196,7 +196,9 @@ def test_spool_cap_drops_oldest_and_counts_exactly(deployment: Deployment) -> No
     order = list(created)[:cut]
     dropped = [i for i, b in enumerate(order) if b not in stored and b not in pending]
     kept = [i for i, b in enumerate(order) if b in stored]
-    assert dropped and kept and max(dropped) < min(kept)
+    assert dropped
+    if kept:  # on a loaded machine the outage's batches may all be gone before the server is back
+        assert max(dropped) < min(kept)
 
 
 @pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)

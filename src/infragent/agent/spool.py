@@ -60,7 +60,7 @@ import struct
 import threading
 import time
 import zlib
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +89,10 @@ MiB: Final = 1024 * 1024
 
 Writer = Callable[[int, bytes], int]
 """The file-write seam (``os.write``'s shape); tests inject one that fails with ENOSPC."""
+
+
+#: How many dropped records are remembered in case their in-flight send is acknowledged later.
+_MAX_DROPPED_REMEMBERED = 10_000
 
 
 class SpoolError(InfrAgentError):
@@ -303,6 +307,9 @@ class Spool:
         self._segments: dict[int, _Segment] = {}  # insertion order == id order == age
         self._pending: deque[_Entry] = deque()
         self._pending_points = 0
+        # Records dropped for space, by seq: one still in flight may be acknowledged afterwards, and
+        # then it was not lost after all (bounded; a restart forgets it, over-counting at worst).
+        self._dropped_seqs: OrderedDict[int, int] = OrderedDict()
         self._bytes = 0
         self._next_seq = 1
         self._next_segment_id = 1
@@ -386,19 +393,34 @@ class Spool:
         """
         with self._lock:
             self._check_open()
+            records = list(records)
             live = [r.seq for r in records if r.seq > self._state.consumed_seq]
-            if not live:
+            reclaimed = [
+                r for r in records if r.seq <= self._state.consumed_seq and r.seq in self._dropped_seqs
+            ]
+            if not live and not reclaimed:
                 return
             if len(live) > len(self._pending) or any(
                 self._pending[i].seq != seq for i, seq in enumerate(live)
             ):
                 raise ValueError("ack() takes the oldest pending records, in the order peek() returned them")
+            state = self._state
+            if reclaimed:  # dropped for space while in flight, yet delivered (or set aside): not lost
+                state = msgspec.structs.replace(
+                    state,
+                    dropped_records=state.dropped_records - len(reclaimed),
+                    dropped_points=state.dropped_points - sum(self._dropped_seqs[r.seq] for r in reclaimed),
+                )
+            if live:
+                state = msgspec.structs.replace(state, consumed_seq=live[-1])
             try:
-                self._save_state(msgspec.structs.replace(self._state, consumed_seq=live[-1]))
+                self._save_state(state)
             except OSError as exc:
                 if _is_full(exc):
                     raise SpoolFullError(self._dir, "ack") from exc
                 raise
+            for r in reclaimed:
+                del self._dropped_seqs[r.seq]
             for _ in live:
                 self._pending_points -= self._pending.popleft().points
             self._remove_consumed_segments()
@@ -684,7 +706,10 @@ class Spool:
             )
         )
         for _ in range(records):
-            self._pending.popleft()
+            entry = self._pending.popleft()
+            self._dropped_seqs[entry.seq] = entry.points
+        while len(self._dropped_seqs) > _MAX_DROPPED_REMEMBERED:
+            self._dropped_seqs.popitem(last=False)
         self._pending_points -= points
         logger.warning(
             "spool %s over %d bytes: dropped %d records (%d points)",

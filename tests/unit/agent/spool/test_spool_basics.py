@@ -158,3 +158,23 @@ def test_collector_and_shipper_threads_share_the_spool(tmp_path: Path) -> None:
         collector.join()
         assert spool.stats.points_pending == 0
     assert shipped == [f"b{i}" for i in range(300)]
+
+
+def test_a_record_dropped_while_in_flight_then_acknowledged_is_not_counted_lost(tmp_path: Path) -> None:
+    """The shipper sent it, the cap dropped it before the ack came back, the server stored it."""
+    payload = b"x" * 1000
+    with Spool(tmp_path / "s", max_bytes=8_000, segment_bytes=2_000) as spool:
+        for i in range(4):
+            spool.append(f"b{i}", 10, payload)
+        in_flight = spool.peek(1)
+        for i in range(4, 12):  # overflow: the oldest segments go, the in-flight record with them
+            spool.append(f"b{i}", 10, payload)
+        dropped_before = spool.stats.dropped_points
+        assert dropped_before >= 10 and in_flight[0].batch_id == "b0"
+        spool.ack(in_flight)  # the server did store it after all
+        assert spool.stats.dropped_points == dropped_before - 10
+        assert spool.stats.dropped_records >= 0
+        spool.ack(in_flight)  # a repeated ack changes nothing
+        assert spool.stats.dropped_points == dropped_before - 10
+    with Spool(tmp_path / "s", max_bytes=8_000, segment_bytes=2_000) as reopened:
+        assert reopened.stats.dropped_points == dropped_before - 10  # persisted
