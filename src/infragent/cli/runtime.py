@@ -33,6 +33,8 @@ def configure_logging(level: str, json_logs: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    if level != "debug":  # migrations announce every plugin at info; only their problems matter here
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def llm_from_settings(settings: Settings) -> LlmClient | None:
