@@ -35,6 +35,7 @@ def configure_logging(level: str, json_logs: bool = False) -> None:
     root.setLevel(level.upper())
     if level != "debug":  # migrations announce every plugin at info; only their problems matter here
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # "Running upgrade …" stays
 
 
 def llm_from_settings(settings: Settings) -> LlmClient | None:
