@@ -53,6 +53,8 @@ class Settings(BaseModel):
     public_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    #: New series beyond this per tenant are refused with 429 (server/limits_series.py says why).
+    max_series_per_tenant: int = Field(default=100_000, gt=0)
 
     # responder
     sweep_interval_s: float = Field(default=30.0, gt=0)

@@ -12,10 +12,12 @@ from fastapi.responses import JSONResponse
 
 from infragent import __version__
 from infragent.config import Settings
-from infragent.server.api import agents, clients, commands, events, health, metrics, otlp
+from infragent.server.api import agents, clients, commands, events, health, metrics, otlp, query, selfmetrics
 from infragent.server.api.deps import AppServices
 from infragent.server.auth import KeyCache
 from infragent.server.limits import BodyLimitMiddleware
+from infragent.server.limits_series import SeriesCap
+from infragent.server.telemetry import MAX_SERIES_TENANTS, RequestCounter, Telemetry
 from infragent.store.sql import SqlStore, open_store
 
 
@@ -68,11 +70,22 @@ def create_app(
         description="Observe, detect, decide, act, verify, record.",
         lifespan=lifespan,
     )
+    telemetry = Telemetry()
+    series_cap = SeriesCap(the_store.engine, settings.max_series_per_tenant)
+    telemetry.bind(the_store.pending_count, lambda: series_cap.series_counts(MAX_SERIES_TENANTS))
+    wake = on_event or (lambda: None)
+
+    def event_received() -> None:  # the events route calls this once per stored event
+        telemetry.events.inc()
+        wake()
+
     app.state.services = AppServices(
         store=the_store,
         clock=clock,
-        on_event=on_event or (lambda: None),
+        on_event=event_received,
         command_ttl_s=settings.command_ttl_s,
+        telemetry=telemetry,
+        series_cap=series_cap,
     )
     if exporter is not None:
         app.state.services.forward = exporter.submit
@@ -83,5 +96,8 @@ def create_app(
         app.include_router(router)
     app.include_router(metrics.router)
     app.include_router(otlp.router)
+    app.include_router(query.router)
+    app.include_router(selfmetrics.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestCounter, telemetry=telemetry)
     return app

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -90,6 +91,16 @@ class Rollup:
 
 
 @dataclass(frozen=True, slots=True)
+class LatestSample:
+    """The newest sample of one series: the last point of its newest chunk."""
+
+    host: str
+    name: str
+    ts: float
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionResult:
     dropped_partitions: int
     deleted_chunks: int
@@ -117,7 +128,17 @@ class MetricStore(Protocol):
 
     def count_samples(self, client_id: str) -> int: ...
 
-    def list_series(self, client_id: str) -> list[SeriesInfo]: ...
+    def list_series(
+        self, client_id: str, *, host: str | None = None, name: str | None = None
+    ) -> list[SeriesInfo]: ...
+
+    def latest_by_host(
+        self,
+        client_id: str,
+        since: float,
+        until: float,
+        wanted: Sequence[tuple[str, Mapping[str, str]]],
+    ) -> tuple[dict[str, float | None], list[LatestSample]]: ...
 
     def set_retention(self, client_id: str, raw_days: float | None) -> None: ...
 
@@ -388,7 +409,44 @@ class SqlMetricStore:
             return [b for b in merge_rollups(parts) if lo <= b.start <= to_ts]
 
     def _minute_rollups(self, conn: sa.Connection, sid: int, lo: float, to_ts: float) -> list[Rollup]:
-        samples = self._samples(conn, sid, lo, float(np.floor(to_ts / 60) * 60 + 60) - 1e-9)
+        """Chunks that lie inside one minute bucket of the range contribute their stored summary;
+        only the others are decoded.
+
+        Why: an agent sends a batch per 10-second tick, so a day of one series is 8,640 one-point
+        chunks; decoding each costs ~30 µs in Python, reading its summary nothing extra. Summaries
+        are exact (``chunks.py``), so the result still equals a recomputation.
+        """
+        hi = float(np.floor(to_ts / 60) * 60 + 60) - 1e-9
+        c = metric_chunks.c
+        if self.is_postgres:
+            same_minute = sa.func.floor(c.start_ts / 60) == sa.func.floor(c.end_ts / 60)
+        else:  # SQLite may lack floor(); a cast truncates, which is floor for positive times
+            minute = sa.Integer()
+            same_minute = sa.and_(
+                c.start_ts >= 0, sa.cast(c.start_ts / 60, minute) == sa.cast(c.end_ts / 60, minute)
+            )
+        inside = sa.and_(same_minute, c.start_ts >= lo, c.end_ts <= hi)
+        q = sa.select(
+            c.start_ts, c.n, c.vmin, c.vmax, c.vsum, c.end_ts, c.vlast, sa.case((inside, None), else_=c.data)
+        ).where(self._overlapping(sid, lo, hi))
+        parts: list[tuple[float, int, float, float, float, float, float]] = []
+        runs: list[list[tuple[float, float]]] = []
+        for start, n, vmin, vmax, vsum, end, vlast, data in conn.execute(q):
+            if data is None:
+                parts.append((math.floor(start / 60) * 60.0, n, vmin, vmax, vsum, end, vlast))
+                continue
+            ts, values = decode_chunk(bytes(data))
+            keep = (ts >= lo) & (ts <= hi)
+            runs.append(list(zip(ts[keep].tolist(), values[keep].tolist(), strict=True)))
+        samples = list(heapq.merge(*runs, key=lambda p: p[0]))
+        if not parts:
+            return self._bucket_minutes(samples, to_ts)
+        # mixed: each decoded sample is a one-point partial, so ``last`` still goes by time
+        parts += [(float(np.floor(t / 60) * 60), 1, v, v, v, t, v) for t, v in samples]
+        return [r for r in merge_rollups(parts) if r.start <= to_ts]
+
+    @staticmethod
+    def _bucket_minutes(samples: list[tuple[float, float]], to_ts: float) -> list[Rollup]:
         if not samples:
             return []
         arr = np.array(samples, dtype=np.float64)
@@ -417,10 +475,15 @@ class SqlMetricStore:
         with self._read() as conn:
             return int(conn.execute(q).scalar_one())
 
-    def list_series(self, client_id: str) -> list[SeriesInfo]:
+    def list_series(
+        self, client_id: str, *, host: str | None = None, name: str | None = None
+    ) -> list[SeriesInfo]:
+        """The tenant's series, optionally only one host's and/or one metric name's."""
         q = (
             sa.select(metric_series)
             .where(metric_series.c.client_id == client_id)
+            .where(*([metric_series.c.host == host] if host is not None else []))
+            .where(*([metric_series.c.name == name] if name is not None else []))
             .order_by(metric_series.c.host, metric_series.c.name, metric_series.c.labels_key)
         )
         with self._read() as conn:
@@ -428,3 +491,85 @@ class SqlMetricStore:
                 SeriesInfo(r.host, r.name, r.unit, r.kind, bool(r.monotonic), dict(r.labels))
                 for r in conn.execute(q)
             ]
+
+    def latest_by_host(
+        self,
+        client_id: str,
+        since: float,
+        until: float,
+        wanted: Sequence[tuple[str, Mapping[str, str]]],
+    ) -> tuple[dict[str, float | None], list[LatestSample]]:
+        """(newest sample time per host, newest sample of each ``wanted`` series), over chunks
+        starting in ``[since, until]``; a host with none there maps to ``None``.
+
+        ``wanted`` pairs a metric name with labels a series must *include* (JSON path tests, on both
+        databases). ``until`` (a little past now) keeps PostgreSQL off the partitions made ahead.
+
+        Why one index probe per series (``ORDER BY start_ts DESC LIMIT 1``): an agent sends a chunk
+        per series per tick, so aggregating a window would read hundreds of chunks per series.
+        Why the host's newest sample is taken from the ``wanted`` series first: probing every series
+        of a 1,000-host fleet (33,000) costs ~100 ms on PostgreSQL, and an agent sends all its
+        families each tick, so they are as new as any. Only hosts with no ``wanted`` sample (SDK
+        hosts, silent hosts) pay the probe of all their series.
+        """
+        s = metric_series.c
+        newest, on = self._newest_chunk(since, until)
+        match = [
+            sa.and_(s.name == name, *(s.labels[k].as_string() == v for k, v in labels.items()))
+            for name, labels in wanted
+        ]
+        values_q = (
+            sa.select(s.host, s.name, newest.c.end_ts, newest.c.vlast)
+            .select_from(metric_series.join(newest, on))
+            .where(s.client_id == client_id, sa.or_(*match) if match else sa.false())
+        )
+        # byte order: a locale-aware sort of 33,000 names costs PostgreSQL ~15 ms for nothing
+        host = s.host.collate("C") if self.is_postgres else s.host
+        hosts_q = sa.select(host).where(s.client_id == client_id).group_by(host)
+        with self._read() as conn:
+            latest = [
+                LatestSample(r.host, r.name, float(r.end_ts), float(r.vlast)) for r in conn.execute(values_q)
+            ]
+            seen: dict[str, float | None] = {str(h): None for (h,) in conn.execute(hosts_q)}
+            for sample in latest:
+                prev = seen[sample.host]
+                seen[sample.host] = sample.ts if prev is None else max(prev, sample.ts)
+            rest = [h for h, ts in seen.items() if ts is None]
+            for part in range(0, len(rest), 500):
+                rest_q = (
+                    sa.select(s.host, sa.func.max(newest.c.end_ts))
+                    .select_from(metric_series.join(newest, on))
+                    .where(s.client_id == client_id, s.host.in_(rest[part : part + 500]))
+                    .group_by(s.host)
+                )
+                seen.update((str(h), float(ts)) for h, ts in conn.execute(rest_q))
+        return seen, latest
+
+    def _newest_chunk(self, since: float, until: float) -> tuple[sa.FromClause, sa.ColumnElement[bool]]:
+        """What to join to ``metric_series`` for each series' newest chunk starting at or after ``since``.
+
+        PostgreSQL: a ``LATERAL`` probe per series. SQLite has no ``LATERAL``; a correlated subquery
+        picks the newest chunk's rowid, which is the same index probe.
+        """
+        s = metric_series.c
+        if self.is_postgres:
+            c = metric_chunks.c
+            lateral = (
+                sa.select(c.end_ts, c.vlast)
+                .where(c.series_id == s.id, c.start_ts >= since, c.start_ts <= until)
+                .order_by(c.start_ts.desc())
+                .limit(1)
+                .lateral("newest")
+            )
+            return lateral, sa.true()
+        newest = metric_chunks.alias("newest")
+        pick = metric_chunks.alias("pick")
+        rowid = (
+            sa.select(sa.literal_column("pick.rowid"))
+            .select_from(pick)
+            .where(pick.c.series_id == s.id, pick.c.start_ts >= since, pick.c.start_ts <= until)
+            .order_by(pick.c.start_ts.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        return newest, sa.literal_column("newest.rowid") == rowid

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from infragent.server.limits_series import SeriesCap
+from infragent.server.telemetry import Telemetry
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch
 
@@ -23,6 +25,10 @@ class AppServices:
     command_ttl_s: float = 300.0
     #: Hands each newly stored batch to the remote-write exporter, when one is configured.
     forward: Callable[[str, MetricBatch], None] = _no_forward
+    #: The server's own metrics (``GET /metrics``); the routes count ingest into it.
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    #: Refuses batches that would pass ``max_series_per_tenant``; None: no cap.
+    series_cap: SeriesCap | None = None
 
 
 def services(request: Request) -> AppServices:

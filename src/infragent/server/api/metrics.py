@@ -23,6 +23,8 @@ from pydantic import BaseModel
 from infragent import wire
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal, ingest_principal
+from infragent.server.limits_series import SeriesCapError
+from infragent.server.telemetry import REASON_BY_STATUS
 from infragent.store.metrics import SqlMetricStore, WriteResult
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
@@ -84,6 +86,7 @@ _BODY_DOC = {
         400: {"description": "malformed or invalid batch"},
         413: {"description": "body or decompressed body over the limit"},
         415: {"description": "unsupported Content-Type or Content-Encoding"},
+        429: {"description": "series cap reached: new series refused; retry after Retry-After seconds"},
     },
 )
 async def ingest_metrics(
@@ -99,6 +102,7 @@ async def ingest_metrics(
     """
     media_type = _media_type(request.headers.get("content-type"))
     if media_type != wire.CONTENT_TYPE:
+        svc.telemetry.rejected("native", "unsupported")
         raise HTTPException(
             status_code=415,
             detail=f"unsupported Content-Type {media_type or '(none)'!r}: send {wire.CONTENT_TYPE!r}",
@@ -109,7 +113,13 @@ async def ingest_metrics(
 
     def decode_and_write() -> tuple[wire.MetricBatch, WriteResult]:
         batch = wire.decode_batch(body, content_encoding=encoding, max_decompressed=MAX_DECOMPRESSED_BYTES)
-        result = store.write_batch(who.client_id, batch, now)
+        cap = svc.series_cap  # refuses new series past the tenant's cap before anything is stored
+        admitted = cap.admit(who.client_id, [(batch.node_id, batch.series)]) if cap is not None else None
+        with svc.telemetry.write_timer("native"):
+            result = store.write_batch(who.client_id, batch, now)
+        if cap is not None and admitted is not None:
+            cap.written(admitted)
+        svc.telemetry.stored("native", result.accepted_points, duplicate=result.duplicate)
         if not result.duplicate:
             svc.forward(who.client_id, batch)
         return batch, result
@@ -117,7 +127,11 @@ async def ingest_metrics(
     try:
         batch, result = await anyio.to_thread.run_sync(decode_and_write)
     except wire.WireError as exc:
+        svc.telemetry.rejected("native", REASON_BY_STATUS[_status(exc)])
         raise HTTPException(status_code=_status(exc), detail=exc.reason) from None
+    except SeriesCapError as exc:
+        svc.telemetry.rejected("native", "series_cap", exc.points)
+        raise HTTPException(429, detail=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
     return MetricsAccepted(
         batch_id=batch.batch_id, accepted_points=result.accepted_points, duplicate=result.duplicate
     )

@@ -16,7 +16,7 @@ stored again (OTLP itself accepts duplicates as the price of at-least-once deliv
 Retryable answers: a database that is busy or down (``OperationalError``, a pool timeout) is a 503
 with ``Retry-After``, which OTLP clients retry; because each host group's write is idempotent, the
 groups written before the failure are skipped on the retry. ``ThrottledError`` is where admission
-control (the series cap, later) answers 429.
+control (the per-tenant series cap, ``server/limits_series.py``) answers 429.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from infragent.server.api.deps import AppServices, services
 from infragent.server.api.metrics import metric_store
 from infragent.server.auth import Principal, ingest_principal
 from infragent.server.ingest import otlp
+from infragent.server.limits_series import Admission, SeriesCap, SeriesCapError
+from infragent.server.telemetry import REASON_BY_STATUS
 from infragent.store.metrics import SqlMetricStore
 
 logger = logging.getLogger(__name__)
@@ -76,12 +78,19 @@ def _status(exc: wire.WireError) -> int:
     return 400
 
 
-def _admit(who: Principal, decoded: otlp.Decoded) -> None:
+def _admit(cap: SeriesCap | None, who: Principal, decoded: otlp.Decoded) -> Admission | None:
     """Admission control before anything is stored; raise ``ThrottledError`` to refuse for now.
 
-    Nothing is refused yet: the per-tenant series cap (issue "Metrics at rate", a later item) goes
-    here and answers 429, so an exporter backs off and retries instead of losing the data.
+    The per-tenant series cap counts the new series of all host groups together and refuses the
+    whole request with 429, so an exporter backs off and retries instead of losing the data; a
+    request holding only series the tenant already has always passes.
     """
+    if cap is None:
+        return None
+    try:
+        return cap.admit(who.client_id, [(g.node_id, g.series) for g in decoded.groups])
+    except SeriesCapError as exc:
+        raise ThrottledError(429, str(exc), exc.retry_after_s) from None
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -106,6 +115,8 @@ _ANSWER = {"content": {otlp.PROTOBUF: _BINARY, otlp.JSON: {"schema": {"type": "o
         401: {"description": "google.rpc.Status: missing or invalid API key"} | _ANSWER,
         413: {"description": "body or decompressed body over the limit"} | _ANSWER,
         415: {"description": "google.rpc.Status: unsupported Content-Type or Content-Encoding"} | _ANSWER,
+        429: {"description": "google.rpc.Status: series cap reached; retry after Retry-After seconds"}
+        | _ANSWER,
         503: {"description": "google.rpc.Status: storage busy; retry after Retry-After seconds"} | _ANSWER,
     },
 )
@@ -128,6 +139,7 @@ async def export_metrics(
     if media_type not in otlp.MEDIA_TYPES:
         shown = media_type or "(none)"
         message = f"unsupported Content-Type {shown!r}: send {otlp.PROTOBUF!r} or {otlp.JSON!r}"
+        svc.telemetry.rejected("otlp", "unsupported")
         return _failure(answer_type, 415, message)
     body = await request.body()
     encoding = request.headers.get("content-encoding")
@@ -136,17 +148,27 @@ async def export_metrics(
     def decode_and_write() -> otlp.Decoded:
         raw = otlp.inflate(body, encoding)
         decoded = otlp.decode(raw, media_type, now=now)
-        _admit(who, decoded)
+        try:
+            admitted = _admit(svc.series_cap, who, decoded)
+        except ThrottledError:
+            svc.telemetry.rejected("otlp", "series_cap", decoded.accepted_points + decoded.rejected_points)
+            raise
         digest = hashlib.sha256(who.client_id.encode() + b"\0" + raw).hexdigest()
         for i, group in enumerate(decoded.groups):
             batch = group.batch(f"otlp:{digest}:{i}")
-            if not store.write_batch(who.client_id, batch, now).duplicate:
+            with svc.telemetry.write_timer("otlp"):
+                result = store.write_batch(who.client_id, batch, now)
+            svc.telemetry.stored("otlp", result.accepted_points, duplicate=result.duplicate)
+            if not result.duplicate:
                 svc.forward(who.client_id, batch)
+        if svc.series_cap is not None and admitted is not None:
+            svc.series_cap.written(admitted)
         return decoded
 
     try:
         decoded = await anyio.to_thread.run_sync(decode_and_write)
     except wire.WireError as exc:
+        svc.telemetry.rejected("otlp", REASON_BY_STATUS[_status(exc)])
         return _failure(answer_type, _status(exc), exc.reason)
     except (OperationalError, PoolTimeoutError) as exc:
         cause = exc.orig if isinstance(exc, OperationalError) else exc  # not the SQL and its parameters
@@ -156,6 +178,7 @@ async def export_metrics(
     except ThrottledError as exc:
         return _throttled(answer_type, exc)
     if decoded.rejected_points:
+        svc.telemetry.rejected("otlp", "invalid_point", decoded.rejected_points, whole_request=False)
         logger.debug("OTLP ingest for client %s: %s", who.client_id, decoded.error_message)
     return Response(otlp.encode_response(decoded, media_type), media_type=media_type)
 
