@@ -19,16 +19,18 @@ def test_demo_heals_on_each_database(db_url: str) -> None:
     assert result.error is None, "\n".join(lines)
     assert result.healed and result.action == "restart"
     assert result.result is not None and result.result.startswith("done: restarted")
-    times = [
-        result.failed_at,
-        result.detected_at,
-        result.reported_at,
-        result.decided_at,
-        result.action_sent_at,
-        result.healthy_at,
-    ]
-    assert all(t is not None for t in times)
-    assert times == sorted(times)  # type: ignore[type-var]
+    r = result
+    assert None not in (
+        r.failed_at,
+        r.detected_at,
+        r.reported_at,
+        r.decided_at,
+        r.action_sent_at,
+        r.healthy_at,
+    )
+    assert r.failed_at <= r.detected_at <= r.reported_at  # type: ignore[operator]
+    # The responder may decide before the SDK has read the server's 202: decided_at is only after detection.
+    assert r.detected_at <= r.decided_at <= r.action_sent_at <= r.healthy_at  # type: ignore[operator]
 
 
 def test_demo_cli_json() -> None:
