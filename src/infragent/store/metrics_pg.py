@@ -167,7 +167,7 @@ class PgMetrics(SqlMetricStore):
         """Store the batch once: a batch id seen before for this tenant stores nothing."""
         series = [s for s in batch.series if s.values]
         points = sum(len(s.values) for s in series)
-        rows = split_batch([(i, s.timestamps, s.values) for i, s in enumerate(series)])
+        rows = split_batch([(i, s.timestamps, s.values) for i, s in enumerate(series)], dense=False)
         days = {int(r.start_ts // DAY) for r in rows} | self._around(now)
         self._ensure_days(days)
         try:

@@ -88,7 +88,7 @@ class SqliteMetrics(SqlMetricStore):
     def write_batch(self, client_id: str, batch: MetricBatch, now: float) -> WriteResult:
         """Store the batch once: a batch id seen before for this tenant stores nothing."""
         series = [s for s in batch.series if s.values]
-        rows = split_batch([(i, s.timestamps, s.values) for i, s in enumerate(series)])
+        rows = split_batch([(i, s.timestamps, s.values) for i, s in enumerate(series)], dense=False)
         job = _Job(client_id, batch, now, rows, sum(len(s.values) for s in series))
         with self._queue_lock:
             self._queue.append(job)

@@ -166,8 +166,17 @@ metric_chunks = sa.Table(
     sa.Column("vsum", sa.Float, nullable=False),
     sa.Column("vlast", sa.Float, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
+    # 0: as ingested (one chunk per batch, cheap encoding); 1: compacted (one per series and hour)
+    sa.Column("level", sa.SmallInteger, nullable=False, server_default=sa.text("0")),
     sa.Index("ix_metric_chunks_series_start", "series_id", "start_ts"),
     postgresql_partition_by="RANGE (start_ts)",
+)
+# What the compactor has still to do, found without scanning compacted chunks (store/compaction.py).
+sa.Index(
+    "ix_metric_chunks_pending",
+    metric_chunks.c.start_ts,
+    postgresql_where=metric_chunks.c.level == 0,
+    sqlite_where=metric_chunks.c.level == 0,
 )
 
 metric_rollups_1h = sa.Table(

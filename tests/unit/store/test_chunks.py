@@ -126,3 +126,27 @@ def test_split_batch_matches_per_chunk_encoding() -> None:
         assert row.n == len(ts) and row.vlast == values[-1]
         assert row.vmin == values.min() and row.vmax == values.max()
         assert row.vsum == pytest.approx(float(np.sum(values)))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_raw_split_decodes_to_the_same_points_as_dense(case: str) -> None:
+    """Ingest's raw layout and the compactor's dense one hold the same samples and summaries."""
+    ts, values = CASES[case]
+    raw = split_batch([(1, ts, values)], dense=False)
+    dense = split_batch([(1, ts, values)])
+    assert [r.data[0] for r in raw] == [2] * len(raw)
+    for r, d in zip(raw, dense, strict=True):
+        got_ts, got_values = decode_chunk(r.data)
+        want_ts, want_values = decode_chunk(d.data)
+        assert _bits(got_ts.tolist()) == _bits(want_ts.tolist())
+        assert _bits(got_values.tolist()) == _bits(want_values.tolist())
+        assert len(r.data) == 5 + 16 * r.n
+        assert (r.start_ts, r.end_ts, r.n, r.vlast) == (d.start_ts, d.end_ts, d.n, d.vlast)
+
+
+@pytest.mark.parametrize(
+    "data", [b"\x02", b"\x02\x02\x00\x00\x00" + bytes(31), b"\x02\x01\x00\x00\x00" + bytes(17)]
+)
+def test_raw_chunks_of_the_wrong_size_are_refused(data: bytes) -> None:
+    with pytest.raises(ChunkFormatError):
+        decode_chunk(data)
