@@ -68,6 +68,11 @@ class Result:
     stored: int | None = None
     disk_bytes: int | None = None
     server_cpu_s: float = 0.0
+    db_cpu_s: float | None = None
+    client_cpu_s: float = 0.0
+    other_cpu_s: float = 0.0
+    raw_bytes: int | None = None
+    compaction: dict[str, float] | None = None
     note: str = ""
 
     @property
@@ -98,6 +103,54 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of a process and each of its descendants (ingest workers), by pid."""
+    root = psutil.Process(pid)
+    out = {}
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        out[p.pid] = t.user + t.system
+    return out
+
+
+def cpu_by_process() -> dict[int, tuple[str, float]]:
+    """(name, CPU seconds) of every process now: the columns "db cores" and "other" come from two
+    of these snapshots (a process that exits during the window drops out; one that starts counts
+    from zero)."""
+    out = {}
+    for p in psutil.process_iter(["name", "cpu_times"]):
+        t = p.info["cpu_times"]
+        if t is not None:
+            out[p.pid] = (p.info["name"] or "", t.user + t.system)
+    return out
+
+
+def cpu_split(before: dict[int, tuple[str, float]], server: set[int]) -> tuple[float, float, float]:
+    """CPU seconds since ``before`` of (PostgreSQL, this load generator, everything else but the
+    server): "other" shows jobs that shared the cores with the measurement."""
+    db = client = other = 0.0
+    me = os.getpid()
+    for pid, (name, t) in cpu_by_process().items():
+        used = t - before.get(pid, (name, 0.0))[1]
+        if pid in server:
+            continue
+        if name == "postgres":
+            db += used
+        elif pid == me:
+            client += used
+        else:
+            other += used
+    return db, client, other
+
+
+def cpu_since(pid: int, before: dict[int, float]) -> float:
+    """Server CPU seconds since ``before``: processes started since count from zero."""
+    return sum(t - before.get(p, 0.0) for p, t in tree_cpu(pid).items())
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -164,7 +217,9 @@ def post_all(
 
 
 @contextmanager
-def infragent_server(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
+def infragent_server(
+    database_url: str, ingest_processes: int = 0
+) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
     """A real ``infragent server`` subprocess; yields (process, port, bearer key, temp dir)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     port = free_port()
@@ -176,6 +231,7 @@ def infragent_server(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes
         "INFRAGENT_PORT": str(port),
         "INFRAGENT_LOG_LEVEL": "warning",
         "INFRAGENT_MAX_BODY_BYTES": str(16 << 20),
+        "INFRAGENT_INGEST_PROCESSES": str(ingest_processes),
     }
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -198,8 +254,12 @@ def infragent_server(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes
             key = json.loads(r.read())["api_key"]
         yield proc, port, key, tmp
     finally:
+        died = proc.poll()
         stop(proc)
         log.close()
+        if died is not None:
+            tail = (tmp / "server.log").read_text(errors="replace").splitlines()[-30:]
+            print(f"  the server exited with {died} during the run; its log ends:", *tail, sep="\n    ")
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -218,6 +278,7 @@ def profiled(pid: int, name: str, out_dir: str | None) -> Iterator[None]:
             str(pid),
             "--format",
             "raw",
+            "--subprocesses",
             "--rate",
             "50",
             "--output",
@@ -266,37 +327,63 @@ def run_ours(kind: str, ds: Dataset, args: argparse.Namespace) -> Result:
     bodies = [render(i) for i in range(n)]
     print(f"  {kind}: rendered {n} bodies in {time.perf_counter() - t0:.1f}s", flush=True)
 
-    def measure(url: str) -> Result:
-        with infragent_server(url) as (proc, port, key, _tmp):
+    def measure(url: str, footprint: Callable[[], tuple[int, int]]) -> Result:
+        with infragent_server(url, args.ingest_processes) as (proc, port, key, tmp):
             if kind == "otlp" and not has_route(port, "/v1/metrics"):
                 return Result(kind, note="not available yet")
             headers = {"authorization": f"Bearer {key}", "content-encoding": "gzip"}
             headers["content-type"] = "application/x-protobuf" if kind == "otlp" else NATIVE_TYPE
             path = "/v1/metrics" if kind == "otlp" else "/api/v1/metrics"
-            cpu0 = psutil.Process(proc.pid).cpu_times()
+            cpu0, all0 = tree_cpu(proc.pid), cpu_by_process()
             with profiled(proc.pid, kind, args.py_spy):
                 res = post_all(port, path, headers, bodies, ds.batch_points, args.seconds, args.workers)
-            cpu1 = psutil.Process(proc.pid).cpu_times()
-            res.server_cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+            res.server_cpu_s = cpu_since(proc.pid, cpu0)
+            res.db_cpu_s, res.client_cpu_s, res.other_cpu_s = cpu_split(all0, set(tree_cpu(proc.pid)))
             res.target = kind
+            res.stored, res.raw_bytes = footprint()
+            res.disk_bytes = res.raw_bytes
+            if args.compact:
+                res.compaction = compact_now(url, tmp)
+                res.stored, res.disk_bytes = footprint()
             return res
 
     if kind == "sqlite":
         tmp = Path(tempfile.mkdtemp(prefix="bench-sqlite-"))
         try:
             db = tmp / "metrics.db"
-            res = measure(f"sqlite:///{db}")
-            with sqlite3.connect(db) as c:
-                res.stored = int(c.execute("SELECT coalesce(sum(n), 0) FROM metric_chunks").fetchone()[0])
-            res.disk_bytes = sum(p.stat().st_size for p in tmp.iterdir() if p.name.startswith("metrics.db"))
+            return measure(f"sqlite:///{db}", lambda: sqlite_footprint(db))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return res
     with pg_schema() as schema:
-        res = measure(f"{PG_DSN}?options=-csearch_path%3D{schema}")
-        if res.note != "not available yet":
-            res.stored, res.disk_bytes = pg_footprint(schema)
-        return res
+        return measure(f"{PG_DSN}?options=-csearch_path%3D{schema}", lambda: pg_footprint(schema))
+
+
+def sqlite_footprint(db: Path) -> tuple[int, int]:
+    """(stored points, bytes of the database file) after a truncating WAL checkpoint (VictoriaMetrics
+    is measured after ``force_flush`` the same way)."""
+    with sqlite3.connect(db) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        stored = int(c.execute("SELECT coalesce(sum(n), 0) FROM metric_chunks").fetchone()[0])
+    return stored, sum(p.stat().st_size for p in db.parent.iterdir() if p.name.startswith(db.name))
+
+
+def compact_now(url: str, data_dir: Path) -> dict[str, float]:
+    """``infragent metrics compact`` on the target's database, as the server's own loop would run it
+    once the hours close; returns its JSON summary (points, seconds, bytes in and out)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")},
+        "INFRAGENT_DATABASE_URL": url,
+        "INFRAGENT_DATA_DIR": str(data_dir),
+        "INFRAGENT_LOG_LEVEL": "warning",
+    }
+    out = subprocess.run(
+        [str(VENV_BIN / "infragent"), "metrics", "compact", "--json", "--delay", "600"],
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=1800,
+    )
+    return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
 
 
 def has_route(port: int, path: str) -> bool:
@@ -333,12 +420,12 @@ def run_vm(ds: Dataset, args: argparse.Namespace) -> Result:
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
-        cpu0 = psutil.Process(proc.pid).cpu_times()
+        cpu0, all0 = tree_cpu(proc.pid), cpu_by_process()
         res = post_all(
             port, "/api/v1/import/prometheus", {}, bodies, ds.batch_points, args.seconds, args.workers
         )
-        cpu1 = psutil.Process(proc.pid).cpu_times()
-        res.target, res.server_cpu_s = "vm", (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+        res.target, res.server_cpu_s = "vm", cpu_since(proc.pid, cpu0)
+        _, res.client_cpu_s, res.other_cpu_s = cpu_split(all0, set(tree_cpu(proc.pid)))
         urllib.request.urlopen(f"http://127.0.0.1:{port}/internal/force_flush", timeout=60).read()
         deadline = time.monotonic() + 60
         while (stored := vm_rows(port)) < res.points and time.monotonic() < deadline:
@@ -363,7 +450,8 @@ def report(results: list[Result], ds: Dataset, args: argparse.Namespace) -> None
     )
     head = (
         f"{'target':<8} {'points/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'secs':>6} "
-        f"{'srv cores':>9} {'stored':>11} {'B/sample':>9} {'rate/VM':>8} {'B/VM':>6}  note"
+        f"{'srv cores':>9} {'db cores':>8} {'client':>6} {'other':>5} {'stored':>11} {'B raw':>6} "
+        f"{'B/sample':>9} {'rate/VM':>8} {'B/VM':>6}  note"
     )
     print(head)
     print("-" * len(head))
@@ -372,15 +460,36 @@ def report(results: list[Result], ds: Dataset, args: argparse.Namespace) -> None
             print(f"{r.target:<8} {'—':>11}  {r.note}")
             continue
         bps = r.disk_bytes / r.stored if r.disk_bytes and r.stored else float("nan")
+        db = "—" if r.db_cpu_s is None else f"{r.db_cpu_s / r.seconds:.2f}"
+        raw = f"{r.raw_bytes / r.stored:.1f}" if r.raw_bytes and r.stored else "—"
         vm_bps = vm.disk_bytes / vm.stored if vm and vm.disk_bytes and vm.stored else float("nan")
         print(
             f"{r.target:<8} {r.rate:>11,.0f} {r.pct(0.5):>8.1f} {r.pct(0.99):>8.1f} {len(r.latencies):>9} "
-            f"{r.seconds:>6.1f} {r.server_cpu_s / r.seconds:>9.2f} {r.stored or 0:>11,} {bps:>9.2f} "
+            f"{r.seconds:>6.1f} {r.server_cpu_s / r.seconds:>9.2f} {db:>8} "
+            f"{r.client_cpu_s / r.seconds:>6.2f} {r.other_cpu_s / r.seconds:>5.2f} {r.stored or 0:>11,} "
+            f"{raw:>6} {bps:>9.2f} "
             f"{(r.rate / vm.rate if vm else float('nan')):>8.2f} {bps / vm_bps:>6.2f}  "
             f"{r.note}{f' errors={r.errors}' if r.errors else ''}"
             f"{' STORED != ACCEPTED' if r.stored is not None and r.stored != r.points else ''}"
         )
-    print("srv cores = server process CPU seconds / window (PostgreSQL's own backends not included)")
+    print(
+        "srv cores = server CPU seconds (ingest workers included) / window; "
+        "db cores = every postgres process's CPU seconds / window; client = this load generator; "
+        "other = every other process (jobs sharing the cores)"
+    )
+    print(
+        "B raw = bytes per sample as ingested (raw chunks); B/sample = after `infragent metrics compact` "
+        "rewrote the closed hours, as the server's own loop does (VictoriaMetrics: after force_flush)"
+    )
+    for r in results:
+        c = r.compaction
+        if c and c.get("points"):
+            print(
+                f"compaction {r.target}: {int(c['points']):,} points in {c['seconds']:.1f} s = "
+                f"{c['points_per_s']:,.0f} pts/s, chunk data {c['bytes_in'] / c['points']:.2f} -> "
+                f"{c['bytes_out'] / c['points']:.2f} B/point; ingest and compaction together sustain "
+                f"{1 / (1 / r.rate + 1 / c['points_per_s']):,.0f} pts/s on these cores"
+            )
 
 
 def main() -> None:
@@ -391,6 +500,18 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=100)
     ap.add_argument("--series-per-host", type=int, default=100)
     ap.add_argument("--points", type=int, default=60, help="points per series per batch")
+    ap.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=2,
+        help="the server's ingest worker processes (INFRAGENT_INGEST_PROCESSES; PostgreSQL only)",
+    )
+    ap.add_argument(
+        "--no-compact",
+        dest="compact",
+        action="store_false",
+        help="measure bytes as ingested only (by default the closed hours are compacted after the run)",
+    )
     ap.add_argument("--py-spy", metavar="DIR", help="record the server's stacks with py-spy into DIR")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so finally-blocks stop our servers

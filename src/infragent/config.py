@@ -55,6 +55,15 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     #: New series beyond this per tenant are refused with 429 (server/limits_series.py says why).
     max_series_per_tenant: int = Field(default=100_000, gt=0)
+    #: Worker processes for native metric ingest on PostgreSQL (0: in the server process); see
+    #: server/ingest_pool.py and docs/scaling.md.
+    ingest_processes: int = Field(default=0, ge=0, le=64)
+
+    # metric store upkeep in the server (server/maintenance.py); an interval of 0 turns the job off
+    metrics_compact_interval_s: float = Field(default=60.0, ge=0)
+    #: An hour is compacted once it ended this long ago (late batches still arrive raw before that).
+    metrics_compact_delay_s: float = Field(default=600.0, ge=0)
+    metrics_retention_interval_s: float = Field(default=3600.0, ge=0)
 
     # responder
     sweep_interval_s: float = Field(default=30.0, gt=0)

@@ -96,6 +96,7 @@ def test_unknown_keys_are_ignored_for_forward_compatibility() -> None:
         (_gz(_batch(series=[_series(values=[1.0, float("nan")])])), "a value is NaN or infinite"),
         (_gz(_batch(series=[_series(values=[float("inf"), 1.0])])), "a value is NaN or infinite"),
         (_gz(_batch(series=[_series(timestamps=[float("nan"), 1.0])])), "a timestamp is NaN or infinite"),
+        (_gz(_batch(series=[_series(values=[float("inf"), float("-inf")])])), "a value is NaN or infinite"),
         (
             _gz(_batch(series=[_series(), _series(monotonic=True)])),
             "series[1] (system.cpu.utilization): only",
@@ -168,3 +169,9 @@ def test_batch_from_points_refuses_a_series_that_changes_unit() -> None:
 def test_batch_from_points_with_no_points_is_an_empty_batch() -> None:
     batch = batch_from_points("b", "h", {}, [])
     assert batch.series == [] and _decode(encode_batch(batch)).point_count == 0
+
+
+def test_huge_finite_values_whose_sum_overflows_are_accepted() -> None:
+    """The fast finite check sums the values; an overflowing sum of finite values is still valid."""
+    batch = _decode(_gz(_batch(series=[_series(values=[1.7e308, 1.7e308])])))
+    assert batch.series[0].values == [1.7e308, 1.7e308]

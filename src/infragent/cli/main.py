@@ -140,6 +140,7 @@ def main() -> None:
     try:
         from infragent.cli import agent as _agent  # noqa: F401 - registers the agent commands
         from infragent.cli import demo as _demo  # noqa: F401 - registers the demo command
+        from infragent.cli import metrics as _metrics  # noqa: F401 - registers the metrics commands
 
         app()
     except ConfigError as exc:

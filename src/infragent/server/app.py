@@ -15,8 +15,10 @@ from infragent.config import Settings
 from infragent.server.api import agents, clients, commands, events, health, metrics, otlp, query, selfmetrics
 from infragent.server.api.deps import AppServices
 from infragent.server.auth import KeyCache
+from infragent.server.ingest_pool import IngestPool, WorkerConfig, enabled_for
 from infragent.server.limits import BodyLimitMiddleware
 from infragent.server.limits_series import SeriesCap
+from infragent.server.maintenance import start_maintenance
 from infragent.server.telemetry import MAX_SERIES_TENANTS, RequestCounter, Telemetry
 from infragent.store.sql import SqlStore, open_store
 
@@ -54,11 +56,23 @@ def create_app(
 
         exporter = RemoteWriteExporter(settings.remote_write_url, headers=settings.remote_write_headers)
 
+    ingest_pool = None
+    db_url = the_store.engine.url.render_as_string(hide_password=False)  # the workers open the same
+    if enabled_for(db_url, settings.ingest_processes):
+        config = WorkerConfig(db_url, settings.max_series_per_tenant, metrics.MAX_DECOMPRESSED_BYTES)
+        ingest_pool = IngestPool(config, settings.ingest_processes)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if exporter is not None:
             exporter.start()
+        if ingest_pool is not None:
+            await ingest_pool.start()
+        upkeep = start_maintenance(settings, _app.state, the_store.engine, telemetry.registry, clock)
         yield
+        upkeep.stop()
+        if ingest_pool is not None:
+            ingest_pool.close()
         if exporter is not None:
             exporter.close(timeout_s=5)
         if owned:
@@ -86,6 +100,7 @@ def create_app(
         command_ttl_s=settings.command_ttl_s,
         telemetry=telemetry,
         series_cap=series_cap,
+        ingest_pool=ingest_pool,
     )
     if exporter is not None:
         app.state.services.forward = exporter.submit

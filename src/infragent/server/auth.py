@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import anyio.to_thread
 from fastapi import HTTPException, Request
 
 from infragent import apikeys
@@ -42,6 +43,12 @@ class KeyCache:
             self._entries[key_id] = (now + self._ttl, record)
         return record
 
+    def fresh(self, key_id: str) -> bool:
+        """Whether ``get`` would answer from memory, without the store."""
+        with self._lock:
+            hit = self._entries.get(key_id)
+        return hit is not None and hit[0] > time.monotonic()
+
     def drop(self, key_id: str) -> None:
         """Forget a key at once (called on revoke)."""
         with self._lock:
@@ -72,6 +79,18 @@ def authenticate(request: Request, scope: str) -> Principal:
 
 def ingest_principal(request: Request) -> Principal:
     return authenticate(request, "ingest")
+
+
+async def ingest_principal_async(request: Request) -> Principal:
+    """``ingest_principal`` without a thread hop when the key is in the cache (every batch but the
+    first of each key): FastAPI runs a sync dependency in its thread pool, which measured ~0.5 ms
+    of the HTTP process's CPU per ingest request."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    parsed = apikeys.parse(token.strip()) if scheme.lower() == "bearer" else None
+    cache: KeyCache = request.app.state.keys
+    if parsed is None or cache.fresh(parsed[0]):
+        return authenticate(request, "ingest")  # no I/O: refused at once, or served from the cache
+    return await anyio.to_thread.run_sync(authenticate, request, "ingest")
 
 
 def read_principal(request: Request) -> Principal:

@@ -22,7 +22,9 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
+def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> sa.Engine:
+    """``pre_ping`` checks each PostgreSQL connection before use (one round trip): right for the API,
+    wasteful on the ingest workers' hot path (server/ingest_pool.py)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
@@ -31,7 +33,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_setup(engine)
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=pre_ping)
 
 
 def _sqlite_setup(engine: sa.Engine) -> None:
@@ -39,6 +41,9 @@ def _sqlite_setup(engine: sa.Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
+        # Only takes effect in a new, empty file: lets compaction hand freed pages back to the
+        # file system (store/compaction.py) instead of keeping them for reuse.
+        cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")

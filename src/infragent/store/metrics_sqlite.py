@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from infragent.store import hosts
 from infragent.store.chunks import ChunkRow, split_batch
 from infragent.store.metrics import DAY, RetentionResult, SeriesKey, SqlMetricStore, WriteResult
 from infragent.wire import MetricBatch
@@ -137,6 +138,9 @@ class SqliteMetrics(SqlMetricStore):
                     for r in job.rows
                 ],
             )
+        hosts.note_batch(
+            conn, postgres=False, client_id=job.client_id, host=batch.node_id, series=series, now=job.now
+        )
         return WriteResult(accepted_points=job.points, duplicate=False)
 
     def apply_retention(self, now: float) -> RetentionResult:

@@ -200,3 +200,19 @@ metric_retention = sa.Table(
     sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), primary_key=True),
     sa.Column("raw_days", sa.Float, nullable=False),
 )
+
+# The fleet view's per-host row, folded in at write time (store/hosts.py): the newest sample time
+# and, per fleet value (CPU idle, memory used, fullest filesystem), the newest sample's time and value.
+metric_hosts = sa.Table(
+    "metric_hosts",
+    metadata,
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), primary_key=True),
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("cpu_ts", sa.Float),
+    sa.Column("cpu", sa.Float),
+    sa.Column("memory_ts", sa.Float),
+    sa.Column("memory", sa.Float),
+    sa.Column("filesystem_ts", sa.Float),
+    sa.Column("filesystem", sa.Float),
+)

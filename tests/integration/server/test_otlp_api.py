@@ -66,9 +66,13 @@ class Api:
         return [v for _, v in self.metrics.query_range(tenant, host, name, labels, 0, 1e12)]
 
 
-@pytest.fixture
-def api(store: SqlStore) -> Iterator[Api]:
-    app = create_app(Settings(max_body_bytes=MAX_BODY), store=store)
+@pytest.fixture(params=["in-process", "workers"])
+def api(request: pytest.FixtureRequest, store: SqlStore) -> Iterator[Api]:
+    """Each test runs with ingest in the server process and, on PostgreSQL, in 2 worker processes."""
+    workers = 2 if request.param == "workers" else 0
+    if workers and store.engine.dialect.name != "postgresql":
+        pytest.skip("ingest workers are used on PostgreSQL only")
+    app = create_app(Settings(max_body_bytes=MAX_BODY, ingest_processes=workers), store=store)
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield Api(base, http, store, SqlMetricStore(store.engine))
 

@@ -298,3 +298,35 @@ def test_minute_rollups_of_tick_sized_batches_are_exact(api: Api) -> None:
         r = api.get("/api/v1/query_range", auth, **q)
         assert r.json()["source"] == "1m"
         assert _same(_points(r), _expected(ts, values, lo, hi, 60, 60.0, agg)), agg
+
+
+def test_more_series_than_the_limit_is_422_on_labels(api: Api) -> None:
+    auth = api.register()
+    many = [_series(CPU, {"cpu": str(i), "cpu.mode": "user"}, [NOW - 10], [0.5]) for i in range(101)]
+    api.send(auth, "many", "host-1", many)
+    q = {"host": "host-1", "metric": CPU, "from": NOW - 60, "to": NOW, "step": 10}
+    r = api.get("/api/v1/query_range", auth, **q)
+    assert r.status_code == 422 and [e["loc"] for e in r.json()["errors"]] == [["query", "labels"]]
+    assert "101 series match" in r.json()["detail"]
+    assert len(api.get("/api/v1/query_range", auth, **q, labels="cpu=7").json()["series"]) == 1
+
+
+def test_interleaved_batches_read_back_in_time_order(api: Api) -> None:
+    """Batches that overlap in time (a spool replaying while new ticks arrive) and repeat a time:
+    points come back by time, a repeated time in the order its chunks started."""
+    auth = api.register()
+    a = [NOW - 100.0, NOW - 80.0, NOW - 60.0]
+    b = [NOW - 90.0, NOW - 80.0, NOW - 70.0]
+    api.send(auth, "b", "host-1", [_series(CPU, {"cpu.mode": "user"}, b, [2.0, 2.5, 3.0])])
+    api.send(auth, "a", "host-1", [_series(CPU, {"cpu.mode": "user"}, a, [1.0, 1.5, 4.0])])
+    q = {"host": "host-1", "metric": CPU, "from": NOW - 100, "to": NOW, "step": 1, "agg": "last"}
+    assert _points(api.get("/api/v1/query_range", auth, **q)) == [
+        [NOW - 100, 1.0],
+        [NOW - 90, 2.0],
+        [NOW - 80, 2.5],  # batch a's chunk starts first, so b's sample is the later one
+        [NOW - 70, 3.0],
+        [NOW - 60, 4.0],
+    ]
+    values = np.array([1.0, 1.5, 4.0, 2.0, 2.5, 3.0])
+    minute = _points(api.get("/api/v1/query_range", auth, **{**q, "step": 60}))
+    assert minute == _expected(np.array(a + b), values, NOW - 100, NOW, 60, 60.0, "last")

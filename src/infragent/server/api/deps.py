@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from infragent.server.ingest_pool import IngestPool
 from infragent.server.limits_series import SeriesCap
 from infragent.server.telemetry import Telemetry
 from infragent.store.sql import SqlStore
@@ -29,6 +30,13 @@ class AppServices:
     telemetry: Telemetry = field(default_factory=Telemetry)
     #: Refuses batches that would pass ``max_series_per_tenant``; None: no cap.
     series_cap: SeriesCap | None = None
+    #: Worker processes that decode and store native batches (PostgreSQL only); None: in-process.
+    ingest_pool: IngestPool | None = None
+
+    @property
+    def forwarding(self) -> bool:
+        """Whether accepted batches go to a remote-write exporter."""
+        return self.forward is not _no_forward
 
 
 def services(request: Request) -> AppServices:

@@ -22,7 +22,8 @@ from pydantic import BaseModel
 
 from infragent import wire
 from infragent.server.api.deps import AppServices, services
-from infragent.server.auth import Principal, ingest_principal
+from infragent.server.auth import Principal, ingest_principal_async
+from infragent.server.ingest_pool import IngestPool
 from infragent.server.limits_series import SeriesCapError
 from infragent.server.telemetry import REASON_BY_STATUS
 from infragent.store.metrics import SqlMetricStore, WriteResult
@@ -90,16 +91,14 @@ _BODY_DOC = {
     },
 )
 async def ingest_metrics(
-    request: Request,
-    who: Annotated[Principal, Depends(ingest_principal)],
-    svc: Annotated[AppServices, Depends(services)],
-    store: Annotated[SqlMetricStore, Depends(metric_store)],
+    request: Request, who: Annotated[Principal, Depends(ingest_principal_async)]
 ) -> MetricsAccepted:
     """Store a batch once; a resent batch id answers ``duplicate: true`` and stores nothing.
 
     Decoding and the database write run in a worker thread: both are CPU or blocking I/O, and the
     event loop must keep reading other agents' bodies meanwhile.
     """
+    svc = services(request)  # not dependencies: a sync one would cost a thread-pool hop per batch
     media_type = _media_type(request.headers.get("content-type"))
     if media_type != wire.CONTENT_TYPE:
         svc.telemetry.rejected("native", "unsupported")
@@ -110,6 +109,10 @@ async def ingest_metrics(
     body = await request.body()
     encoding = request.headers.get("content-encoding")
     now = svc.clock()
+    if svc.ingest_pool is not None:
+        return await _ingest_in_pool(svc, svc.ingest_pool, who.client_id, body, encoding, now)
+
+    store = metric_store(request)
 
     def decode_and_write() -> tuple[wire.MetricBatch, WriteResult]:
         batch = wire.decode_batch(body, content_encoding=encoding, max_decompressed=MAX_DECOMPRESSED_BYTES)
@@ -134,4 +137,27 @@ async def ingest_metrics(
         raise HTTPException(429, detail=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
     return MetricsAccepted(
         batch_id=batch.batch_id, accepted_points=result.accepted_points, duplicate=result.duplicate
+    )
+
+
+async def _ingest_in_pool(
+    svc: AppServices, pool: IngestPool, client_id: str, body: bytes, encoding: str | None, now: float
+) -> MetricsAccepted:
+    """The same contract as the in-process path, with the work done in an ingest worker process."""
+    out = await pool.native(client_id, body, encoding, now)
+    if out.status != 200:
+        if out.label:  # a refusal; a 503 (storage or worker unavailable) is a retry, not a refusal
+            svc.telemetry.rejected("native", out.label, out.points)
+        headers = {"Retry-After": str(out.retry_after_s)} if out.retry_after_s else None
+        raise HTTPException(out.status, detail=out.reason, headers=headers)
+    svc.telemetry.write_seconds.labels("native").observe(out.write_s)
+    svc.telemetry.stored("native", out.accepted_points, duplicate=out.duplicate)
+    if not out.duplicate and svc.forwarding:
+        limit = MAX_DECOMPRESSED_BYTES
+        batch = await anyio.to_thread.run_sync(
+            lambda: wire.decode_batch(body, content_encoding=encoding, max_decompressed=limit)
+        )
+        svc.forward(client_id, batch)
+    return MetricsAccepted(
+        batch_id=out.batch_id, accepted_points=out.accepted_points, duplicate=out.duplicate
     )

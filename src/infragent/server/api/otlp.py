@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
-from typing import Annotated
+import time
+from collections.abc import Callable, Mapping
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -35,11 +35,12 @@ from infragent import wire
 from infragent.errors import InfrAgentError
 from infragent.server.api.deps import AppServices, services
 from infragent.server.api.metrics import metric_store
-from infragent.server.auth import Principal, ingest_principal
+from infragent.server.auth import ingest_principal_async
 from infragent.server.ingest import otlp
+from infragent.server.ingest_pool import IngestPool
 from infragent.server.limits_series import Admission, SeriesCap, SeriesCapError
 from infragent.server.telemetry import REASON_BY_STATUS
-from infragent.store.metrics import SqlMetricStore
+from infragent.store.metrics import SqlMetricStore, WriteResult
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def _status(exc: wire.WireError) -> int:
     return 400
 
 
-def _admit(cap: SeriesCap | None, who: Principal, decoded: otlp.Decoded) -> Admission | None:
+def _admit(cap: SeriesCap | None, client_id: str, decoded: otlp.Decoded) -> Admission | None:
     """Admission control before anything is stored; raise ``ThrottledError`` to refuse for now.
 
     The per-tenant series cap counts the new series of all host groups together and refuses the
@@ -88,9 +89,50 @@ def _admit(cap: SeriesCap | None, who: Principal, decoded: otlp.Decoded) -> Admi
     if cap is None:
         return None
     try:
-        return cap.admit(who.client_id, [(g.node_id, g.series) for g in decoded.groups])
+        return cap.admit(client_id, [(g.node_id, g.series) for g in decoded.groups])
     except SeriesCapError as exc:
         raise ThrottledError(429, str(exc), exc.retry_after_s) from None
+
+
+class SeriesCapThrottledError(ThrottledError):
+    """The series cap refused the request (429); ``points`` were in it, for the rejected counter."""
+
+    def __init__(self, reason: str, retry_after_s: int, points: int) -> None:
+        super().__init__(429, reason, retry_after_s)
+        self.points = points
+
+
+def store_export(
+    store: SqlMetricStore,
+    cap: SeriesCap | None,
+    client_id: str,
+    body: bytes,
+    media_type: str,
+    encoding: str | None,
+    now: float,
+    stored: Callable[[wire.MetricBatch, WriteResult, float], None],
+) -> otlp.Decoded:
+    """Inflate, decode, admit and store one export request; the route's work, in any process.
+
+    Runs in the server's thread pool, or in an ingest worker (``server/ingest_pool.py``). Raises
+    ``wire.WireError`` (4xx), ``ThrottledError`` (429/503) or a database error.
+    """
+    raw = otlp.inflate(body, encoding)
+    decoded = otlp.decode(raw, media_type, now=now)
+    try:
+        admitted = _admit(cap, client_id, decoded)
+    except ThrottledError as exc:
+        points = decoded.accepted_points + decoded.rejected_points
+        raise SeriesCapThrottledError(exc.reason, exc.retry_after_s, points) from None
+    digest = hashlib.sha256(client_id.encode() + b"\0" + raw).hexdigest()
+    for i, group in enumerate(decoded.groups):
+        batch = group.batch(f"otlp:{digest}:{i}")
+        start = time.perf_counter()
+        result = store.write_batch(client_id, batch, now)
+        stored(batch, result, time.perf_counter() - start)
+    if cap is not None and admitted is not None:
+        cap.written(admitted)
+    return decoded
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -120,20 +162,18 @@ _ANSWER = {"content": {otlp.PROTOBUF: _BINARY, otlp.JSON: {"schema": {"type": "o
         503: {"description": "google.rpc.Status: storage busy; retry after Retry-After seconds"} | _ANSWER,
     },
 )
-async def export_metrics(
-    request: Request,
-    svc: Annotated[AppServices, Depends(services)],
-    store: Annotated[SqlMetricStore, Depends(metric_store)],
-) -> Response:
+async def export_metrics(request: Request) -> Response:
     """Store what is valid, count what is not, and answer in the request's own encoding.
 
-    Key lookup, inflating, decoding, hashing and the writes run in a worker thread: they block or
-    burn CPU, and the event loop must keep reading other exporters' bodies meanwhile.
+    Inflating, decoding, hashing and the writes run in a worker thread, or in an ingest worker
+    process (``ingest_processes``): they block or burn CPU, and the event loop must keep reading
+    other exporters' bodies meanwhile.
     """
+    svc = services(request)  # not dependencies: a sync one costs a thread-pool hop per request
     media_type = _media_type(request.headers.get("content-type"))
     answer_type = media_type if media_type in otlp.MEDIA_TYPES else otlp.JSON
     try:
-        who = await anyio.to_thread.run_sync(ingest_principal, request)
+        who = await ingest_principal_async(request)
     except HTTPException as exc:
         return _failure(answer_type, exc.status_code, str(exc.detail), exc.headers)
     if media_type not in otlp.MEDIA_TYPES:
@@ -145,25 +185,22 @@ async def export_metrics(
     encoding = request.headers.get("content-encoding")
     now = svc.clock()
 
+    if svc.ingest_pool is not None and not svc.forwarding:
+        return await _export_in_pool(svc, svc.ingest_pool, who.client_id, body, media_type, encoding, now)
+    store = metric_store(request)
+
+    def stored(batch: wire.MetricBatch, result: WriteResult, seconds: float) -> None:
+        svc.telemetry.write_seconds.labels("otlp").observe(seconds)
+        svc.telemetry.stored("otlp", result.accepted_points, duplicate=result.duplicate)
+        if not result.duplicate:
+            svc.forward(who.client_id, batch)
+
     def decode_and_write() -> otlp.Decoded:
-        raw = otlp.inflate(body, encoding)
-        decoded = otlp.decode(raw, media_type, now=now)
         try:
-            admitted = _admit(svc.series_cap, who, decoded)
-        except ThrottledError:
-            svc.telemetry.rejected("otlp", "series_cap", decoded.accepted_points + decoded.rejected_points)
+            return store_export(store, svc.series_cap, who.client_id, body, media_type, encoding, now, stored)
+        except SeriesCapThrottledError as exc:
+            svc.telemetry.rejected("otlp", "series_cap", exc.points)
             raise
-        digest = hashlib.sha256(who.client_id.encode() + b"\0" + raw).hexdigest()
-        for i, group in enumerate(decoded.groups):
-            batch = group.batch(f"otlp:{digest}:{i}")
-            with svc.telemetry.write_timer("otlp"):
-                result = store.write_batch(who.client_id, batch, now)
-            svc.telemetry.stored("otlp", result.accepted_points, duplicate=result.duplicate)
-            if not result.duplicate:
-                svc.forward(who.client_id, batch)
-        if svc.series_cap is not None and admitted is not None:
-            svc.series_cap.written(admitted)
-        return decoded
 
     try:
         decoded = await anyio.to_thread.run_sync(decode_and_write)
@@ -185,3 +222,31 @@ async def export_metrics(
 
 def _throttled(media_type: str, exc: ThrottledError) -> Response:
     return _failure(media_type, exc.status, exc.reason, {"Retry-After": str(exc.retry_after_s)})
+
+
+async def _export_in_pool(
+    svc: AppServices,
+    pool: IngestPool,
+    client_id: str,
+    body: bytes,
+    media_type: str,
+    encoding: str | None,
+    now: float,
+) -> Response:
+    """The same answers as in-process, with the work done in an ingest worker process."""
+    out = await pool.otlp(client_id, body, media_type, encoding, now)
+    for seconds in out.write_s:
+        svc.telemetry.write_seconds.labels("otlp").observe(seconds)
+    if out.stored_batches or out.duplicate_batches:
+        svc.telemetry.batches.labels("otlp", "stored").inc(out.stored_batches)
+        svc.telemetry.batches.labels("otlp", "duplicate").inc(out.duplicate_batches)
+        svc.telemetry.points.labels("otlp").inc(out.stored_points)
+    if out.status != 200:
+        if out.label:
+            svc.telemetry.rejected("otlp", out.label, out.points)
+        if out.retry_after_s:
+            return _throttled(media_type, ThrottledError(out.status, out.reason, out.retry_after_s))
+        return _failure(media_type, out.status, out.reason)
+    if out.rejected_points:
+        svc.telemetry.rejected("otlp", "invalid_point", out.rejected_points, whole_request=False)
+    return Response(out.answer, media_type=media_type)

@@ -7,9 +7,10 @@ Why the server picks the source and may raise ``step``: a graph cannot show more
 pixels, and reading 10-second samples over a month would be slow for nothing. The requested step
 is a *minimum*: it is raised so that no series returns more than ``MAX_POINTS`` buckets, then the
 source follows from the effective step — raw samples below 60 s, 1-minute rollups from 60 s, 1-hour
-rollups from 3,600 s (``SqlMetricStore.query_rollups``). Rollups are re-bucketed exactly (count,
-min, max, sum and last merge without loss), which is why a rollup step is rounded up to a whole
-multiple of its rollup. The answer states the ``source`` and the effective ``step`` it used.
+rollups from 3,600 s (``SqlMetricStore.query_parts``: one connection, numpy columns, no Python
+object per point). Rollups are re-bucketed exactly (count, min, max, sum and last merge without
+loss), which is why a rollup step is rounded up to a whole multiple of its rollup. The answer
+states the ``source`` and the effective ``step`` it used.
 
 Why ``labels`` is a subset match: a graph usually wants "all modes of CPU" or "the used state of
 every mount"; naming every label of a series (device, type, mode …) to get it would be tedious. A
@@ -22,7 +23,6 @@ Why a bad parameter answers 422 with the app's validation shape (``detail`` plus
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -34,7 +34,8 @@ from pydantic import BaseModel
 from infragent.server.api.deps import AppServices, services
 from infragent.server.api.metrics import metric_store
 from infragent.server.auth import Principal, read_principal
-from infragent.store.metrics import LatestSample, Rollup, SqlMetricStore
+from infragent.store.hosts import CPU, FILESYSTEM, MEMORY
+from infragent.store.metrics import LatestSample, SeriesLimitError, SqlMetricStore
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 
@@ -52,15 +53,6 @@ ONLINE_INTERVALS = 3
 
 Agg = Literal["avg", "min", "max", "last", "count", "sum"]
 Source = Literal["raw", "1m", "1h"]
-
-CPU = "system.cpu.utilization"
-MEMORY = "system.memory.utilization"
-FILESYSTEM = "system.filesystem.utilization"
-_FLEET_WANTED: Sequence[tuple[str, dict[str, str]]] = (
-    (CPU, {"cpu.mode": "idle"}),
-    (MEMORY, {"system.memory.state": "used"}),
-    (FILESYSTEM, {"system.filesystem.state": "used"}),  # one per mount: the fullest is shown
-)
 
 
 class SeriesPoints(BaseModel):
@@ -177,22 +169,6 @@ def downsample(
     return np.column_stack((bucket[first], values)).tolist()  # type: ignore[no-any-return]
 
 
-def _raw_parts(
-    samples: list[tuple[float, float]],
-) -> tuple[np.ndarray[Any, np.dtype[np.float64]], tuple[np.ndarray[Any, np.dtype[np.float64]], ...]]:
-    arr = np.array(samples, dtype=np.float64).reshape(-1, 2)
-    ts, v = arr[:, 0], arr[:, 1]
-    return ts, (np.ones_like(v), v, v, v, v)
-
-
-def _rollup_parts(
-    rollups: list[Rollup],
-) -> tuple[np.ndarray[Any, np.dtype[np.float64]], tuple[np.ndarray[Any, np.dtype[np.float64]], ...]]:
-    arr = np.array([(r.start, r.count, r.min, r.max, r.sum, r.last) for r in rollups], dtype=np.float64)
-    arr = arr.reshape(-1, 6)
-    return arr[:, 0], (arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5])
-
-
 @router.get(
     "/query_range",
     response_model=None,
@@ -231,25 +207,23 @@ def query_range(
         raise _bad("step", f"step is over the limit of {MAX_SPAN_S:.0f} s")
     wanted = parse_labels(labels)
     source, eff = plan(span, step if step is not None else 1.0)
-    matched = [
-        s
-        for s in store.list_series(who.client_id, host=host, name=metric)
-        if all(s.labels.get(k) == v for k, v in wanted.items())
+    try:
+        found = store.query_parts(
+            who.client_id, host, metric, wanted, from_ts, to_ts, source, max_series=MAX_SERIES
+        )
+    except SeriesLimitError as exc:
+        raise _bad(
+            "labels", f"{exc.matched} series match, over the limit of {MAX_SERIES}: narrow labels"
+        ) from None
+    out = [
+        {
+            "host": s.host,
+            "metric": s.name,
+            "labels": s.labels,
+            "points": downsample(s.start, (s.n, s.min, s.max, s.sum, s.last), eff, agg),
+        }
+        for s in found
     ]
-    if len(matched) > MAX_SERIES:
-        raise _bad("labels", f"{len(matched)} series match, over the limit of {MAX_SERIES}: narrow labels")
-    out = []
-    for s in matched:
-        if source == "raw":
-            starts, parts = _raw_parts(
-                store.query_range(who.client_id, host, metric, s.labels, from_ts, to_ts)
-            )
-        else:
-            rollup_step: Literal[60, 3600] = 60 if source == "1m" else 3600
-            rollups = store.query_rollups(who.client_id, host, metric, s.labels, from_ts, to_ts, rollup_step)
-            starts, parts = _rollup_parts(rollups)
-        points = downsample(starts, parts, eff, agg)
-        out.append({"host": s.host, "metric": s.name, "labels": s.labels, "points": points})
     return _json({"series": out, "source": source, "step": eff})
 
 
@@ -296,10 +270,10 @@ def hosts(
     """Every host of the tenant: last sample time, online when seen within 3 x ``interval``, and its
     latest CPU, memory and fullest-filesystem utilization (``null`` when not reported lately).
 
-    Two queries whatever the fleet size, one index probe per series (``latest_by_host``).
+    One query of one short row per host, kept current at write time (``store/hosts.py``).
     """
     now = svc.clock()
-    seen, latest = store.latest_by_host(who.client_id, now - FLEET_LOOKBACK_S, now + 3600, _FLEET_WANTED)
+    seen, latest = store.fleet_latest(who.client_id, now - FLEET_LOOKBACK_S, now + 3600)
     return _json({"interval": interval, "hosts": fleet(seen, latest, now, interval)})
 
 
