@@ -18,11 +18,10 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from infragent.wire import MetricBatch, SeriesData, encode_batch
+from infragent.wire import MetricBatch, SeriesData, decode_batch, encode_batch
 
 F64 = npt.NDArray[np.float64]
 
@@ -125,4 +124,4 @@ class Dataset:
 
 def decode_native(body: bytes) -> MetricBatch:
     """For checks: the batch a native body carries."""
-    return msgspec.msgpack.decode(gzip.decompress(body), type=MetricBatch)
+    return decode_batch(body, content_encoding="gzip", max_decompressed=1 << 30)

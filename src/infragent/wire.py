@@ -23,24 +23,36 @@ Wire format, version 1::
 
 Unknown keys are ignored, so a newer agent may add optional fields without a version bump; an
 incompatible change bumps ``version`` and an older server refuses it by name.
+
+Version 2 (what ``encode_batch`` writes; the server reads both): the same map, but ``timestamps``
+and ``values`` are msgpack ``bin`` fields of little-endian float64s. Why: a 6,000-point batch in
+version 1 makes the server build 12,000 Python floats, check each and copy them into arrays again
+(~1 ms of CPU, a quarter of an ingest worker's time); version 2 goes from the body to numpy arrays
+without them (``decode_with_columns``). The agent builds the bytes with the standard library's
+``array``, so it still imports no numpy.
 """
 
 from __future__ import annotations
 
+import array
 import gzip
 import math
+import sys
 import zlib
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Annotated, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
+from msgspec.structs import replace
 
 from infragent.errors import InfrAgentError
 
 if TYPE_CHECKING:  # the server imports this module; it must not import the agent's collectors (psutil)
     from infragent.agent.collectors.point import MetricPoint
 
-WIRE_VERSION = 1
+WIRE_VERSION = 1  # the list layout (``MetricBatch.version`` of a batch built in memory)
+COLUMNS_VERSION = 2  # float64 ``bin`` columns: what ``encode_batch`` sends
 CONTENT_TYPE = "application/vnd.infragent.metrics+msgpack"
 GZIP_LEVEL = 6  # measured trade-off: level 9 costs ~2x the CPU for a few percent on float data
 
@@ -106,6 +118,36 @@ class MetricBatch(msgspec.Struct, frozen=True):
         return sum(len(s.values) for s in self.series)
 
 
+class _SeriesColumns(msgspec.Struct, frozen=True):
+    """A ``SeriesData`` on the wire in version 2: its points as little-endian float64 bytes."""
+
+    name: MetricName
+    unit: Unit
+    kind: Literal["gauge", "sum"]
+    monotonic: bool
+    attributes: dict[str, str]
+    timestamps: bytes
+    values: bytes
+
+
+class _ColumnBatch(msgspec.Struct, frozen=True):
+    batch_id: BatchId
+    node_id: NodeId
+    resource: dict[str, str]
+    series: list[_SeriesColumns]
+    version: int = COLUMNS_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """A version-2 batch's points as arrays: series ``i`` owns the next ``lengths[i]`` points (empty
+    series included), so the store cuts chunks without touching a Python float."""
+
+    lengths: Any  # numpy intp array (numpy is imported lazily: the agent imports this module)
+    timestamps: Any  # numpy float64 array
+    values: Any  # numpy float64 array
+
+
 class _Envelope(msgspec.Struct):
     """Just the version, read only when a body fails validation, to name a version mismatch."""
 
@@ -114,12 +156,38 @@ class _Envelope(msgspec.Struct):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(MetricBatch)
+_columns_decoder = msgspec.msgpack.Decoder(_ColumnBatch)
+_LITTLE = sys.byteorder == "little"
 _envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
 
 
-def encode_batch(batch: MetricBatch, *, compresslevel: int = GZIP_LEVEL) -> bytes:
-    """msgpack, then gzip with a zero mtime so that the same batch always encodes to the same bytes."""
-    return gzip.compress(_encoder.encode(batch), compresslevel=compresslevel, mtime=0)
+def _f64(xs: Sequence[float]) -> bytes:
+    arr = array.array("d", xs)
+    if not _LITTLE:
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def encode_batch(
+    batch: MetricBatch, *, compresslevel: int = GZIP_LEVEL, version: int = COLUMNS_VERSION
+) -> bytes:
+    """msgpack (version 2 unless asked), then gzip with a zero mtime: the same batch, the same bytes."""
+    if version == WIRE_VERSION:
+        return gzip.compress(
+            _encoder.encode(replace(batch, version=WIRE_VERSION)), compresslevel=compresslevel, mtime=0
+        )
+    columns = _ColumnBatch(
+        batch.batch_id,
+        batch.node_id,
+        batch.resource,
+        [
+            _SeriesColumns(
+                s.name, s.unit, s.kind, s.monotonic, s.attributes, _f64(s.timestamps), _f64(s.values)
+            )
+            for s in batch.series
+        ],
+    )
+    return gzip.compress(_encoder.encode(columns), compresslevel=compresslevel, mtime=0)
 
 
 def _gunzip(body: bytes, max_decompressed: int) -> bytes:
@@ -144,7 +212,7 @@ def _gunzip(body: bytes, max_decompressed: int) -> bytes:
 def _check(batch: MetricBatch) -> None:
     """The rules a type cannot express; the finite-value scan stays in C (``_all_finite``)."""
     if batch.version != WIRE_VERSION:
-        raise WireError(f"unsupported wire version {batch.version}; this server speaks {WIRE_VERSION}")
+        raise WireError(_unsupported(batch.version))
     if not batch.batch_id.strip():
         raise WireError("batch_id is blank")
     for i, s in enumerate(batch.series):
@@ -174,6 +242,13 @@ def decode_batch(body: bytes, *, content_encoding: str | None, max_decompressed:
     ``content_encoding`` is the raw header (``None`` when absent); ``max_decompressed`` bounds the
     msgpack bytes, compressed or not, so the cap means the same whatever the client sent.
     """
+    return decode_with_columns(body, content_encoding=content_encoding, max_decompressed=max_decompressed)[0]
+
+
+def decode_with_columns(
+    body: bytes, *, content_encoding: str | None, max_decompressed: int
+) -> tuple[MetricBatch, Columns | None]:
+    """``decode_batch``, plus the points as arrays when the body is version 2 (else ``None``)."""
     encoding = (content_encoding or "identity").strip().lower()
     if encoding in ("gzip", "x-gzip"):
         raw = _gunzip(body, max_decompressed)
@@ -184,21 +259,65 @@ def decode_batch(body: bytes, *, content_encoding: str | None, max_decompressed:
     else:
         raise UnsupportedEncodingError(encoding)
     try:
+        version = _envelope_decoder.decode(raw).version
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        version = WIRE_VERSION  # the full decode below names what is wrong
+    if version == COLUMNS_VERSION:
+        return _decode_columns(raw)
+    try:
         batch = _decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        try:
-            version = _envelope_decoder.decode(raw).version
-        except msgspec.DecodeError:
-            version = WIRE_VERSION
         if version != WIRE_VERSION:
-            raise WireError(
-                f"unsupported wire version {version}; this server speaks {WIRE_VERSION}"
-            ) from None
+            raise WireError(_unsupported(version)) from None
         raise WireError(f"invalid metric batch: {exc}") from None
     except msgspec.DecodeError as exc:
         raise WireError(f"body is not valid msgpack: {exc}") from None
     _check(batch)
-    return batch
+    return batch, None
+
+
+def _unsupported(version: int) -> str:
+    return f"unsupported wire version {version}; this server speaks {WIRE_VERSION} and {COLUMNS_VERSION}"
+
+
+def _decode_columns(raw: bytes) -> tuple[MetricBatch, Columns]:
+    """Version 2: validate, then build the arrays once; the ``SeriesData`` lists come from them."""
+    import numpy as np
+
+    try:
+        wire = _columns_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise WireError(f"invalid metric batch: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise WireError(f"body is not valid msgpack: {exc}") from None
+    if not wire.batch_id.strip():
+        raise WireError("batch_id is blank")
+    for i, s in enumerate(wire.series):
+        where = f"series[{i}] ({s.name})"
+        if len(s.timestamps) % 8 or len(s.values) % 8:
+            raise WireError(f"{where}: timestamps and values must be whole float64s (8 bytes each)")
+        if len(s.timestamps) != len(s.values):
+            raise WireError(
+                f"{where}: {len(s.timestamps) // 8} timestamps but {len(s.values) // 8} values; "
+                "they must pair up"
+            )
+        if s.monotonic and s.kind != "sum":
+            raise WireError(f"{where}: only a sum can be monotonic")
+    lengths = np.fromiter((len(s.values) // 8 for s in wire.series), dtype=np.intp, count=len(wire.series))
+    ts = np.frombuffer(b"".join(s.timestamps for s in wire.series), dtype="<f8").astype(np.float64)
+    values = np.frombuffer(b"".join(s.values for s in wire.series), dtype="<f8").astype(np.float64)
+    for what, arr in (("timestamp", ts), ("value", values)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.searchsorted(np.cumsum(lengths), int(np.argmax(bad)), side="right"))
+            raise WireError(f"series[{i}] ({wire.series[i].name}): a {what} is NaN or infinite")
+    edges = np.concatenate(([0], np.cumsum(lengths))).tolist()
+    series = [
+        SeriesData(s.name, s.unit, s.kind, s.monotonic, s.attributes, ts[a:b].tolist(), values[a:b].tolist())
+        for s, a, b in zip(wire.series, edges[:-1], edges[1:], strict=True)
+    ]
+    batch = MetricBatch(wire.batch_id, wire.node_id, wire.resource, series, version=COLUMNS_VERSION)
+    return batch, Columns(lengths, ts, values)
 
 
 def batch_from_points(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import struct
 import zlib
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from infragent.agent.collectors.point import counter, gauge
 from infragent.wire import (
+    COLUMNS_VERSION,
     WIRE_VERSION,
     MetricBatch,
     PayloadTooLargeError,
@@ -17,6 +19,7 @@ from infragent.wire import (
     WireError,
     batch_from_points,
     decode_batch,
+    decode_with_columns,
     encode_batch,
 )
 
@@ -59,7 +62,8 @@ def test_round_trip_is_exact_and_deterministic() -> None:
     batch = msgspec.convert(_batch(), MetricBatch)
     body = encode_batch(batch)
     assert body[:2] == b"\x1f\x8b" and encode_batch(batch) == body  # gzip, mtime 0
-    assert _decode(body) == batch
+    assert _decode(body) == msgspec.structs.replace(batch, version=COLUMNS_VERSION)  # sent as version 2
+    assert _decode(encode_batch(batch, version=WIRE_VERSION)) == batch
     assert _decode(msgspec.msgpack.encode(batch), encoding=None) == batch
     assert _decode(msgspec.msgpack.encode(batch), encoding="identity") == batch
     assert batch.point_count == 2
@@ -87,8 +91,9 @@ def test_unknown_keys_are_ignored_for_forward_compatibility() -> None:
         (_gz(_batch(batch_id="")), "`str` of length >= 1 - at `$.batch_id`"),
         (_gz(_batch(batch_id="   ")), "batch_id is blank"),
         (_gz(_batch(batch_id="x" * 129)), "length <= 128 - at `$.batch_id`"),
-        (_gz(_batch(version=2)), "unsupported wire version 2; this server speaks 1"),
-        (_gz(_batch(version=2, series="new shape")), "unsupported wire version 2"),
+        (_gz(_batch(version=3)), "unsupported wire version 3; this server speaks 1 and 2"),
+        (_gz(_batch(version=3, series="new shape")), "unsupported wire version 3"),
+        (_gz(_batch(version=2)), "invalid metric batch: Expected `bytes`, got `array`"),
         (_gz(_batch(series=[_series(kind="histogram")])), "at `$.series[0].kind`"),
         (_gz(_batch(series=[_series(name=7)])), "Expected `str`, got `int` - at `$.series[0].name`"),
         (_gz(_batch(series=[_series(values=["a", "b"])])), "at `$.series[0].values[0]`"),
@@ -157,7 +162,7 @@ def test_batch_from_points_groups_by_name_and_attributes() -> None:
             "system.disk.io", "By", "sum", True, {"disk.io.direction": "read"}, [10.0, 20.0], [100, 150]
         ),
     ]
-    assert _decode(encode_batch(batch)) == batch
+    assert _decode(encode_batch(batch)) == msgspec.structs.replace(batch, version=COLUMNS_VERSION)
 
 
 def test_batch_from_points_refuses_a_series_that_changes_unit() -> None:
@@ -175,3 +180,49 @@ def test_huge_finite_values_whose_sum_overflows_are_accepted() -> None:
     """The fast finite check sums the values; an overflowing sum of finite values is still valid."""
     batch = _decode(_gz(_batch(series=[_series(values=[1.7e308, 1.7e308])])))
     assert batch.series[0].values == [1.7e308, 1.7e308]
+
+
+def _v2(**series_over: Any) -> bytes:
+    """A version-2 body with one series, its columns given as raw bytes (or overridden)."""
+    series = {
+        "name": "system.cpu.utilization",
+        "unit": "1",
+        "kind": "gauge",
+        "monotonic": False,
+        "attributes": {"cpu.mode": "user"},
+        "timestamps": struct.pack("<2d", 1000.0, 1010.0),
+        "values": struct.pack("<2d", 0.25, 1 / 3),
+        **series_over,
+    }
+    return _gz({"batch_id": "b-2", "node_id": "host-1", "resource": {}, "series": [series], "version": 2})
+
+
+def test_version_2_columns_decode_to_the_same_batch_and_to_arrays() -> None:
+    batch, columns = decode_with_columns(_v2(), content_encoding="gzip", max_decompressed=CAP)
+    assert batch.version == COLUMNS_VERSION
+    assert batch.series[0].timestamps == [1000.0, 1010.0] and batch.series[0].values == [0.25, 1 / 3]
+    assert columns is not None
+    assert columns.lengths.tolist() == [2]
+    assert columns.timestamps.tolist() == [1000.0, 1010.0] and columns.values.tolist() == [0.25, 1 / 3]
+    _, none = decode_with_columns(_gz(_batch()), content_encoding="gzip", max_decompressed=CAP)
+    assert none is None  # version 1 has no arrays to hand over
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"values": struct.pack("<d", 1.0)}, "2 timestamps but 1 values"),
+        ({"values": b"\x00" * 12}, "whole float64s"),
+        (
+            {"values": struct.pack("<2d", 1.0, float("nan"))},
+            "series[0] (system.cpu.utilization): a value is NaN",
+        ),
+        ({"timestamps": struct.pack("<2d", float("inf"), 1.0)}, "a timestamp is NaN or infinite"),
+        ({"monotonic": True}, "only a sum can be monotonic"),
+        ({"values": [1.0, 2.0]}, "Expected `bytes`, got `array`"),
+    ],
+)
+def test_bad_version_2_bodies_say_what_is_wrong(over: dict[str, Any], message: str) -> None:
+    with pytest.raises(WireError) as caught:
+        _decode(_v2(**over))
+    assert message in caught.value.reason

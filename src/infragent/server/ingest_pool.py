@@ -103,7 +103,9 @@ class _Worker:
         from infragent.server.telemetry import REASON_BY_STATUS
 
         try:
-            batch = wire.decode_batch(body, content_encoding=encoding, max_decompressed=self.max_decompressed)
+            batch, columns = wire.decode_with_columns(
+                body, content_encoding=encoding, max_decompressed=self.max_decompressed
+            )
         except wire.WireError as exc:
             status = _wire_status(exc)
             return Outcome(status=status, reason=exc.reason, label=REASON_BY_STATUS[status])
@@ -111,7 +113,7 @@ class _Worker:
         try:
             admitted = self.cap.admit(client_id, [(batch.node_id, batch.series)])
             start = time.perf_counter()
-            result = self.store.write_batch(client_id, batch, now)
+            result = self.store.write_batch(client_id, batch, now, columns)
             elapsed = time.perf_counter() - start
             self.cap.written(admitted)
         except SeriesCapError as exc:

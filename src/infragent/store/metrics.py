@@ -47,7 +47,7 @@ from infragent.store.schema import (
     metric_retention,
     metric_series,
 )
-from infragent.wire import MetricBatch, SeriesData
+from infragent.wire import Columns, MetricBatch, SeriesData
 
 if TYPE_CHECKING:
     import psycopg
@@ -163,7 +163,9 @@ class SeriesLimitError(StoreError):
 class MetricStore(Protocol):
     """The port ingest and rules use; all reads are scoped by tenant (``client_id``)."""
 
-    def write_batch(self, client_id: str, batch: MetricBatch, now: float) -> WriteResult: ...
+    def write_batch(
+        self, client_id: str, batch: MetricBatch, now: float, columns: Columns | None = None
+    ) -> WriteResult: ...
 
     def query_range(
         self, client_id: str, host: str, name: str, labels: Mapping[str, str], from_ts: float, to_ts: float
@@ -309,7 +311,9 @@ class SqlMetricStore:
 
     # -- writes -------------------------------------------------------------------------------------
 
-    def write_batch(self, client_id: str, batch: MetricBatch, now: float) -> WriteResult:
+    def write_batch(
+        self, client_id: str, batch: MetricBatch, now: float, columns: Columns | None = None
+    ) -> WriteResult:
         """Store the batch once: a batch id seen before for this tenant stores nothing."""
         raise NotImplementedError
 

@@ -45,7 +45,7 @@ from infragent.store import hosts
 from infragent.store.chunks import ChunkColumns, ChunkRow, cut
 from infragent.store.metrics import DAY, RetentionResult, SqlMetricStore, WriteResult
 from infragent.store.pg_arrays import bytea_array, float8_array, int8_array, register
-from infragent.wire import MetricBatch, SeriesData
+from infragent.wire import Columns, MetricBatch, SeriesData
 
 PARTITION_SCHEMA = "metric_partitions"
 AHEAD_DAYS = 2
@@ -185,13 +185,24 @@ class PgMetrics(SqlMetricStore):
         today = int(now // DAY)
         return set(range(today - AHEAD_DAYS, today + AHEAD_DAYS + 1))
 
-    def write_batch(self, client_id: str, batch: MetricBatch, now: float) -> WriteResult:
-        """Store the batch once: a batch id seen before for this tenant stores nothing."""
+    def write_batch(
+        self, client_id: str, batch: MetricBatch, now: float, columns: Columns | None = None
+    ) -> WriteResult:
+        """Store the batch once: a batch id seen before for this tenant stores nothing.
+
+        ``columns``: the batch's points as arrays (a version-2 body, ``wire.decode_with_columns``),
+        which saves building them again from the Python lists.
+        """
         series = [s for s in batch.series if s.values]
-        lengths = np.fromiter((len(s.values) for s in series), dtype=np.intp, count=len(series))
-        total = int(lengths.sum())
-        ts = np.fromiter(chain.from_iterable(s.timestamps for s in series), dtype=np.float64, count=total)
-        values = np.fromiter(chain.from_iterable(s.values for s in series), dtype=np.float64, count=total)
+        if columns is not None and len(columns.lengths) == len(batch.series):
+            lengths = columns.lengths[columns.lengths > 0]
+            ts, values = columns.timestamps, columns.values
+            total = len(ts)
+        else:
+            lengths = np.fromiter((len(s.values) for s in series), dtype=np.intp, count=len(series))
+            total = int(lengths.sum())
+            ts = np.fromiter(chain.from_iterable(s.timestamps for s in series), dtype=np.float64, count=total)
+            values = np.fromiter(chain.from_iterable(s.values for s in series), dtype=np.float64, count=total)
         cols = cut(lengths, ts, values, dense=False)
         days = set(np.unique(cols.start_ts // DAY).astype(np.int64).tolist()) | self._around(now)
         self._ensure_days(days)

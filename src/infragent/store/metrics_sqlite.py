@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from infragent.store import hosts
 from infragent.store.chunks import ChunkRow, split_batch
 from infragent.store.metrics import DAY, RetentionResult, SeriesKey, SqlMetricStore, WriteResult
-from infragent.wire import MetricBatch
+from infragent.wire import Columns, MetricBatch
 
 _INSERT = (
     "INSERT INTO metric_chunks (series_id, start_ts, end_ts, n, vmin, vmax, vsum, vlast, data) "
@@ -86,7 +86,9 @@ class SqliteMetrics(SqlMetricStore):
         self._queue_lock = threading.Lock()
         self._writer = threading.Lock()
 
-    def write_batch(self, client_id: str, batch: MetricBatch, now: float) -> WriteResult:
+    def write_batch(
+        self, client_id: str, batch: MetricBatch, now: float, columns: Columns | None = None
+    ) -> WriteResult:
         """Store the batch once: a batch id seen before for this tenant stores nothing."""
         series = [s for s in batch.series if s.values]
         rows = split_batch([(i, s.timestamps, s.values) for i, s in enumerate(series)], dense=False)

@@ -115,11 +115,13 @@ async def ingest_metrics(
     store = metric_store(request)
 
     def decode_and_write() -> tuple[wire.MetricBatch, WriteResult]:
-        batch = wire.decode_batch(body, content_encoding=encoding, max_decompressed=MAX_DECOMPRESSED_BYTES)
+        batch, columns = wire.decode_with_columns(
+            body, content_encoding=encoding, max_decompressed=MAX_DECOMPRESSED_BYTES
+        )
         cap = svc.series_cap  # refuses new series past the tenant's cap before anything is stored
         admitted = cap.admit(who.client_id, [(batch.node_id, batch.series)]) if cap is not None else None
         with svc.telemetry.write_timer("native"):
-            result = store.write_batch(who.client_id, batch, now)
+            result = store.write_batch(who.client_id, batch, now, columns)
         if cap is not None and admitted is not None:
             cap.written(admitted)
         svc.telemetry.stored("native", result.accepted_points, duplicate=result.duplicate)
