@@ -69,7 +69,9 @@ Unit = Annotated[str, msgspec.Meta(max_length=MAX_UNIT)]
 
 
 class WireError(InfrAgentError):
-    """A metric batch body could not be accepted; ``reason`` says what is wrong (HTTP 400)."""
+    """A metric batch body could not be accepted; ``reason`` says what is wrong (HTTP ``status``)."""
+
+    status = 400
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -79,6 +81,8 @@ class WireError(InfrAgentError):
 class PayloadTooLargeError(WireError):
     """The body inflates past ``limit`` bytes (HTTP 413); detected before it is inflated whole."""
 
+    status = 413
+
     def __init__(self, limit: int) -> None:
         super().__init__(f"decompressed body is larger than the limit of {limit} bytes")
         self.limit = limit
@@ -86,6 +90,8 @@ class PayloadTooLargeError(WireError):
 
 class UnsupportedEncodingError(WireError):
     """The Content-Encoding is not one we decode (HTTP 415)."""
+
+    status = 415
 
     def __init__(self, encoding: str) -> None:
         super().__init__(f"unsupported Content-Encoding {encoding!r}: send 'gzip' or none")
@@ -216,17 +222,25 @@ def _check(batch: MetricBatch) -> None:
     if not batch.batch_id.strip():
         raise WireError("batch_id is blank")
     for i, s in enumerate(batch.series):
-        where = f"series[{i}] ({s.name})"
-        if len(s.timestamps) != len(s.values):
-            raise WireError(
-                f"{where}: {len(s.timestamps)} timestamps but {len(s.values)} values; they must pair up"
-            )
-        if s.monotonic and s.kind != "sum":
-            raise WireError(f"{where}: only a sum can be monotonic")
+        where = _check_series(i, s, 1)
         if not _all_finite(s.timestamps):
             raise WireError(f"{where}: a timestamp is NaN or infinite")
         if not _all_finite(s.values):
             raise WireError(f"{where}: a value is NaN or infinite")
+
+
+def _check_series(i: int, s: SeriesData | _SeriesColumns, item: int) -> str:
+    """The per-series rules both versions share; ``item`` is what one point takes in a column (one
+    list element, or 8 bytes of float64). Returns how errors name the series."""
+    where = f"series[{i}] ({s.name})"
+    if item > 1 and (len(s.timestamps) % item or len(s.values) % item):
+        raise WireError(f"{where}: timestamps and values must be whole float64s ({item} bytes each)")
+    n_ts, n_values = len(s.timestamps) // item, len(s.values) // item
+    if n_ts != n_values:
+        raise WireError(f"{where}: {n_ts} timestamps but {n_values} values; they must pair up")
+    if s.monotonic and s.kind != "sum":
+        raise WireError(f"{where}: only a sum can be monotonic")
+    return where
 
 
 def _all_finite(xs: list[float]) -> bool:
@@ -293,16 +307,7 @@ def _decode_columns(raw: bytes) -> tuple[MetricBatch, Columns]:
     if not wire.batch_id.strip():
         raise WireError("batch_id is blank")
     for i, s in enumerate(wire.series):
-        where = f"series[{i}] ({s.name})"
-        if len(s.timestamps) % 8 or len(s.values) % 8:
-            raise WireError(f"{where}: timestamps and values must be whole float64s (8 bytes each)")
-        if len(s.timestamps) != len(s.values):
-            raise WireError(
-                f"{where}: {len(s.timestamps) // 8} timestamps but {len(s.values) // 8} values; "
-                "they must pair up"
-            )
-        if s.monotonic and s.kind != "sum":
-            raise WireError(f"{where}: only a sum can be monotonic")
+        _check_series(i, s, 8)
     lengths = np.fromiter((len(s.values) // 8 for s in wire.series), dtype=np.intp, count=len(wire.series))
     ts = np.frombuffer(b"".join(s.timestamps for s in wire.series), dtype="<f8").astype(np.float64)
     values = np.frombuffer(b"".join(s.values for s in wire.series), dtype="<f8").astype(np.float64)

@@ -29,7 +29,6 @@ import multiprocessing.process
 import os
 import socket
 import struct
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -99,28 +98,20 @@ class _Worker:
     def native(self, client_id: str, body: bytes, encoding: str | None, now: float) -> Outcome:
         from sqlalchemy.exc import OperationalError
 
+        from infragent.server.api.metrics import store_native
         from infragent.server.limits_series import SeriesCapError
         from infragent.server.telemetry import REASON_BY_STATUS
 
         try:
-            batch, columns = wire.decode_with_columns(
-                body, content_encoding=encoding, max_decompressed=self.max_decompressed
+            batch, result, seconds = store_native(
+                self.store, self.cap, client_id, body, encoding, now, self.max_decompressed
             )
         except wire.WireError as exc:
-            status = _wire_status(exc)
-            return Outcome(status=status, reason=exc.reason, label=REASON_BY_STATUS[status])
-        points = batch.point_count
-        try:
-            admitted = self.cap.admit(client_id, [(batch.node_id, batch.series)])
-            start = time.perf_counter()
-            result = self.store.write_batch(client_id, batch, now, columns)
-            elapsed = time.perf_counter() - start
-            self.cap.written(admitted)
+            return Outcome(status=exc.status, reason=exc.reason, label=REASON_BY_STATUS[exc.status])
         except SeriesCapError as exc:
             return Outcome(
                 status=429,
                 reason=str(exc),
-                batch_id=batch.batch_id,
                 points=exc.points,
                 retry_after_s=exc.retry_after_s,
                 label="series_cap",
@@ -130,10 +121,10 @@ class _Worker:
             return Outcome(status=503, reason="storage is busy or unavailable; retry later", retry_after_s=1)
         return Outcome(
             batch_id=batch.batch_id,
-            points=points,
+            points=batch.point_count,
             accepted_points=result.accepted_points,
             duplicate=result.duplicate,
-            write_s=elapsed,
+            write_s=seconds,
         )
 
     def otlp(
@@ -166,8 +157,7 @@ class _Worker:
         try:
             decoded = store_export(self.store, self.cap, client_id, body, media_type, encoding, now, stored)
         except wire.WireError as exc:
-            status = _wire_status(exc)
-            return outcome(status=status, reason=exc.reason, label=REASON_BY_STATUS[status])
+            return outcome(status=exc.status, reason=exc.reason, label=REASON_BY_STATUS[exc.status])
         except SeriesCapThrottledError as exc:
             return outcome(
                 status=429,
@@ -184,14 +174,6 @@ class _Worker:
         return outcome(
             answer=otlp.encode_response(decoded, media_type), rejected_points=decoded.rejected_points
         )
-
-
-def _wire_status(exc: wire.WireError) -> int:
-    if isinstance(exc, wire.PayloadTooLargeError):
-        return 413
-    if isinstance(exc, wire.UnsupportedEncodingError):
-        return 415
-    return 400
 
 
 _HEAD = struct.Struct("<II")  # request: frame length, body length; reply: frame length, 0

@@ -44,7 +44,7 @@ import psycopg
 import sqlalchemy as sa
 
 from infragent.errors import StoreError
-from infragent.store.chunks import F64, HOUR, ChunkFormatError, ChunkRow, decode_chunk, split_columns
+from infragent.store.chunks import HOUR, ChunkFormatError, ChunkRow, decode_chunks, split_columns
 from infragent.store.metrics import DAY, SqlMetricStore
 
 logger = logging.getLogger(__name__)
@@ -52,8 +52,6 @@ logger = logging.getLogger(__name__)
 #: Input chunks per transaction. SQLite holds the ingest writer lock for a slice (~50 ms here).
 SLICE_CHUNKS_PG = 20_000
 SLICE_CHUNKS_SQLITE = 5_000
-_RAW_FLAG = 2
-_BYTE = np.arange(8)
 
 _PG_LOCK = "SELECT pg_try_advisory_lock(hashtext('infragent.compaction.' || current_schema()))"
 _PG_UNLOCK = "SELECT pg_advisory_unlock(hashtext('infragent.compaction.' || current_schema()))"
@@ -175,7 +173,9 @@ def _groups(pending: Sequence[tuple[int, int]], size: int) -> Iterator[list[int]
 
 def merge_slice(part: _Slice) -> list[ChunkRow]:
     """One dense chunk per series of ``part``: its chunks' points merged by time (stable)."""
-    ts, values = _decode_many(part.blobs, part.ns)
+    ts, values, counts = decode_chunks(part.blobs)
+    if counts.tolist() != part.ns:
+        raise ChunkFormatError("a chunk's point count does not match its row's")
     sids: list[int] = []
     lengths: list[int] = []
     for sid, n in zip(part.sids, part.ns, strict=True):
@@ -188,46 +188,6 @@ def merge_slice(part: _Slice) -> list[ChunkRow]:
     if len(rows) != len(sids):
         raise ChunkFormatError("a chunk crosses a clock hour")
     return rows
-
-
-def _decode_many(blobs: Sequence[bytes], ns: Sequence[int]) -> tuple[F64, F64]:
-    """Every chunk's points, concatenated in chunk order.
-
-    Raw chunks (what ingest writes; most of the input) are sliced out of one joined buffer with numpy
-    fancy indexing: a pass over 1-point chunks would otherwise spend most of its time in per-chunk
-    ``decode_chunk`` calls. Dense chunks (compacted ones, or stored before raw chunks existed) are
-    decoded one by one.
-    """
-    n = np.array(ns, dtype=np.int64)
-    pos = np.concatenate(([0], np.cumsum(n)))
-    ts = np.empty(int(pos[-1]), dtype=np.float64)
-    values = np.empty(int(pos[-1]), dtype=np.float64)
-    raw = np.fromiter((b[0] == _RAW_FLAG if b else False for b in blobs), dtype=bool, count=len(blobs))
-    for i in np.flatnonzero(~raw).tolist():
-        t, v = decode_chunk(blobs[i])
-        if len(t) != n[i]:
-            raise ChunkFormatError(f"chunk holds {len(t)} points, its row says {n[i]}")
-        ts[pos[i] : pos[i + 1]] = t
-        values[pos[i] : pos[i + 1]] = v
-    idx = np.flatnonzero(raw)
-    if len(idx):
-        rn = n[idx]
-        sizes = np.fromiter((len(blobs[i]) for i in idx.tolist()), dtype=np.int64, count=len(idx))
-        if bool((sizes != 5 + 16 * rn).any()):
-            raise ChunkFormatError("a raw chunk's size does not match its row's point count")
-        buf = np.frombuffer(b"".join([blobs[i] for i in idx.tolist()]), dtype=np.uint8)
-        offs = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        heads = buf[(offs + 1)[:, None] + np.arange(4)].copy().view("<u4").ravel()
-        if bool((heads != rn).any()):
-            raise ChunkFormatError("a raw chunk's header does not match its row's point count")
-        owner = np.repeat(np.arange(len(idx)), rn)
-        j = np.arange(int(rn.sum())) - np.repeat(np.cumsum(rn) - rn, rn)
-        ts_at = offs[owner] + 5 + 8 * j
-        val_at = ts_at + 8 * rn[owner]
-        dest = pos[idx][owner] + j
-        ts[dest] = buf[ts_at[:, None] + _BYTE].copy().view("<f8").ravel()
-        values[dest] = buf[val_at[:, None] + _BYTE].copy().view("<f8").ravel()
-    return ts, values
 
 
 class _Backend:
@@ -371,12 +331,10 @@ class _PgBackend(_Backend):
                 "ORDER BY series_id, level DESC, start_ts, ctid",
                 params,
             ).all()
-            part = _Slice.of(got)
-            if not part.keys:
+            merged = _merge_read(got, on_read)
+            if merged is None:
                 return CompactionResult()
-            if on_read is not None:
-                on_read()
-            rows = merge_slice(part)
+            part, rows = merged
             # a ctid names a row within one table: delete from each leaf (level) what was read there
             by_leaf: dict[str, list[str]] = {}
             for r in got:
@@ -428,12 +386,10 @@ class _SqliteBackend(_Backend):
                 "ORDER BY series_id, level DESC, start_ts, rowid",
                 (_json_list(sids), hour, hour + HOUR),
             ).all()
-            part = _Slice.of(got)
-            if not part.keys:
+            merged = _merge_read(got, on_read)
+            if merged is None:
                 return CompactionResult()
-            if on_read is not None:
-                on_read()
-            rows = merge_slice(part)
+            part, rows = merged
             gone = conn.exec_driver_sql(
                 "DELETE FROM metric_chunks WHERE rowid IN (SELECT value FROM json_each(?))",
                 (_json_list(part.keys),),
@@ -448,6 +404,18 @@ class _SqliteBackend(_Backend):
                 ],
             )
         return self._result(part, rows)
+
+
+def _merge_read(
+    got: Sequence[Sequence[Any]], on_read: Callable[[], None] | None
+) -> tuple[_Slice, list[ChunkRow]] | None:
+    """The slice a backend read (None if empty), after ``on_read``, and its merged chunks."""
+    part = _Slice.of(got)
+    if not part.keys:
+        return None
+    if on_read is not None:
+        on_read()
+    return part, merge_slice(part)
 
 
 def _json_list(ints: Sequence[int]) -> str:

@@ -16,6 +16,7 @@ from infragent.server.app import create_app
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import SqlStore
 from infragent.wire import CONTENT_TYPE, MetricBatch, SeriesData, encode_batch
+from support.ingest_modes import MODES, ingest_workers
 from support.servers import serve
 
 MAX_BODY = 64 * 1024
@@ -60,12 +61,10 @@ class Api:
             return int(conn.exec_driver_sql("SELECT count(*) FROM metric_batches").scalar_one())
 
 
-@pytest.fixture(params=["in-process", "workers"])
+@pytest.fixture(params=MODES)
 def api(request: pytest.FixtureRequest, store: SqlStore) -> Iterator[Api]:
     """Each test runs with ingest in the server process and, on PostgreSQL, in 2 worker processes."""
-    workers = 2 if request.param == "workers" else 0
-    if workers and store.engine.dialect.name != "postgresql":
-        pytest.skip("ingest workers are used on PostgreSQL only")
+    workers = ingest_workers(request, store)
     app = create_app(Settings(max_body_bytes=MAX_BODY, ingest_processes=workers), store=store)
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield Api(base, http, store, SqlMetricStore(store.engine))

@@ -35,6 +35,7 @@ from infragent.server.app import create_app
 from infragent.server.ingest.otlp import MAX_DECOMPRESSED_BYTES
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import SqlStore
+from support.ingest_modes import MODES, ingest_workers
 from support.servers import serve
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
@@ -66,12 +67,10 @@ class Api:
         return [v for _, v in self.metrics.query_range(tenant, host, name, labels, 0, 1e12)]
 
 
-@pytest.fixture(params=["in-process", "workers"])
+@pytest.fixture(params=MODES)
 def api(request: pytest.FixtureRequest, store: SqlStore) -> Iterator[Api]:
     """Each test runs with ingest in the server process and, on PostgreSQL, in 2 worker processes."""
-    workers = 2 if request.param == "workers" else 0
-    if workers and store.engine.dialect.name != "postgresql":
-        pytest.skip("ingest workers are used on PostgreSQL only")
+    workers = ingest_workers(request, store)
     app = create_app(Settings(max_body_bytes=MAX_BODY, ingest_processes=workers), store=store)
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield Api(base, http, store, SqlMetricStore(store.engine))

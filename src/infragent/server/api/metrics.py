@@ -14,6 +14,7 @@ request, which is an absolute figure. A 1 MiB gzip body of float batches inflate
 from __future__ import annotations
 
 import threading
+import time
 from typing import Annotated
 
 import anyio.to_thread
@@ -24,7 +25,7 @@ from infragent import wire
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal, ingest_principal_async
 from infragent.server.ingest_pool import IngestPool
-from infragent.server.limits_series import SeriesCapError
+from infragent.server.limits_series import SeriesCap, SeriesCapError
 from infragent.server.telemetry import REASON_BY_STATUS
 from infragent.store.metrics import SqlMetricStore, WriteResult
 
@@ -62,12 +63,31 @@ def _media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
-def _status(exc: wire.WireError) -> int:
-    if isinstance(exc, wire.PayloadTooLargeError):
-        return 413
-    if isinstance(exc, wire.UnsupportedEncodingError):
-        return 415
-    return 400
+def store_native(
+    store: SqlMetricStore,
+    cap: SeriesCap | None,
+    client_id: str,
+    body: bytes,
+    encoding: str | None,
+    now: float,
+    max_decompressed: int = MAX_DECOMPRESSED_BYTES,
+) -> tuple[wire.MetricBatch, WriteResult, float]:
+    """Decode, admit and store one batch: the route's work, in the server's thread pool or in an
+    ingest worker (``server/ingest_pool.py``). Returns the batch, what was stored and the write's
+    seconds; raises ``wire.WireError`` (4xx), ``SeriesCapError`` (429) or a database error.
+
+    The series cap refuses new series past the tenant's cap before anything is stored.
+    """
+    batch, columns = wire.decode_with_columns(
+        body, content_encoding=encoding, max_decompressed=max_decompressed
+    )
+    admitted = cap.admit(client_id, [(batch.node_id, batch.series)]) if cap is not None else None
+    start = time.perf_counter()
+    result = store.write_batch(client_id, batch, now, columns)
+    seconds = time.perf_counter() - start
+    if cap is not None and admitted is not None:
+        cap.written(admitted)
+    return batch, result, seconds
 
 
 _BODY_DOC = {
@@ -115,15 +135,8 @@ async def ingest_metrics(
     store = metric_store(request)
 
     def decode_and_write() -> tuple[wire.MetricBatch, WriteResult]:
-        batch, columns = wire.decode_with_columns(
-            body, content_encoding=encoding, max_decompressed=MAX_DECOMPRESSED_BYTES
-        )
-        cap = svc.series_cap  # refuses new series past the tenant's cap before anything is stored
-        admitted = cap.admit(who.client_id, [(batch.node_id, batch.series)]) if cap is not None else None
-        with svc.telemetry.write_timer("native"):
-            result = store.write_batch(who.client_id, batch, now, columns)
-        if cap is not None and admitted is not None:
-            cap.written(admitted)
+        batch, result, seconds = store_native(store, svc.series_cap, who.client_id, body, encoding, now)
+        svc.telemetry.write_seconds.labels("native").observe(seconds)
         svc.telemetry.stored("native", result.accepted_points, duplicate=result.duplicate)
         if not result.duplicate:
             svc.forward(who.client_id, batch)
@@ -132,8 +145,8 @@ async def ingest_metrics(
     try:
         batch, result = await anyio.to_thread.run_sync(decode_and_write)
     except wire.WireError as exc:
-        svc.telemetry.rejected("native", REASON_BY_STATUS[_status(exc)])
-        raise HTTPException(status_code=_status(exc), detail=exc.reason) from None
+        svc.telemetry.rejected("native", REASON_BY_STATUS[exc.status])
+        raise HTTPException(status_code=exc.status, detail=exc.reason) from None
     except SeriesCapError as exc:
         svc.telemetry.rejected("native", "series_cap", exc.points)
         raise HTTPException(429, detail=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None

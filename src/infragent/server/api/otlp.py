@@ -71,14 +71,6 @@ def _failure(
     return Response(body, status_code=status, media_type=media_type, headers=headers)
 
 
-def _status(exc: wire.WireError) -> int:
-    if isinstance(exc, wire.PayloadTooLargeError):
-        return 413
-    if isinstance(exc, wire.UnsupportedEncodingError):
-        return 415
-    return 400
-
-
 def _admit(cap: SeriesCap | None, client_id: str, decoded: otlp.Decoded) -> Admission | None:
     """Admission control before anything is stored; raise ``ThrottledError`` to refuse for now.
 
@@ -205,8 +197,8 @@ async def export_metrics(request: Request) -> Response:
     try:
         decoded = await anyio.to_thread.run_sync(decode_and_write)
     except wire.WireError as exc:
-        svc.telemetry.rejected("otlp", REASON_BY_STATUS[_status(exc)])
-        return _failure(answer_type, _status(exc), exc.reason)
+        svc.telemetry.rejected("otlp", REASON_BY_STATUS[exc.status])
+        return _failure(answer_type, exc.status, exc.reason)
     except (OperationalError, PoolTimeoutError) as exc:
         cause = exc.orig if isinstance(exc, OperationalError) else exc  # not the SQL and its parameters
         logger.warning("OTLP ingest for client %s: storage unavailable: %s", who.client_id, cause)
