@@ -73,7 +73,11 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:
+    """What became of one command; ``code`` is the receiver's machine-readable refusal reason
+    (``wire.commands.SignatureCode`` on a 401), read instead of the text of ``output``."""
+
     status: ResultStatus
     output: str = ""
     http_status: int | None = None
     attempts: int = 1
+    code: str | None = None

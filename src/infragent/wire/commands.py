@@ -1,0 +1,92 @@
+"""The signed command the server sends to an agent or SDK, and what comes back.
+
+Why one definition: the responder (push), the pull queue (pull), the SDK's webhook and the agent's
+command processor used to build and parse this body each on their own, as untyped dicts. One
+msgspec struct is the contract; a field added here reaches every side at once.
+
+Why reason codes and not messages: a refusal is acted upon (the responder decides "already
+delivered" from a ``replay``), so it travels as a fixed code; the human text stays beside it and may
+be reworded freely.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+import msgspec
+
+from infragent.model import ResultStatus
+
+
+class CommandStatus(StrEnum):
+    """A command's life on the server: queued → sent → done | failed | rejected | expired."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DONE = "done"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def open(self) -> bool:
+        """Still waiting for a result (a responder that died may have to re-send it)."""
+        return self in (CommandStatus.QUEUED, CommandStatus.SENT)
+
+
+#: The command status that a result of each status ends in.
+STATUS_OF_RESULT: dict[ResultStatus, CommandStatus] = {
+    "ok": CommandStatus.DONE,
+    "error": CommandStatus.FAILED,
+    "rejected": CommandStatus.REJECTED,
+    "timeout": CommandStatus.FAILED,
+    "unreachable": CommandStatus.FAILED,
+}
+
+#: Why a signed message was refused (``SignatureError.code``, the receiver's 401 body ``code``).
+SignatureCode = Literal["missing_headers", "bad_timestamp", "stale", "bad_signature", "replay", "bad_secret"]
+
+
+class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """The body of a signed command; ``command_id`` equals the ``webhook-id`` it is signed under.
+
+    ``expires_at`` is set for pull-mode commands (an agent refuses one past it); unknown fields are
+    ignored so an older receiver accepts a newer server's commands.
+    """
+
+    command_id: str
+    action: str
+    target: str | None
+    params: dict[str, str]
+    event_ids: list[str]
+    reason: str
+    issued_at: float
+    expires_at: float | None = None
+
+
+class CommandResult(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A receiver's answer to a command (the JSON body of its reply, or a pull-mode report).
+
+    ``code`` is the machine-readable reason of a refusal (a ``SignatureCode`` on a 401);
+    ``duplicate`` says the receiver had this command id already and returns its stored result.
+    """
+
+    status: ResultStatus | Literal["running"] = "ok"
+    output: str = ""
+    command_id: str | None = None
+    code: str | None = None
+    duplicate: bool = False
+
+
+def encode_command(command: Command) -> bytes:
+    return _encoder.encode(command)
+
+
+def decode_command(body: bytes) -> Command:
+    """Raise ``msgspec.DecodeError`` (``ValidationError`` included) for a body of another shape."""
+    return _command_decoder.decode(body)
+
+
+_encoder = msgspec.json.Encoder()
+_command_decoder = msgspec.json.Decoder(Command)
