@@ -12,7 +12,7 @@ import uvicorn
 
 from infragent.actions.webhook import WebhookDispatcher
 from infragent.config import Settings
-from infragent.responder.llm.base import LlmClient, build_llm_client
+from infragent.responder.llm import LlmClient, build_llm_client
 from infragent.responder.loop import Responder, ResponderConfig
 from infragent.responder.runbooks import load_runbooks
 from infragent.store.notify import Wakeup, start_watcher

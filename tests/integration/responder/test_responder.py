@@ -9,7 +9,7 @@ import pytest
 
 from infragent.config import Settings
 from infragent.model import Severity
-from infragent.responder.llm.base import build_llm_client
+from infragent.responder.llm import build_llm_client
 from infragent.responder.runbooks import Runbook
 from infragent.server.app import create_app
 from infragent.store.notify import Wakeup, start_watcher
