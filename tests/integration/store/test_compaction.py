@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from infragent.store.compaction import CompactionResult, compact
 from infragent.store.metrics import Rollup, SqlMetricStore
+from infragent.store.metrics.compaction import CompactionResult, compact
 from infragent.store.records import Registration
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
@@ -298,7 +298,7 @@ def test_a_second_compactor_skips_while_one_runs(tenant: str, metrics: SqlMetric
 
 def test_old_dense_chunks_are_compacted_too(store: SqlStore, metrics: SqlMetricStore, tenant: str) -> None:
     """Chunks stored before the raw layout existed (dense, level 0 after migration 0004)."""
-    from infragent.store.chunks import split_batch
+    from infragent.store.metrics.chunks import split_batch
 
     metrics.write_batch(tenant, _batch("a", [NOW - HOUR + 10], [1.0]), now=NOW)
     with store.engine.begin() as conn:

@@ -11,9 +11,8 @@ import functools
 import pytest
 import sqlalchemy as sa
 
-from infragent.store import hosts
-from infragent.store.hosts import CPU, FILESYSTEM, FLEET, MEMORY, backfill, note_batch
-from infragent.store.metrics import LatestSample, SqlMetricStore
+from infragent.store.metrics import LatestSample, SqlMetricStore, hosts
+from infragent.store.metrics.hosts import CPU, FILESYSTEM, FLEET, MEMORY, backfill, note_batch
 from infragent.store.records import Registration
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData

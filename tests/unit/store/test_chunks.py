@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from infragent.store.chunks import (
+from infragent.store.metrics.chunks import (
     COMPRESS_MIN_POINTS,
     ChunkFormatError,
     decode_chunk,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infragent.store.chunks import (
+from infragent.store.metrics.chunks import (
     ChunkFormatError,
     decode_chunk,
     decode_chunks,

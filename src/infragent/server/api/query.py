@@ -34,8 +34,8 @@ from pydantic import BaseModel
 from infragent.server.api.deps import AppServices, services
 from infragent.server.api.metrics import metric_store
 from infragent.server.auth import Principal, read_principal
-from infragent.store.hosts import CPU, FILESYSTEM, MEMORY
 from infragent.store.metrics import LatestSample, SeriesLimitError, SqlMetricStore
+from infragent.store.metrics.hosts import CPU, FILESYSTEM, MEMORY
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 

@@ -41,10 +41,10 @@ import numpy.typing as npt
 import psycopg
 import sqlalchemy as sa
 
-from infragent.store import hosts
-from infragent.store.chunks import ChunkColumns, ChunkRow, cut
-from infragent.store.metrics import DAY, RetentionResult, SqlMetricStore, WriteResult
-from infragent.store.pg_arrays import bytea_array, float8_array, int8_array, register
+from infragent.store.metrics import hosts
+from infragent.store.metrics.chunks import ChunkColumns, ChunkRow, cut
+from infragent.store.metrics.pg_arrays import bytea_array, float8_array, int8_array, register
+from infragent.store.metrics.sql import DAY, RetentionResult, SqlMetricStore, WriteResult
 from infragent.wire import Columns, MetricBatch, SeriesData
 
 PARTITION_SCHEMA = "metric_partitions"

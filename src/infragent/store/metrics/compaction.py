@@ -44,8 +44,8 @@ import psycopg
 import sqlalchemy as sa
 
 from infragent.errors import StoreError
-from infragent.store.chunks import HOUR, ChunkFormatError, ChunkRow, decode_chunks, split_columns
-from infragent.store.metrics import DAY, SqlMetricStore
+from infragent.store.metrics.chunks import HOUR, ChunkFormatError, ChunkRow, decode_chunks, split_columns
+from infragent.store.metrics.sql import DAY, SqlMetricStore
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class _PgBackend(_Backend):
         Its rows were all rewritten into the ``_l1`` leaf, so only dead tuples are left. ``NOWAIT``:
         a leaf an ingest is writing into right now is simply skipped until the next pass.
         """
-        from infragent.store.metrics_pg import PARTITION_SCHEMA
+        from infragent.store.metrics.pg import PARTITION_SCHEMA
 
         with self.engine.connect() as conn:
             leaves = (
@@ -315,7 +315,7 @@ class _PgBackend(_Backend):
             return CompactionResult()
 
     def _rewrite(self, hour: float, sids: list[int], on_read: Callable[[], None] | None) -> CompactionResult:
-        from infragent.store.metrics_pg import COPY_COLUMNS, PARTITION_SCHEMA, copy_stream, partition_name
+        from infragent.store.metrics.pg import COPY_COLUMNS, PARTITION_SCHEMA, copy_stream, partition_name
 
         params = {"a": hour, "b": hour + HOUR, "s": sids}
         with (
@@ -363,7 +363,7 @@ class _SqliteBackend(_Backend):
     def reclaim(self) -> None:
         """Return the freed pages to the file system (databases created with ``auto_vacuum =
         INCREMENTAL``, see ``store/engine.py``; elsewhere SQLite reuses them in place)."""
-        from infragent.store.metrics_sqlite import SqliteMetrics
+        from infragent.store.metrics.sqlite import SqliteMetrics
 
         assert isinstance(self.store, SqliteMetrics)
         raw = self.engine.raw_connection()
@@ -376,7 +376,7 @@ class _SqliteBackend(_Backend):
             raw.close()
 
     def rewrite(self, hour: float, sids: list[int], on_read: Callable[[], None] | None) -> CompactionResult:
-        from infragent.store.metrics_sqlite import SqliteMetrics
+        from infragent.store.metrics.sqlite import SqliteMetrics
 
         assert isinstance(self.store, SqliteMetrics)
         with self.store._writer, self.engine.begin() as conn:

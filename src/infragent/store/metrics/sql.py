@@ -39,8 +39,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from infragent.errors import StoreError
-from infragent.store.chunks import HOUR, decode_chunks, decode_joined
-from infragent.store.hosts import FLEET, read_hosts
+from infragent.store.metrics.chunks import HOUR, decode_chunks, decode_joined
+from infragent.store.metrics.hosts import FLEET, read_hosts
 from infragent.store.schema import (
     metric_batches,
     metric_chunks,
@@ -273,11 +273,11 @@ class SqlMetricStore:
         if cls is SqlMetricStore:
             # Imported here: both adapters import this module for the shared base.
             if engine.dialect.name == "postgresql":
-                from infragent.store.metrics_pg import PgMetrics
+                from infragent.store.metrics.pg import PgMetrics
 
                 cls = PgMetrics
             else:
-                from infragent.store.metrics_sqlite import SqliteMetrics
+                from infragent.store.metrics.sqlite import SqliteMetrics
 
                 cls = SqliteMetrics
         return super().__new__(cls)

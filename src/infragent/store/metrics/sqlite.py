@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from infragent.store import hosts
-from infragent.store.chunks import ChunkRow, split_batch
-from infragent.store.metrics import DAY, RetentionResult, SeriesKey, SqlMetricStore, WriteResult
+from infragent.store.metrics import hosts
+from infragent.store.metrics.chunks import ChunkRow, split_batch
+from infragent.store.metrics.sql import DAY, RetentionResult, SeriesKey, SqlMetricStore, WriteResult
 from infragent.wire import Columns, MetricBatch
 
 _INSERT = (
