@@ -42,9 +42,10 @@ import psycopg
 import sqlalchemy as sa
 
 from infragent.store.metrics import hosts
-from infragent.store.metrics.chunks import ChunkColumns, ChunkRow, cut
+from infragent.store.metrics.chunk_rows import ChunkColumns, ChunkRow, cut
+from infragent.store.metrics.model import DAY, RetentionResult, WriteResult
 from infragent.store.metrics.pg_arrays import bytea_array, float8_array, int8_array, register
-from infragent.store.metrics.sql import DAY, RetentionResult, SqlMetricStore, WriteResult
+from infragent.store.metrics.series import SeriesIds, retention_days
 from infragent.wire import Columns, MetricBatch, SeriesData
 
 PARTITION_SCHEMA = "metric_partitions"
@@ -166,11 +167,15 @@ def _no_partition(exc: Exception) -> bool:
     return getattr(orig, "sqlstate", None) == "23514" and "no partition" in str(orig)
 
 
-class PgMetrics(SqlMetricStore):
-    """``MetricStore`` on PostgreSQL: see the module docstring for the layout and why."""
+class PgWrites:
+    """``SqlMetricStore``'s writes and retention on PostgreSQL: see the module docstring for the
+    layout and why."""
 
-    def __init__(self, engine: sa.Engine, **options: float) -> None:
-        super().__init__(engine, **options)
+    def __init__(self, engine: sa.Engine, ids: SeriesIds, *, raw_days: float, rollup_days: float) -> None:
+        self.engine = engine
+        self.raw_days = raw_days
+        self.rollup_days = rollup_days
+        self._ids = ids
         self._days: set[int] = set()
 
     def _ensure_days(self, days: set[int]) -> None:
@@ -188,11 +193,7 @@ class PgMetrics(SqlMetricStore):
     def write_batch(
         self, client_id: str, batch: MetricBatch, now: float, columns: Columns | None = None
     ) -> WriteResult:
-        """Store the batch once: a batch id seen before for this tenant stores nothing.
-
-        ``columns``: the batch's points as arrays (a version-2 body, ``wire.decode_with_columns``),
-        which saves building them again from the Python lists.
-        """
+        """Store the batch once (``SqlMetricStore.write_batch``)."""
         series = [s for s in batch.series if s.values]
         if columns is not None and len(columns.lengths) == len(batch.series):
             lengths = columns.lengths[columns.lengths > 0]
@@ -224,7 +225,7 @@ class PgMetrics(SqlMetricStore):
         points: int,
         now: float,
     ) -> WriteResult:
-        ids = self._cached_ids(client_id, batch.node_id, series)
+        ids = self._ids.cached(client_id, batch.node_id, series)
         if ids is not None and cols.data:
             known = np.asarray(ids, dtype=np.int64)
             return self._write_known(client_id, batch, series, cols, known, points, now)
@@ -232,7 +233,7 @@ class PgMetrics(SqlMetricStore):
             params = {"c": client_id, "b": batch.batch_id, "h": batch.node_id, "r": now, "p": points}
             if conn.exec_driver_sql(_CLAIM, params).first() is None:
                 return WriteResult(accepted_points=0, duplicate=True)
-            ids, created = self._series_ids(conn, client_id, batch.node_id, series)
+            ids, created = self._ids.resolve(conn, client_id, batch.node_id, series)
             if cols.data:
                 raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
                 with raw.cursor() as cur, cur.copy(_COPY) as copy:
@@ -240,7 +241,7 @@ class PgMetrics(SqlMetricStore):
             hosts.note_batch(
                 conn, postgres=True, client_id=client_id, host=batch.node_id, series=series, now=now
             )
-        self._remember(created)
+        self._ids.remember(created)
         return WriteResult(accepted_points=points, duplicate=False)
 
     def _write_known(
@@ -311,7 +312,7 @@ class PgMetrics(SqlMetricStore):
         self._ensure_days(self._around(now))
         dropped = deleted = 0
         with self.engine.begin() as conn:
-            shortest, longest = self._retention_days(conn)
+            shortest, longest = retention_days(conn, self.raw_days)
             cutoff = now - longest * DAY
             for name, lower, upper in self._partitions(conn):
                 if upper > cutoff:

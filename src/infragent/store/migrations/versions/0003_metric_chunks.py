@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from alembic import op
 
-from infragent.store.metrics.chunks import split_batch
+from infragent.store.metrics.chunk_rows import split_batch
 
 revision = "0003"
 down_revision = "0002"
