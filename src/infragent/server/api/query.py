@@ -192,7 +192,7 @@ def hosts(
     """Every host of the tenant: last sample time, online when seen within 3 x ``interval``, and its
     latest CPU, memory and fullest-filesystem utilization (``null`` when not reported lately).
 
-    One query of one short row per host, kept current at write time (``store/hosts.py``).
+    One query of one short row per host, kept current at write time (``store/metrics/hosts.py``).
     """
     now = svc.clock()
     seen, latest = store.fleet_latest(who.client_id, now - FLEET_LOOKBACK_S, now + 3600)

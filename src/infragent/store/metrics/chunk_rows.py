@@ -70,7 +70,7 @@ def split_columns(
 class ChunkColumns:
     """The chunks of a batch as columns (one entry per chunk); ``series`` indexes the caller's series.
 
-    Why columns: the PostgreSQL write path ships them as binary arrays (``store/pg_arrays.py``)
+    Why columns: the PostgreSQL write path ships them as binary arrays (``pg_arrays.py``)
     without building a Python object per chunk.
     """
 

@@ -1,6 +1,6 @@
 """Compaction: rewrite each closed series-hour's chunks as one dense chunk (level 1).
 
-Why: ingest stores every batch's points of a series as its own *raw* chunk (``store/chunks.py``,
+Why: ingest stores every batch's points of a series as its own *raw* chunk (``chunks.py``,
 flags 2: 16 bytes a point plus ~100 bytes of row overhead), because encoding densely on the write
 path costs CPU that ingest cannot spare. Once an hour is closed, its chunks never grow again (late
 data aside), so merging them into one chunk per series-hour pays the dense encoding once and leaves

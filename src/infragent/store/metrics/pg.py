@@ -9,7 +9,7 @@ Creation runs under a transaction-scoped advisory lock with ``IF NOT EXISTS``, s
 (and test runs) create each partition once.
 
 Why each day is split again by chunk level (``<day>_l0`` as ingested, ``<day>_l1`` compacted): the
-compactor (``store/compaction.py``) deletes raw chunks and writes dense ones. In one table the dead
+compactor (``compaction.py``) deletes raw chunks and writes dense ones. In one table the dead
 raw rows would sit between live dense ones and the file would never shrink; in their own leaf they
 leave it empty once the day's hours are compacted, and the compactor truncates it (VACUUM would
 truncate its empty pages too). Days created before this layout keep one table; both kinds work.
@@ -24,7 +24,7 @@ Why binary COPY on the store's own connection: COPY costs a fraction of INSERT p
 batch id row, new series and chunks must commit together for exactly-once; psycopg's ``copy()`` on
 the SQLAlchemy connection's DBAPI connection stays in that one transaction. Measured here: 200-row
 chunk COPY 2.2 ms; an ``INSERT … ON CONFLICT DO UPDATE`` of 1,000 rollup rows 30 ms — why rollups
-are not upserted per write (``store/chunks.py``, docs/architecture.md).
+are not upserted per write (``chunks.py``, docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ import numpy.typing as npt
 import psycopg
 import sqlalchemy as sa
 
-from infragent.store.metrics import hosts
 from infragent.store.metrics.chunk_rows import ChunkColumns, ChunkRow, cut
+from infragent.store.metrics.hosts import note_batch, note_params, pg_cte
 from infragent.store.metrics.model import DAY, RetentionResult, WriteResult
 from infragent.store.metrics.pg_arrays import bytea_array, float8_array, int8_array, register
 from infragent.store.metrics.series import SeriesIds, retention_days
@@ -76,7 +76,7 @@ WITH claim AS (
     {hosts}
 )
 SELECT count(*) FROM claim
-""".format(hosts=hosts.pg_cte("claim"))  # noqa: S608 - constants only
+""".format(hosts=pg_cte("claim"))  # noqa: S608 - constants only
 _BOUNDS = re.compile(r"FROM \('?([^')]+)'?\) TO \('?([^')]+)'?\)")
 
 _ARCHIVE = """
@@ -238,9 +238,7 @@ class PgWrites:
                 raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
                 with raw.cursor() as cur, cur.copy(_COPY) as copy:
                     copy.write(copy_stream(cols.rows(ids), level=0))
-            hosts.note_batch(
-                conn, postgres=True, client_id=client_id, host=batch.node_id, series=series, now=now
-            )
+            note_batch(conn, postgres=True, client_id=client_id, host=batch.node_id, series=series, now=now)
         self._ids.remember(created)
         return WriteResult(accepted_points=points, duplicate=False)
 
@@ -259,7 +257,7 @@ class PgWrites:
         Why: the transactional path costs five round trips (BEGIN, claim, COPY start and end,
         COMMIT), each with its client and server CPU; a data-modifying CTE makes the claim and the
         insert one atomic statement, and the chunks go as binary arrays built by numpy
-        (``store/pg_arrays.py``), which PostgreSQL unnests at about COPY's cost for a batch's rows.
+        (``pg_arrays.py``), which PostgreSQL unnests at about COPY's cost for a batch's rows.
         """
         params = {
             "c": client_id,
@@ -276,7 +274,7 @@ class PgWrites:
             "sum": float8_array(cols.vsum),
             "last": float8_array(cols.vlast),
             "data": bytea_array(cols.data),
-            **hosts.note_params(client_id, batch.node_id, series, now),  # the fleet view's row
+            **note_params(client_id, batch.node_id, series, now),  # the fleet view's row
         }
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             register(cast("psycopg.Connection[Any]", conn.connection.dbapi_connection))

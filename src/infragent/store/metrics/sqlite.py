@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from infragent.store.metrics import hosts
 from infragent.store.metrics.chunk_rows import ChunkRow, split_batch
+from infragent.store.metrics.hosts import note_batch
 from infragent.store.metrics.model import DAY, RetentionResult, SeriesKey, WriteResult
 from infragent.store.metrics.series import SeriesIds, claim_batch, retention_days
 from infragent.wire import Columns, MetricBatch
@@ -145,7 +145,7 @@ class SqliteWrites:
                     for r in job.rows
                 ],
             )
-        hosts.note_batch(
+        note_batch(
             conn, postgres=False, client_id=job.client_id, host=batch.node_id, series=series, now=job.now
         )
         return WriteResult(accepted_points=job.points, duplicate=False)
