@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from datagen import Dataset, decode_native
 
-from infragent.store.compaction import CompactionResult, compact
 from infragent.store.metrics import SqlMetricStore
+from infragent.store.metrics.compaction import CompactionResult, compact
 from infragent.store.sql import open_store
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"

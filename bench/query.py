@@ -18,7 +18,7 @@ What it does: starts a real ``python -m infragent server`` subprocess on a free 
   33 series a host) at ``--ticks`` timestamps 10 s apart, one batch per host and tick.
 
 Once closed hours exist, production compacts them (one dense chunk per series-hour), so after
-loading the bench runs ``infragent.store.compaction.compact`` until it has nothing left to do, if
+loading the bench runs ``infragent.store.metrics.compaction.compact`` until it has nothing left to do, if
 that module exists (``--no-compact`` skips it: the worst case of tick-sized raw chunks). The fleet
 view reads ``metric_hosts`` (``store/hosts.py``), which the write path keeps; if it noted nothing
 (not wired yet), the bench fills it as migration 0005 does for existing data. Then ``ANALYZE`` on
@@ -49,8 +49,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from infragent.store.hosts import backfill
 from infragent.store.metrics import SqlMetricStore
+from infragent.store.metrics.hosts import backfill
 from infragent.store.sql import open_store
 from infragent.wire import MetricBatch, SeriesData
 
@@ -157,9 +157,9 @@ def settle(metrics: SqlMetricStore, now: float, *, compaction: bool) -> str:
     done = "compaction: skipped (--no-compact)"
     if compaction:
         try:
-            from infragent.store.compaction import compact
+            from infragent.store.metrics.compaction import compact
         except ImportError:
-            done = "compaction: not available (no infragent.store.compaction)"
+            done = "compaction: not available (no infragent.store.metrics.compaction)"
         else:
             t = time.perf_counter()
             chunks = 0

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from infragent.store.compaction import CompactionResult
 from infragent.store.metrics import SqlMetricStore
+from infragent.store.metrics.compaction import CompactionResult
 from infragent.store.records import Registration
 from infragent.store.sql import SqlStore
 from support.metric_batches import host_batches

@@ -18,8 +18,8 @@ from typing import Annotated
 import typer
 
 from infragent.cli.main import ConfigOpt, _settings, app
-from infragent.store.compaction import CompactionResult, compact
 from infragent.store.metrics import SqlMetricStore
+from infragent.store.metrics.compaction import CompactionResult, compact
 from infragent.store.sql import SqlStore
 
 metrics_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Metric storage upkeep.")

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
 
 from infragent.config import Settings
-from infragent.store.compaction import CompactionResult, compact
 from infragent.store.metrics import RetentionResult, SqlMetricStore
+from infragent.store.metrics.compaction import CompactionResult, compact
 
 logger = logging.getLogger(__name__)
 

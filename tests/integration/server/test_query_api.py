@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from infragent.config import Settings
-from infragent.server.api.query import MAX_POINTS, plan
+from infragent.query.plan import MAX_POINTS, plan
 from infragent.server.app import create_app
 from infragent.store.sql import SqlStore
 from infragent.wire import CONTENT_TYPE, MetricBatch, SeriesData, encode_batch

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from infragent.store.compaction import CompactionResult, compact
 from infragent.store.metrics import Rollup, SqlMetricStore
-from infragent.store.records import Registration
+from infragent.store.metrics.compaction import CompactionResult, compact
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
 from support.metric_batches import host_batches
@@ -37,13 +36,8 @@ def _batch(
 
 
 @pytest.fixture
-def metrics(store: SqlStore) -> SqlMetricStore:
-    return SqlMetricStore(store.engine, raw_days=7)
-
-
-@pytest.fixture
-def tenant(client_reg: Registration) -> str:
-    return client_reg.client.id
+def raw_days() -> float:
+    return 7.0
 
 
 def _levels(metrics: SqlMetricStore) -> list[tuple[int, float, int]]:
@@ -298,7 +292,7 @@ def test_a_second_compactor_skips_while_one_runs(tenant: str, metrics: SqlMetric
 
 def test_old_dense_chunks_are_compacted_too(store: SqlStore, metrics: SqlMetricStore, tenant: str) -> None:
     """Chunks stored before the raw layout existed (dense, level 0 after migration 0004)."""
-    from infragent.store.chunks import split_batch
+    from infragent.store.metrics.chunk_rows import split_batch
 
     metrics.write_batch(tenant, _batch("a", [NOW - HOUR + 10], [1.0]), now=NOW)
     with store.engine.begin() as conn:

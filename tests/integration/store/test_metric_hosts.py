@@ -11,10 +11,8 @@ import functools
 import pytest
 import sqlalchemy as sa
 
-from infragent.store import hosts
-from infragent.store.hosts import CPU, FILESYSTEM, FLEET, MEMORY, backfill, note_batch
-from infragent.store.metrics import LatestSample, SqlMetricStore
-from infragent.store.records import Registration
+from infragent.store.metrics import LatestSample, SqlMetricStore, hosts
+from infragent.store.metrics.hosts import CPU, FILESYSTEM, FLEET, MEMORY, backfill, note_batch
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
 
@@ -39,16 +37,6 @@ def _tick(at: float, idle: float, used: float, mounts: dict[str, float]) -> list
         out.append(_s(FILESYSTEM, {**base, "system.filesystem.state": "used"}, [at], [fill]))
         out.append(_s(FILESYSTEM, {**base, "system.filesystem.state": "free"}, [at], [1 - fill]))
     return out
-
-
-@pytest.fixture
-def metrics(store: SqlStore) -> SqlMetricStore:
-    return SqlMetricStore(store.engine)
-
-
-@pytest.fixture
-def tenant(client_reg: Registration) -> str:
-    return client_reg.client.id
 
 
 def _write(metrics: SqlMetricStore, tenant: str, batch_id: str, host: str, series: list[SeriesData]) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
 
 from infragent.store.metrics import Rollup, SqlMetricStore, WriteResult
-from infragent.store.records import Registration
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
 
@@ -47,13 +47,8 @@ def _same(got: list[Rollup], want: list[Rollup]) -> None:
 
 
 @pytest.fixture
-def metrics(store: SqlStore) -> SqlMetricStore:
-    return SqlMetricStore(store.engine, raw_days=7)
-
-
-@pytest.fixture
-def tenant(client_reg: Registration) -> str:
-    return client_reg.client.id
+def raw_days() -> float:
+    return 7.0
 
 
 def _interleaved_batches(
@@ -154,9 +149,10 @@ def test_retention_per_tenant(store: SqlStore, metrics: SqlMetricStore, tenant: 
     assert metrics.count_samples(tenant) == 9 and metrics.count_samples(other) == 0
 
 
-def test_a_partition_dropped_under_a_writer_is_recreated(store: SqlStore, tenant: str) -> None:
-    writer = SqlMetricStore(store.engine, raw_days=7)
-    janitor = SqlMetricStore(store.engine, raw_days=7)
+def test_a_partition_dropped_under_a_writer_is_recreated(
+    make_metrics: Callable[[], SqlMetricStore], tenant: str
+) -> None:
+    writer, janitor = make_metrics(), make_metrics()
     old = [NOW - 10 * DAY + 1.0]
     writer.write_batch(tenant, _batch("x1", old, [1.0]), now=NOW)  # the writer caches that day
     janitor.apply_retention(NOW)  # drops it (PostgreSQL) or deletes the row (SQLite)

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from infragent.store.metrics import SeriesInfo, SqlMetricStore, WriteResult, labels_key
-from infragent.store.records import Registration
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
 
@@ -34,16 +34,6 @@ def _batch(
     batch_id: str = "b-1", node: str = "host-1", series: list[SeriesData] | None = None
 ) -> MetricBatch:
     return MetricBatch(batch_id, node, {"host.name": node}, [_series()] if series is None else series)
-
-
-@pytest.fixture
-def metrics(store: SqlStore) -> SqlMetricStore:
-    return SqlMetricStore(store.engine)
-
-
-@pytest.fixture
-def tenant(client_reg: Registration) -> str:
-    return client_reg.client.id
 
 
 def test_write_then_query_range_exactly(metrics: SqlMetricStore, tenant: str) -> None:
@@ -80,22 +70,24 @@ def test_write_then_query_range_exactly(metrics: SqlMetricStore, tenant: str) ->
     ]
 
 
-def test_duplicate_batch_id_stores_nothing(metrics: SqlMetricStore, tenant: str) -> None:
+def test_duplicate_batch_id_stores_nothing(
+    metrics: SqlMetricStore, make_metrics: Callable[[], SqlMetricStore], tenant: str
+) -> None:
     assert not metrics.write_batch(tenant, _batch(), now=1.0).duplicate
     again = _batch(series=[_series(values=[9.0, 9.0, 9.0])])  # same id, other content: still a resend
     assert metrics.write_batch(tenant, again, now=2.0) == WriteResult(0, True)
     assert metrics.count_samples(tenant) == 3
     # a fresh store (empty id cache, as after a restart) agrees
-    assert SqlMetricStore(metrics.engine).write_batch(tenant, _batch(), now=3.0).duplicate
+    assert make_metrics().write_batch(tenant, _batch(), now=3.0).duplicate
 
 
 def test_later_batches_reuse_series_and_new_labels_make_new_ones(
-    metrics: SqlMetricStore, tenant: str
+    metrics: SqlMetricStore, make_metrics: Callable[[], SqlMetricStore], tenant: str
 ) -> None:
     metrics.write_batch(tenant, _batch("b-1"), now=1.0)
     later = _series(timestamps=[1030.0], values=[1.0])
     metrics.write_batch(tenant, _batch("b-2", series=[later, _series(attrs={"cpu.mode": "idle"})]), now=2.0)
-    restarted = SqlMetricStore(metrics.engine)  # finds the existing series in the table
+    restarted = make_metrics()  # finds the existing series in the table
     restarted.write_batch(tenant, _batch("b-3", series=[_series(timestamps=[1040.0], values=[2.0])]), now=3.0)
     labels = sorted(tuple(s.labels.items()) for s in metrics.list_series(tenant))
     assert labels == [(("cpu.mode", "idle"),), (("cpu.mode", "user"),)]
@@ -111,8 +103,10 @@ def test_empty_series_and_empty_batches(metrics: SqlMetricStore, tenant: str) ->
     assert metrics.list_series(tenant) == [] and metrics.count_samples(tenant) == 0
 
 
-def test_concurrent_resends_store_the_batch_once(store: SqlStore, tenant: str) -> None:
-    stores = [SqlMetricStore(store.engine) for _ in range(8)]  # separate caches: all race to create
+def test_concurrent_resends_store_the_batch_once(
+    make_metrics: Callable[[], SqlMetricStore], tenant: str
+) -> None:
+    stores = [make_metrics() for _ in range(8)]  # separate caches: all race to create
     barrier = threading.Barrier(len(stores))
     results: list[WriteResult] = []
     errors: list[BaseException] = []
@@ -134,8 +128,10 @@ def test_concurrent_resends_store_the_batch_once(store: SqlStore, tenant: str) -
     assert stores[0].count_samples(tenant) == 3
 
 
-def test_concurrent_distinct_batches_share_new_series(store: SqlStore, tenant: str) -> None:
-    stores = [SqlMetricStore(store.engine) for _ in range(6)]
+def test_concurrent_distinct_batches_share_new_series(
+    make_metrics: Callable[[], SqlMetricStore], tenant: str
+) -> None:
+    stores = [make_metrics() for _ in range(6)]
     barrier = threading.Barrier(len(stores))
     errors: list[BaseException] = []
     names = ["a", "b", "c", "d"]

@@ -9,12 +9,12 @@ import struct
 import numpy as np
 import pytest
 
-from infragent.store.chunks import (
+from infragent.store.metrics.chunk_rows import split_batch
+from infragent.store.metrics.chunks import (
     COMPRESS_MIN_POINTS,
     ChunkFormatError,
     decode_chunk,
     encode_chunk,
-    split_batch,
 )
 
 T0 = 1_764_000_000.0  # a recent, hour-aligned unix time

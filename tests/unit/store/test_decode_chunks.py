@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infragent.store.chunks import (
+from infragent.store.metrics.chunk_rows import split_batch
+from infragent.store.metrics.chunks import (
     ChunkFormatError,
     decode_chunk,
     decode_chunks,
     decode_joined,
     encode_chunk,
-    split_batch,
 )
 
 

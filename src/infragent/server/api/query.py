@@ -3,21 +3,13 @@
 All three need a key with the ``read`` scope and see only the caller's tenant: every store call
 takes the principal's ``client_id``, so another tenant's series simply do not exist for it.
 
-Why the server picks the source and may raise ``step``: a graph cannot show more points than it has
-pixels, and reading 10-second samples over a month would be slow for nothing. The requested step
-is a *minimum*: it is raised so that no series returns more than ``MAX_POINTS`` buckets, then the
-source follows from the effective step — raw samples below 60 s, 1-minute rollups from 60 s, 1-hour
-rollups from 3,600 s (``SqlMetricStore.query_parts``: one connection, numpy columns, no Python
-object per point). Rollups are re-bucketed exactly (count, min, max, sum and last merge without
-loss), which is why a rollup step is rounded up to a whole multiple of its rollup. The answer
-states the ``source`` and the effective ``step`` it used.
-
-Why ``labels`` is a subset match: a graph usually wants "all modes of CPU" or "the used state of
-every mount"; naming every label of a series (device, type, mode …) to get it would be tedious. A
-series matches when it has every given ``key=value``; give all its labels to get just that one.
+The routes are thin: parameters are checked here, the rest is ``query/`` (label selectors, the
+source and step a range is read at, the aggregate kernel) and the store's ``MetricReader``. The
+answer states the ``source`` and the effective ``step`` it used (``query.plan``).
 
 Why a bad parameter answers 422 with the app's validation shape (``detail`` plus ``errors[].loc``
-``["query", <param>]``): clients handle one error format, whether pydantic or this module refused.
+``["query", <param>]``): clients handle one error format, whether pydantic, this module or a
+``QueryError`` (which names its parameter) refused.
 """
 
 from __future__ import annotations
@@ -25,22 +17,23 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
+from infragent.query.aggregate import Agg, points
+from infragent.query.errors import QueryError, TooManySeriesError
+from infragent.query.plan import Source, plan
+from infragent.query.selector import parse_labels
 from infragent.server.api.deps import AppServices, services
 from infragent.server.api.metrics import metric_store
 from infragent.server.auth import Principal, read_principal
-from infragent.store.hosts import CPU, FILESYSTEM, MEMORY
-from infragent.store.metrics import LatestSample, SeriesLimitError, SqlMetricStore
+from infragent.store.metrics import LatestSample, MetricReader
+from infragent.store.metrics.hosts import CPU, FILESYSTEM, MEMORY
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 
-#: Buckets per series at most; ``step`` is raised to keep under it.
-MAX_POINTS = 1000
 #: The longest range one query may span: the 1-hour rollups' default retention (400 days).
 MAX_SPAN_S = 400 * 86_400.0
 #: Series one query may return; past it the caller must narrow ``labels``.
@@ -50,9 +43,6 @@ FLEET_LOOKBACK_S = 86_400.0
 #: The agent's default collection interval; a host is online when seen within 3 intervals.
 DEFAULT_INTERVAL_S = 60.0
 ONLINE_INTERVALS = 3
-
-Agg = Literal["avg", "min", "max", "last", "count", "sum"]
-Source = Literal["raw", "1m", "1h"]
 
 
 class SeriesPoints(BaseModel):
@@ -106,69 +96,6 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def parse_labels(raw: str | None) -> dict[str, str]:
-    """``k=v,k2=v2`` or a JSON object of strings (for values holding ``,`` or ``=``)."""
-    if raw is None or not raw.strip():
-        return {}
-    if raw.lstrip().startswith("{"):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise _bad("labels", "not valid JSON") from None
-        if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
-            raise _bad("labels", "a JSON object of string values is expected")
-        return dict(obj)
-    labels: dict[str, str] = {}
-    for part in raw.split(","):
-        key, eq, value = part.partition("=")
-        if not eq or not key.strip():
-            raise _bad("labels", f"{part!r} is not key=value")
-        labels[key.strip()] = value.strip()
-    return labels
-
-
-def plan(span: float, step: float) -> tuple[Source, float]:
-    """(source, effective step) for a range of ``span`` seconds asked at ``step``.
-
-    ``floor(to/step) - floor(from/step) + 1`` buckets is under ``span/step + 2``, hence the 2.
-    """
-    need = span / (MAX_POINTS - 2)
-    eff = step if step >= need else float(math.ceil(need))
-    if eff >= 3600:
-        return "1h", math.ceil(eff / 3600 - 1e-9) * 3600.0
-    if eff >= 60:
-        return "1m", math.ceil(eff / 60 - 1e-9) * 60.0
-    return "raw", eff
-
-
-def downsample(
-    starts: np.ndarray[Any, np.dtype[np.float64]],
-    parts: tuple[np.ndarray[Any, np.dtype[np.float64]], ...],
-    step: float,
-    agg: Agg,
-) -> list[list[float]]:
-    """Time-ordered partial aggregates ``(n, min, max, sum, last)`` per ``starts`` merged into
-    buckets of ``step`` seconds; each point is ``[bucket start, agg]``."""
-    if len(starts) == 0:
-        return []
-    n, lo, hi, total, last = parts
-    bucket = np.floor(starts / step) * step
-    first = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
-    if agg == "min":
-        values = np.minimum.reduceat(lo, first)
-    elif agg == "max":
-        values = np.maximum.reduceat(hi, first)
-    elif agg == "last":
-        values = last[np.concatenate((first[1:], [len(starts)])) - 1]
-    elif agg == "sum":
-        values = np.add.reduceat(total, first)
-    elif agg == "count":
-        values = np.add.reduceat(n, first)
-    else:
-        values = np.add.reduceat(total, first) / np.add.reduceat(n, first)
-    return np.column_stack((bucket[first], values)).tolist()  # type: ignore[no-any-return]
-
-
 @router.get(
     "/query_range",
     response_model=None,
@@ -176,7 +103,7 @@ def downsample(
 )
 def query_range(
     who: Annotated[Principal, Depends(read_principal)],
-    store: Annotated[SqlMetricStore, Depends(metric_store)],
+    store: Annotated[MetricReader, Depends(metric_store)],
     host: Annotated[str, Query(min_length=1)],
     metric: Annotated[str, Query(min_length=1)],
     from_ts: Annotated[float, Query(alias="from", description="Unix seconds, inclusive.")],
@@ -205,23 +132,18 @@ def query_range(
         raise _bad("step", "step must be a positive number of seconds")
     if step is not None and step > MAX_SPAN_S:
         raise _bad("step", f"step is over the limit of {MAX_SPAN_S:.0f} s")
-    wanted = parse_labels(labels)
     source, eff = plan(span, step if step is not None else 1.0)
     try:
+        wanted = parse_labels(labels)
         found = store.query_parts(
             who.client_id, host, metric, wanted, from_ts, to_ts, source, max_series=MAX_SERIES
         )
-    except SeriesLimitError as exc:
-        raise _bad(
-            "labels", f"{exc.matched} series match, over the limit of {MAX_SERIES}: narrow labels"
-        ) from None
+    except TooManySeriesError as exc:
+        raise _bad(exc.param, f"{exc.message}: narrow labels") from None
+    except QueryError as exc:
+        raise _bad(exc.param, exc.message) from None
     out = [
-        {
-            "host": s.host,
-            "metric": s.name,
-            "labels": s.labels,
-            "points": downsample(s.start, (s.n, s.min, s.max, s.sum, s.last), eff, agg),
-        }
+        {"host": s.host, "metric": s.name, "labels": s.labels, "points": points(s.parts, eff, agg)}
         for s in found
     ]
     return _json({"series": out, "source": source, "step": eff})
@@ -262,7 +184,7 @@ def fleet(
 def hosts(
     who: Annotated[Principal, Depends(read_principal)],
     svc: Annotated[AppServices, Depends(services)],
-    store: Annotated[SqlMetricStore, Depends(metric_store)],
+    store: Annotated[MetricReader, Depends(metric_store)],
     interval: Annotated[
         float, Query(gt=0, le=86_400, description="The hosts' typical collection interval, seconds.")
     ] = DEFAULT_INTERVAL_S,
@@ -270,7 +192,7 @@ def hosts(
     """Every host of the tenant: last sample time, online when seen within 3 x ``interval``, and its
     latest CPU, memory and fullest-filesystem utilization (``null`` when not reported lately).
 
-    One query of one short row per host, kept current at write time (``store/hosts.py``).
+    One query of one short row per host, kept current at write time (``store/metrics/hosts.py``).
     """
     now = svc.clock()
     seen, latest = store.fleet_latest(who.client_id, now - FLEET_LOOKBACK_S, now + 3600)
@@ -280,7 +202,7 @@ def hosts(
 @router.get("/series", response_model=SeriesAnswer)
 def series(
     who: Annotated[Principal, Depends(read_principal)],
-    store: Annotated[SqlMetricStore, Depends(metric_store)],
+    store: Annotated[MetricReader, Depends(metric_store)],
     host: Annotated[str | None, Query(min_length=1)] = None,
     metric: Annotated[str | None, Query(min_length=1)] = None,
 ) -> SeriesAnswer:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from alembic import op
 
-from infragent.store.chunks import split_batch
+from infragent.store.metrics.chunk_rows import split_batch
 
 revision = "0003"
 down_revision = "0002"
@@ -50,7 +50,7 @@ def _series_samples(bind: sa.Connection) -> Iterator[tuple[int, list[float], lis
 
 def _convert(bind: sa.Connection) -> None:
     """Row-per-sample to chunks, a few hundred thousand points at a time."""
-    from infragent.store.metrics_pg import ensure_partitions
+    from infragent.store.metrics.pg import ensure_partitions
 
     pending: list[tuple[int, list[float], list[float]]] = []
 
@@ -110,7 +110,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("client_id"),
     )
     if bind.dialect.name == "postgresql":
-        from infragent.store.metrics_pg import ensure_partitions
+        from infragent.store.metrics.pg import ensure_partitions
 
         ensure_partitions(bind, [])  # the partitions schema, even before the first write
     _convert(bind)
@@ -119,7 +119,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from infragent.store.chunks import decode_chunk
+    from infragent.store.metrics.chunks import decode_chunk
 
     bind = op.get_bind()
     op.create_table(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from infragent.store.hosts import backfill
+from infragent.store.metrics.hosts import backfill
 
 revision = "0005"
 down_revision = "0004"

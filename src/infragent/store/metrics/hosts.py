@@ -79,7 +79,7 @@ _COLUMNS = ("last_seen", "cpu_ts", "cpu", "memory_ts", "memory", "filesystem_ts"
 
 def pg_cte(claim: str) -> str:
     """``note_batch`` as the body of a data-modifying CTE, for a PostgreSQL statement that claims the
-    batch in a CTE named ``claim`` (``metrics_pg._CLAIM_AND_INSERT``): it writes only if the claim
+    batch in a CTE named ``claim`` (``pg._CLAIM_AND_INSERT``): it writes only if the claim
     did. Its parameters are ``note_params``'s.
     """
     values = ", ".join(f"%({c})s::float8" for c in _COLUMNS)

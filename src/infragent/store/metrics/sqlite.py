@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from infragent.store import hosts
-from infragent.store.chunks import ChunkRow, split_batch
-from infragent.store.metrics import DAY, RetentionResult, SeriesKey, SqlMetricStore, WriteResult
+from infragent.store.metrics.chunk_rows import ChunkRow, split_batch
+from infragent.store.metrics.hosts import note_batch
+from infragent.store.metrics.model import DAY, RetentionResult, SeriesKey, WriteResult
+from infragent.store.metrics.series import SeriesIds, claim_batch, retention_days
 from infragent.wire import Columns, MetricBatch
 
 _INSERT = (
@@ -77,14 +78,18 @@ class _Job:
     created: dict[SeriesKey, int] = field(default_factory=dict)
 
 
-class SqliteMetrics(SqlMetricStore):
-    """``MetricStore`` on SQLite: see the module docstring for the write path and why."""
+class SqliteWrites:
+    """``SqlMetricStore``'s writes and retention on SQLite: see the module docstring for the write
+    path and why. ``writer`` is the one write lock; compaction takes it too."""
 
-    def __init__(self, engine: sa.Engine, **options: float) -> None:
-        super().__init__(engine, **options)
+    def __init__(self, engine: sa.Engine, ids: SeriesIds, *, raw_days: float, rollup_days: float) -> None:
+        self.engine = engine
+        self.raw_days = raw_days
+        self.rollup_days = rollup_days
+        self.writer = threading.Lock()
+        self._ids = ids
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
-        self._writer = threading.Lock()
 
     def write_batch(
         self, client_id: str, batch: MetricBatch, now: float, columns: Columns | None = None
@@ -95,7 +100,7 @@ class SqliteMetrics(SqlMetricStore):
         job = _Job(client_id, batch, now, rows, sum(len(s.values) for s in series))
         with self._queue_lock:
             self._queue.append(job)
-        with self._writer:
+        with self.writer:
             if not job.done:
                 with self._queue_lock:
                     jobs, self._queue = self._queue, []
@@ -121,17 +126,17 @@ class SqliteMetrics(SqlMetricStore):
         else:
             for job in jobs:
                 if job.error is None:
-                    self._remember(job.created)
+                    self._ids.remember(job.created)
         finally:
             for job in jobs:
                 job.done = True
 
     def _store(self, conn: sa.Connection, job: _Job) -> WriteResult:
         batch = job.batch
-        if not self._claim_batch(conn, job.client_id, batch, job.points, job.now):
+        if not claim_batch(conn, job.client_id, batch, job.points, job.now):
             return WriteResult(accepted_points=0, duplicate=True)
         series = [s for s in batch.series if s.values]
-        ids, job.created = self._series_ids(conn, job.client_id, batch.node_id, series)
+        ids, job.created = self._ids.resolve(conn, job.client_id, batch.node_id, series)
         if job.rows:
             conn.exec_driver_sql(
                 _INSERT,
@@ -140,7 +145,7 @@ class SqliteMetrics(SqlMetricStore):
                     for r in job.rows
                 ],
             )
-        hosts.note_batch(
+        note_batch(
             conn, postgres=False, client_id=job.client_id, host=batch.node_id, series=series, now=job.now
         )
         return WriteResult(accepted_points=job.points, duplicate=False)
@@ -148,8 +153,8 @@ class SqliteMetrics(SqlMetricStore):
     def apply_retention(self, now: float) -> RetentionResult:
         """Delete chunks past each tenant's retention (whole hours, archived as 1-hour rollups first),
         batch ids past the longest retention and rollups past ``rollup_days``."""
-        with self._writer, self.engine.begin() as conn:
-            shortest, longest = self._retention_days(conn)
+        with self.writer, self.engine.begin() as conn:
+            shortest, longest = retention_days(conn, self.raw_days)
             params = {"upper": now - shortest * DAY, "now": now, "default": self.raw_days}
             conn.execute(sa.text(_ARCHIVE), params)
             deleted = conn.execute(sa.text(_DELETE), params).rowcount

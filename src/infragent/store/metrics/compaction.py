@@ -1,6 +1,6 @@
 """Compaction: rewrite each closed series-hour's chunks as one dense chunk (level 1).
 
-Why: ingest stores every batch's points of a series as its own *raw* chunk (``store/chunks.py``,
+Why: ingest stores every batch's points of a series as its own *raw* chunk (``chunks.py``,
 flags 2: 16 bytes a point plus ~100 bytes of row overhead), because encoding densely on the write
 path costs CPU that ingest cannot spare. Once an hour is closed, its chunks never grow again (late
 data aside), so merging them into one chunk per series-hour pays the dense encoding once and leaves
@@ -44,8 +44,11 @@ import psycopg
 import sqlalchemy as sa
 
 from infragent.errors import StoreError
-from infragent.store.chunks import HOUR, ChunkFormatError, ChunkRow, decode_chunks, split_columns
-from infragent.store.metrics import DAY, SqlMetricStore
+from infragent.store.metrics.chunk_rows import ChunkRow, split_columns
+from infragent.store.metrics.chunks import HOUR, ChunkFormatError, decode_chunks
+from infragent.store.metrics.model import DAY
+from infragent.store.metrics.pg import COPY_COLUMNS, PARTITION_SCHEMA, copy_stream, partition_name
+from infragent.store.metrics.sql import SqlMetricStore
 
 logger = logging.getLogger(__name__)
 
@@ -269,8 +272,6 @@ class _PgBackend(_Backend):
         Its rows were all rewritten into the ``_l1`` leaf, so only dead tuples are left. ``NOWAIT``:
         a leaf an ingest is writing into right now is simply skipped until the next pass.
         """
-        from infragent.store.metrics_pg import PARTITION_SCHEMA
-
         with self.engine.connect() as conn:
             leaves = (
                 conn.exec_driver_sql(
@@ -315,8 +316,6 @@ class _PgBackend(_Backend):
             return CompactionResult()
 
     def _rewrite(self, hour: float, sids: list[int], on_read: Callable[[], None] | None) -> CompactionResult:
-        from infragent.store.metrics_pg import COPY_COLUMNS, PARTITION_SCHEMA, copy_stream, partition_name
-
         params = {"a": hour, "b": hour + HOUR, "s": sids}
         with (
             self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn,
@@ -363,12 +362,9 @@ class _SqliteBackend(_Backend):
     def reclaim(self) -> None:
         """Return the freed pages to the file system (databases created with ``auto_vacuum =
         INCREMENTAL``, see ``store/engine.py``; elsewhere SQLite reuses them in place)."""
-        from infragent.store.metrics_sqlite import SqliteMetrics
-
-        assert isinstance(self.store, SqliteMetrics)
         raw = self.engine.raw_connection()
         try:
-            with self.store._writer:
+            with self.store.writing():
                 if raw.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
                     # executescript steps the pragma to its end (execute() frees a single page)
                     raw.executescript("PRAGMA incremental_vacuum;")
@@ -376,10 +372,7 @@ class _SqliteBackend(_Backend):
             raw.close()
 
     def rewrite(self, hour: float, sids: list[int], on_read: Callable[[], None] | None) -> CompactionResult:
-        from infragent.store.metrics_sqlite import SqliteMetrics
-
-        assert isinstance(self.store, SqliteMetrics)
-        with self.store._writer, self.engine.begin() as conn:
+        with self.store.writing(), self.engine.begin() as conn:
             got = conn.exec_driver_sql(
                 "SELECT rowid, series_id, n, level, data FROM metric_chunks "
                 "WHERE series_id IN (SELECT value FROM json_each(?)) AND start_ts >= ? AND start_ts < ? "

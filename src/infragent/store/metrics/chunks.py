@@ -1,7 +1,7 @@
 """Chunk codec: a series' samples of one batch (and one clock hour) as one compact ``bytes`` value.
 
-Pure: no I/O, no clock. ``store/metrics_pg.py`` and ``store/metrics_sqlite.py`` store what
-``split_batch`` returns; the read path calls ``decode_chunk``.
+Pure: no I/O, no clock. ``chunk_rows.py`` cuts a batch into chunks and encodes them here; ``pg.py``
+and ``sqlite.py`` store the rows, and the read path (``reads.py``) decodes them.
 
 Why chunks and not a row per sample: a row costs ~40 bytes of PostgreSQL overhead (tuple header,
 index entry) before its 16 bytes of payload, and measured COPY rates are per row (0.15M rows/s
@@ -46,11 +46,12 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from itertools import chain, pairwise
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
+
+from infragent.errors import StoreError
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -89,27 +90,8 @@ _HEADER = np.dtype(
 _VALUE_HEADER_AT = 1 + _BODY_HEAD.size + _TS_INT.size  # where the value block starts in _HEADER
 
 
-class ChunkFormatError(ValueError):
+class ChunkFormatError(StoreError, ValueError):
     """Stored bytes that are not a chunk this codec wrote (corruption or a newer format)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    """One stored chunk and its summary; the summary columns are the chunk's 1-hour rollup partial.
-
-    Chunks never cross a clock hour (``split_batch`` cuts them there), so ``n``/``vmin``/``vmax``/
-    ``vsum`` and ``vlast`` (the value at ``end_ts``) aggregate exactly into 1-hour buckets in SQL.
-    """
-
-    series_id: int
-    start_ts: float
-    end_ts: float
-    n: int
-    vmin: float
-    vmax: float
-    vsum: float
-    vlast: float
-    data: bytes
 
 
 def _width(max_abs: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
@@ -283,6 +265,15 @@ def encode_chunk(ts: Sequence[float], values: Sequence[float], *, compress: bool
     return b"\x01" + zlib.compress(body, 6) if compress else b"\x00" + body
 
 
+def encode_raw_segments(ts: F64, values: F64, bounds: npt.NDArray[np.intp]) -> list[bytes]:
+    """Chunk ``i`` as ``2, n, ts[a:b], values[a:b]``: byte slices of two buffers, no per-point work."""
+    tb = ts.astype("<f8", copy=False).tobytes()
+    vb = values.astype("<f8", copy=False).tobytes()
+    pack = _BODY_HEAD.pack
+    edges = (bounds * 8).tolist()
+    return [b"".join((_RAW_FLAG, pack((b - a) >> 3), tb[a:b], vb[a:b])) for a, b in pairwise(edges)]
+
+
 def decode_chunk(data: bytes) -> tuple[F64, F64]:
     """The chunk's timestamps and values, bit-exact and in stored order."""
     if not data:
@@ -338,108 +329,6 @@ def _decode_raw(data: bytes) -> tuple[F64, F64]:
     ts = np.frombuffer(data, dtype="<f8", count=n, offset=5).astype(np.float64)
     values = np.frombuffer(data, dtype="<f8", count=n, offset=5 + 8 * n).astype(np.float64)
     return ts, values
-
-
-def _raw_segments(ts: F64, values: F64, bounds: npt.NDArray[np.intp]) -> list[bytes]:
-    """Chunk ``i`` as ``2, n, ts[a:b], values[a:b]``: byte slices of two buffers, no per-point work."""
-    tb = ts.astype("<f8", copy=False).tobytes()
-    vb = values.astype("<f8", copy=False).tobytes()
-    pack = _BODY_HEAD.pack
-    edges = (bounds * 8).tolist()
-    return [b"".join((_RAW_FLAG, pack((b - a) >> 3), tb[a:b], vb[a:b])) for a, b in pairwise(edges)]
-
-
-def split_batch(
-    series: Sequence[tuple[int, Sequence[float], Sequence[float]]], *, dense: bool = True
-) -> list[ChunkRow]:
-    """Cut ``(series_id, timestamps, values)`` into chunks: one per series and clock hour, time-sorted.
-
-    Points are stably sorted by time inside a series, so ``vlast`` is the value at the latest
-    timestamp (the last one sent, on a tie) and ``decode_chunk`` returns them in time order.
-    ``dense=False`` writes the raw layout (what ingest stores until the compactor rewrites it).
-    """
-    series = [s for s in series if len(s[1])]
-    if not series:
-        return []
-    lengths = np.fromiter((len(s[1]) for s in series), dtype=np.intp, count=len(series))
-    total = int(lengths.sum())
-    ts = np.fromiter(chain.from_iterable(s[1] for s in series), dtype=np.float64, count=total)
-    values = np.fromiter(chain.from_iterable(s[2] for s in series), dtype=np.float64, count=total)
-    return split_columns([s[0] for s in series], lengths, ts, values, dense=dense)
-
-
-def split_columns(
-    sids: Sequence[int], lengths: npt.NDArray[np.intp], ts: F64, values: F64, *, dense: bool = True
-) -> list[ChunkRow]:
-    """``split_batch`` on columns: series ``i`` owns the next ``lengths[i]`` (> 0) points."""
-    return cut(lengths, ts, values, dense=dense).rows(sids)
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkColumns:
-    """The chunks of a batch as columns (one entry per chunk); ``series`` indexes the caller's series.
-
-    Why columns: the PostgreSQL write path ships them as binary arrays (``store/pg_arrays.py``)
-    without building a Python object per chunk.
-    """
-
-    series: npt.NDArray[np.intp]
-    start_ts: F64
-    end_ts: F64
-    n: npt.NDArray[np.intp]
-    vmin: F64
-    vmax: F64
-    vsum: F64
-    vlast: F64
-    data: list[bytes]
-
-    def rows(self, sids: Sequence[int]) -> list[ChunkRow]:
-        return [
-            ChunkRow(sids[i], t0, t1, n, lo, hi, total, last, blob)
-            for i, t0, t1, n, lo, hi, total, last, blob in zip(
-                self.series.tolist(),
-                self.start_ts.tolist(),
-                self.end_ts.tolist(),
-                self.n.tolist(),
-                self.vmin.tolist(),
-                self.vmax.tolist(),
-                self.vsum.tolist(),
-                self.vlast.tolist(),
-                self.data,
-                strict=True,
-            )
-        ]
-
-
-def cut(lengths: npt.NDArray[np.intp], ts: F64, values: F64, *, dense: bool = True) -> ChunkColumns:
-    """Series ``i`` owns the next ``lengths[i]`` (> 0) points: one chunk per series and clock hour."""
-    if len(ts) == 0:
-        none = np.zeros(0)
-        return ChunkColumns(
-            np.zeros(0, dtype=np.intp), none, none, np.zeros(0, dtype=np.intp), none, none, none, none, []
-        )
-    ids = np.repeat(np.arange(len(lengths)), lengths)
-    dt = np.diff(ts)
-    if len(dt) and bool(((dt < 0) & (np.diff(ids) == 0)).any()):  # agents send in order: skip the sort
-        order = np.lexsort((ts, ids))  # stable: equal times keep their input order
-        ts, values, ids = ts[order], values[order], ids[order]
-    hour = np.floor(ts / HOUR)
-    cuts = np.flatnonzero((np.diff(ids) != 0) | (np.diff(hour) != 0)) + 1
-    bounds = np.concatenate(([0], cuts, [len(ts)])).astype(np.intp)
-    starts, ends = bounds[:-1], bounds[1:] - 1
-    with np.errstate(over="ignore"):  # a sum past float64 is inf, as SQL's would be
-        vsum = np.add.reduceat(values, starts)
-    return ChunkColumns(
-        series=ids[starts],
-        start_ts=ts[starts],
-        end_ts=ts[ends],
-        n=np.diff(bounds),
-        vmin=np.minimum.reduceat(values, starts),
-        vmax=np.maximum.reduceat(values, starts),
-        vsum=vsum,
-        vlast=values[ends],
-        data=encode_segments(ts, values, bounds) if dense else _raw_segments(ts, values, bounds),
-    )
 
 
 def decode_chunks(blobs: Sequence[bytes]) -> tuple[F64, F64, npt.NDArray[np.intp]]:

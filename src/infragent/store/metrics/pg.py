@@ -9,7 +9,7 @@ Creation runs under a transaction-scoped advisory lock with ``IF NOT EXISTS``, s
 (and test runs) create each partition once.
 
 Why each day is split again by chunk level (``<day>_l0`` as ingested, ``<day>_l1`` compacted): the
-compactor (``store/compaction.py``) deletes raw chunks and writes dense ones. In one table the dead
+compactor (``compaction.py``) deletes raw chunks and writes dense ones. In one table the dead
 raw rows would sit between live dense ones and the file would never shrink; in their own leaf they
 leave it empty once the day's hours are compacted, and the compactor truncates it (VACUUM would
 truncate its empty pages too). Days created before this layout keep one table; both kinds work.
@@ -24,7 +24,7 @@ Why binary COPY on the store's own connection: COPY costs a fraction of INSERT p
 batch id row, new series and chunks must commit together for exactly-once; psycopg's ``copy()`` on
 the SQLAlchemy connection's DBAPI connection stays in that one transaction. Measured here: 200-row
 chunk COPY 2.2 ms; an ``INSERT … ON CONFLICT DO UPDATE`` of 1,000 rollup rows 30 ms — why rollups
-are not upserted per write (``store/chunks.py``, docs/architecture.md).
+are not upserted per write (``chunks.py``, docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ import numpy.typing as npt
 import psycopg
 import sqlalchemy as sa
 
-from infragent.store import hosts
-from infragent.store.chunks import ChunkColumns, ChunkRow, cut
-from infragent.store.metrics import DAY, RetentionResult, SqlMetricStore, WriteResult
-from infragent.store.pg_arrays import bytea_array, float8_array, int8_array, register
+from infragent.store.metrics.chunk_rows import ChunkColumns, ChunkRow, cut
+from infragent.store.metrics.hosts import note_batch, note_params, pg_cte
+from infragent.store.metrics.model import DAY, RetentionResult, WriteResult
+from infragent.store.metrics.pg_arrays import bytea_array, float8_array, int8_array, register
+from infragent.store.metrics.series import SeriesIds, retention_days
 from infragent.wire import Columns, MetricBatch, SeriesData
 
 PARTITION_SCHEMA = "metric_partitions"
@@ -75,7 +76,7 @@ WITH claim AS (
     {hosts}
 )
 SELECT count(*) FROM claim
-""".format(hosts=hosts.pg_cte("claim"))  # noqa: S608 - constants only
+""".format(hosts=pg_cte("claim"))  # noqa: S608 - constants only
 _BOUNDS = re.compile(r"FROM \('?([^')]+)'?\) TO \('?([^')]+)'?\)")
 
 _ARCHIVE = """
@@ -166,11 +167,15 @@ def _no_partition(exc: Exception) -> bool:
     return getattr(orig, "sqlstate", None) == "23514" and "no partition" in str(orig)
 
 
-class PgMetrics(SqlMetricStore):
-    """``MetricStore`` on PostgreSQL: see the module docstring for the layout and why."""
+class PgWrites:
+    """``SqlMetricStore``'s writes and retention on PostgreSQL: see the module docstring for the
+    layout and why."""
 
-    def __init__(self, engine: sa.Engine, **options: float) -> None:
-        super().__init__(engine, **options)
+    def __init__(self, engine: sa.Engine, ids: SeriesIds, *, raw_days: float, rollup_days: float) -> None:
+        self.engine = engine
+        self.raw_days = raw_days
+        self.rollup_days = rollup_days
+        self._ids = ids
         self._days: set[int] = set()
 
     def _ensure_days(self, days: set[int]) -> None:
@@ -188,11 +193,7 @@ class PgMetrics(SqlMetricStore):
     def write_batch(
         self, client_id: str, batch: MetricBatch, now: float, columns: Columns | None = None
     ) -> WriteResult:
-        """Store the batch once: a batch id seen before for this tenant stores nothing.
-
-        ``columns``: the batch's points as arrays (a version-2 body, ``wire.decode_with_columns``),
-        which saves building them again from the Python lists.
-        """
+        """Store the batch once (``SqlMetricStore.write_batch``)."""
         series = [s for s in batch.series if s.values]
         if columns is not None and len(columns.lengths) == len(batch.series):
             lengths = columns.lengths[columns.lengths > 0]
@@ -224,7 +225,7 @@ class PgMetrics(SqlMetricStore):
         points: int,
         now: float,
     ) -> WriteResult:
-        ids = self._cached_ids(client_id, batch.node_id, series)
+        ids = self._ids.cached(client_id, batch.node_id, series)
         if ids is not None and cols.data:
             known = np.asarray(ids, dtype=np.int64)
             return self._write_known(client_id, batch, series, cols, known, points, now)
@@ -232,15 +233,13 @@ class PgMetrics(SqlMetricStore):
             params = {"c": client_id, "b": batch.batch_id, "h": batch.node_id, "r": now, "p": points}
             if conn.exec_driver_sql(_CLAIM, params).first() is None:
                 return WriteResult(accepted_points=0, duplicate=True)
-            ids, created = self._series_ids(conn, client_id, batch.node_id, series)
+            ids, created = self._ids.resolve(conn, client_id, batch.node_id, series)
             if cols.data:
                 raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
                 with raw.cursor() as cur, cur.copy(_COPY) as copy:
                     copy.write(copy_stream(cols.rows(ids), level=0))
-            hosts.note_batch(
-                conn, postgres=True, client_id=client_id, host=batch.node_id, series=series, now=now
-            )
-        self._remember(created)
+            note_batch(conn, postgres=True, client_id=client_id, host=batch.node_id, series=series, now=now)
+        self._ids.remember(created)
         return WriteResult(accepted_points=points, duplicate=False)
 
     def _write_known(
@@ -258,7 +257,7 @@ class PgMetrics(SqlMetricStore):
         Why: the transactional path costs five round trips (BEGIN, claim, COPY start and end,
         COMMIT), each with its client and server CPU; a data-modifying CTE makes the claim and the
         insert one atomic statement, and the chunks go as binary arrays built by numpy
-        (``store/pg_arrays.py``), which PostgreSQL unnests at about COPY's cost for a batch's rows.
+        (``pg_arrays.py``), which PostgreSQL unnests at about COPY's cost for a batch's rows.
         """
         params = {
             "c": client_id,
@@ -275,7 +274,7 @@ class PgMetrics(SqlMetricStore):
             "sum": float8_array(cols.vsum),
             "last": float8_array(cols.vlast),
             "data": bytea_array(cols.data),
-            **hosts.note_params(client_id, batch.node_id, series, now),  # the fleet view's row
+            **note_params(client_id, batch.node_id, series, now),  # the fleet view's row
         }
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             register(cast("psycopg.Connection[Any]", conn.connection.dbapi_connection))
@@ -311,7 +310,7 @@ class PgMetrics(SqlMetricStore):
         self._ensure_days(self._around(now))
         dropped = deleted = 0
         with self.engine.begin() as conn:
-            shortest, longest = self._retention_days(conn)
+            shortest, longest = retention_days(conn, self.raw_days)
             cutoff = now - longest * DAY
             for name, lower, upper in self._partitions(conn):
                 if upper > cutoff:
