@@ -2,7 +2,9 @@
 
 Why the same ``webhook-id`` on every retry: it is the command id, the receiver's idempotency key.
 Each attempt is signed afresh (new timestamp) so a retry after a long back-off is not stale.
-Only transport failures and 5xx are retried; a 4xx answer is final.
+What is retried, and how long to wait, is the shared policy of :mod:`infragent.backoff`: transport
+failures, 408, 425, 429 and 5xx (but 501/505) are retried with full jitter, at least the receiver's
+``Retry-After`` and at most ``backoff_cap_s``; any other answer is final.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import httpx
 import orjson
 
 from infragent import signing
+from infragent.backoff import RetryPolicy, classify_failure, classify_status, parse_retry_after
 from infragent.model import ActionResult
+from infragent.sdk.retry import transport_failure
 
 logger = logging.getLogger(__name__)
 MAX_OUTPUT = 10_000
@@ -33,13 +37,13 @@ class WebhookDispatcher:
         backoff_cap_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
-        self._retries = retries
-        self._base = backoff_base_s
-        self._cap = backoff_cap_s
+        self._policy = RetryPolicy(max_retries=retries, base_s=backoff_base_s, cap_s=backoff_cap_s)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._clock = clock
 
     def close(self) -> None:
         self._client.close()
@@ -47,24 +51,28 @@ class WebhookDispatcher:
     def send(self, url: str, secret: str, command_id: str, payload: dict[str, Any]) -> ActionResult:
         body = orjson.dumps(payload)
         last = ActionResult(status="unreachable", output="not attempted", attempts=0)
-        for attempt in range(1, self._retries + 2):
-            headers = signing.signed_headers(secret, command_id, body)
+        attempts = self._policy.attempts
+        for attempt in range(1, attempts + 1):
+            headers = signing.signed_headers(secret, command_id, body, now=self._clock())
             headers["content-type"] = "application/json"
+            retry_after: float | None = None
             try:
                 response = self._client.post(url, content=body, headers=headers)
-            except httpx.TimeoutException as exc:
-                last = ActionResult(status="timeout", output=f"timed out: {exc}", attempts=attempt)
             except httpx.TransportError as exc:
-                last = ActionResult(
-                    status="unreachable", output=f"{type(exc).__name__}: {exc}", attempts=attempt
-                )
+                if isinstance(exc, httpx.TimeoutException):
+                    last = ActionResult(status="timeout", output=f"timed out: {exc}", attempts=attempt)
+                else:
+                    output = f"{type(exc).__name__}: {exc}"
+                    last = ActionResult(status="unreachable", output=output, attempts=attempt)
+                if classify_failure(transport_failure(exc)) == "final":
+                    return last
             else:
-                result = self._interpret(response, attempt)
-                if response.status_code < 500:
-                    return result
-                last = result
-            if attempt <= self._retries:
-                delay = self._rng.uniform(0, min(self._cap, self._base * 2 ** (attempt - 1)))
+                last = self._interpret(response, attempt)
+                if classify_status(response.status_code) != "retry":
+                    return last
+                retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            if attempt < attempts:
+                delay = self._policy.delay_s(attempt - 1, self._rng, retry_after)
                 logger.warning(
                     "command %s to %s failed (%s); retry in %.2fs", command_id, url, last.output, delay
                 )
@@ -84,7 +92,7 @@ class WebhookDispatcher:
         )
         output = str(output)[:MAX_OUTPUT]
         code = response.status_code
-        if code >= 500:
+        if code >= 500 or classify_status(code) == "retry":  # the receiver failed to take it
             return ActionResult(status="error", output=output, http_status=code, attempts=attempt)
         if code == 401:
             return ActionResult(

@@ -32,7 +32,6 @@ import msgspec
 import psutil
 
 from infragent import __version__, wire
-from infragent.agent.backoff import Backoff
 from infragent.agent.collectors import HostCollector, MetricPoint, resource_attributes
 from infragent.agent.collectors.point import counter, gauge
 from infragent.agent.http import HttpClient
@@ -56,6 +55,7 @@ from infragent.agent.shipper import (
     register,
 )
 from infragent.agent.spool import Spool, SpoolError
+from infragent.backoff import Backoff
 
 if TYPE_CHECKING:
     from infragent.agent.checks import CheckRunner, Transition

@@ -22,6 +22,7 @@ SECRET = signing.new_secret()
 class Script:
     statuses: list[int]
     seen: list[dict[str, str]] = field(default_factory=list)
+    retry_after: str | None = None
 
 
 @pytest.fixture
@@ -36,7 +37,9 @@ def url(script: Script) -> Iterator[str]:
         signing.verify(SECRET, dict(request.headers), body)  # each attempt is validly signed
         script.seen.append(dict(request.headers))
         status = script.statuses.pop(0)
-        return JSONResponse({"status": "ok" if status == 200 else "error", "output": f"got {status}"}, status)
+        headers = {"Retry-After": script.retry_after} if script.retry_after and status != 200 else None
+        body = {"status": "ok" if status == 200 else "error", "output": f"got {status}"}
+        return JSONResponse(body, status, headers=headers)
 
     with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
         yield f"{base}/hook"
@@ -80,3 +83,24 @@ def test_unreachable_receiver_is_retried_then_reported() -> None:
     result = d.send(f"http://127.0.0.1:{free_port()}/hook", SECRET, "cmd-4", {})
     d.close()
     assert result.status == "unreachable" and result.attempts == 4 and len(sleeps) == 3
+
+
+@pytest.mark.parametrize("status", [408, 425, 429])
+def test_ask_again_later_is_retried_honouring_retry_after(script: Script, url: str, status: int) -> None:
+    script.statuses = [status, 200]
+    script.retry_after = "1.5"
+    sleeps: list[float] = []
+    d = _dispatcher(sleeps)
+    result = d.send(url, SECRET, "cmd-5", {})
+    d.close()
+    assert (result.status, result.attempts) == ("ok", 2)
+    assert sleeps == [1.5]  # the receiver's Retry-After is the floor of the jittered wait
+
+
+@pytest.mark.parametrize("status", [501, 505])
+def test_not_implemented_is_final(script: Script, url: str, status: int) -> None:
+    script.statuses = [status]
+    d = _dispatcher([])
+    result = d.send(url, SECRET, "cmd-6", {})
+    d.close()
+    assert (result.status, result.attempts, result.http_status) == ("error", 1, status)
