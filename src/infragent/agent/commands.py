@@ -142,9 +142,8 @@ class CommandProcessor:
                 self._secrets, headers, body, now=now, seen=_MessageKeys(self._ledger, timestamp)
             )
         except SignatureError as exc:
-            return self._refuse(
-                401, _signature_reason(exc.reason), exc.reason, _header(headers, signing.HEADER_ID)
-            )
+            claimed = _header(headers, signing.HEADER_ID)
+            return self._refuse(401, exc.code, exc.reason, claimed, code=exc.code)
         except LedgerError as exc:
             detail = f"agent ledger unavailable: {exc}"
             return self._refuse(
@@ -216,13 +215,14 @@ class CommandProcessor:
 
     def _refuse(
         self,
-        code: int,
+        http_status: int,
         reason: str,
         detail: str,
         command_id: str | None,
         action: str | None = None,
         *,
         status: str = "rejected",
+        code: str | None = None,
     ) -> Reply:
         logger.warning(
             "command %s refused (%s): %s", command_id or "<no id>", reason, detail, extra={"reason": reason}
@@ -231,11 +231,13 @@ class CommandProcessor:
             self._refusals.append(Refusal(self._clock(), reason, detail, command_id, action))
             self._counts[reason] += 1
         result: dict[str, Any] = {"status": status, "reason": reason, "output": detail}
+        if code is not None:
+            result["code"] = code
         if command_id is not None:
             # For signature refusals this is only the claimed id; echoing it to its sender is
             # harmless, and the pull loop needs it to report the refusal against the right command.
             result["command_id"] = command_id
-        return code, result
+        return http_status, result
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -243,14 +245,3 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
-
-
-def _signature_reason(message: str) -> str:
-    """A small fixed vocabulary for counting; the full message stays in ``Refusal.detail``."""
-    if message.startswith("missing"):
-        return "missing_headers"
-    if "(replay)" in message:
-        return "replay"
-    if "timestamp" in message:
-        return "bad_timestamp"
-    return "bad_signature"

@@ -180,8 +180,8 @@ def webhook_endpoint(
         try:
             verified = signing.verify(secret, request.headers, body, now=clock(), seen=replay_cache)
         except SignatureError as exc:
-            logger.warning("webhook refused: %s", exc.reason)
-            return JSONResponse({"error": exc.reason}, status_code=401)
+            logger.warning("webhook refused (%s): %s", exc.code, exc.reason)
+            return JSONResponse({"error": exc.reason, "code": exc.code}, status_code=401)
         try:
             wire = msgspec.json.decode(body, type=_CommandIn)
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
