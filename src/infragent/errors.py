@@ -13,6 +13,11 @@ Why one root: callers at loop boundaries (responder step, ingest batch, agent ti
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a type only: wire imports this module at run time
+    from infragent.wire.commands import SignatureCode
+
 
 class InfrAgentError(Exception):
     """Root of every error InfrAgent raises on purpose."""
@@ -26,8 +31,16 @@ class ConfigError(InfrAgentError):
 
 
 class SignatureError(InfrAgentError):
-    def __init__(self, reason: str) -> None:
+    """A signed message was refused: ``code`` says why, for programs; ``reason`` for people.
+
+    Why both: the receiver's 401 carries ``code`` and the dispatcher acts on it (a ``replay`` of a
+    re-sent command means "already delivered"), so the text can be reworded without changing what
+    any program does.
+    """
+
+    def __init__(self, code: SignatureCode, reason: str) -> None:
         super().__init__(reason)
+        self.code: SignatureCode = code
         self.reason = reason
 
 

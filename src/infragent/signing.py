@@ -38,7 +38,7 @@ def _key(secret: str) -> bytes:
     try:
         return base64.b64decode(raw, validate=True)
     except ValueError as exc:
-        raise SignatureError("webhook secret is not valid base64") from exc
+        raise SignatureError("bad_secret", "webhook secret is not valid base64") from exc
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -103,6 +103,9 @@ def verify(
 ) -> VerifiedMessage:
     """Check signature, timestamp window and (when ``seen`` is given) replay; raise SignatureError.
 
+    The error's ``code`` is one of ``wire.commands.SignatureCode``: ``missing_headers``,
+    ``bad_timestamp`` (not an integer), ``stale`` (outside ``tolerance_s``), ``bad_signature``,
+    ``replay`` (the id was accepted before) or ``bad_secret`` (our own secret is not base64).
     The replay cache is consulted last, so a forged message cannot poison it with a real id.
     """
     lower = {k.lower(): v for k, v in headers.items()}
@@ -110,14 +113,16 @@ def verify(
     ts_raw = lower.get(HEADER_TIMESTAMP)
     sig_header = lower.get(HEADER_SIGNATURE)
     if not msg_id or not ts_raw or not sig_header:
-        raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
+        raise SignatureError(
+            "missing_headers", "missing webhook-id, webhook-timestamp or webhook-signature header"
+        )
     try:
         ts = int(ts_raw)
     except ValueError as exc:
-        raise SignatureError("webhook-timestamp is not an integer") from exc
+        raise SignatureError("bad_timestamp", "webhook-timestamp is not an integer") from exc
     current = time.time() if now is None else now
     if abs(current - ts) > tolerance_s:
-        raise SignatureError(f"webhook-timestamp is more than {tolerance_s} s away from now")
+        raise SignatureError("stale", f"webhook-timestamp is more than {tolerance_s} s away from now")
     secrets_ = [secret] if isinstance(secret, str) else secret
     offered = [part for part in sig_header.split(" ") if part.startswith("v1,")]
     ok = False
@@ -127,7 +132,7 @@ def verify(
             if hmac.compare_digest(expected.encode(), candidate.encode()):
                 ok = True
     if not ok:
-        raise SignatureError("no webhook-signature matches")
+        raise SignatureError("bad_signature", "no webhook-signature matches")
     if seen is not None and not seen.add_if_new(msg_id, current):
-        raise SignatureError(f"webhook-id {msg_id!r} was already received (replay)")
+        raise SignatureError("replay", f"webhook-id {msg_id!r} was already received (replay)")
     return VerifiedMessage(msg_id=msg_id, timestamp=ts)

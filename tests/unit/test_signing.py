@@ -23,21 +23,32 @@ def test_round_trip_and_known_vector() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mutate", "reason"),
+    ("mutate", "reason", "code"),
     [
-        (lambda h, b: (h, b[:-1] + b"X"), "no webhook-signature matches"),
-        (lambda h, b: ({**h, "webhook-timestamp": str(int(NOW) - 301)}, b), "away from now"),
-        (lambda h, b: ({**h, "webhook-timestamp": str(int(NOW) + 301)}, b), "away from now"),
-        (lambda h, b: ({k: v for k, v in h.items() if k != "webhook-signature"}, b), "missing"),
-        (lambda h, b: ({**h, "webhook-id": "other"}, b), "no webhook-signature matches"),
-        (lambda h, b: ({**h, "webhook-timestamp": "soon"}, b), "not an integer"),
+        (lambda h, b: (h, b[:-1] + b"X"), "no webhook-signature matches", "bad_signature"),
+        (lambda h, b: ({**h, "webhook-timestamp": str(int(NOW) - 301)}, b), "away from now", "stale"),
+        (lambda h, b: ({**h, "webhook-timestamp": str(int(NOW) + 301)}, b), "away from now", "stale"),
+        (
+            lambda h, b: ({k: v for k, v in h.items() if k != "webhook-signature"}, b),
+            "missing",
+            "missing_headers",
+        ),
+        (lambda h, b: ({**h, "webhook-id": "other"}, b), "no webhook-signature matches", "bad_signature"),
+        (lambda h, b: ({**h, "webhook-timestamp": "soon"}, b), "not an integer", "bad_timestamp"),
     ],
 )
-def test_refusals(mutate: object, reason: str) -> None:
+def test_refusals(mutate: object, reason: str, code: str) -> None:
     secret = signing.new_secret()
     headers, body = mutate(_headers(secret), BODY)  # type: ignore[operator]
-    with pytest.raises(SignatureError, match=reason):
+    with pytest.raises(SignatureError, match=reason) as info:
         signing.verify(secret, headers, body, now=NOW)
+    assert info.value.code == code
+
+
+def test_a_secret_that_is_not_base64_is_bad_secret() -> None:
+    with pytest.raises(SignatureError) as info:
+        signing.sign("whsec_not base64!", "cmd-1", int(NOW), BODY)
+    assert info.value.code == "bad_secret"
 
 
 def test_wrong_secret_and_rotation() -> None:
@@ -54,8 +65,9 @@ def test_replay_refused_but_forgery_does_not_poison_cache() -> None:
     with pytest.raises(SignatureError):
         signing.verify(secret, forged, BODY, now=NOW, seen=seen)
     signing.verify(secret, _headers(secret), BODY, now=NOW, seen=seen)
-    with pytest.raises(SignatureError, match="replay"):
+    with pytest.raises(SignatureError, match="replay") as info:
         signing.verify(secret, _headers(secret, now=NOW + 5), BODY, now=NOW + 5, seen=seen)
+    assert info.value.code == "replay"
 
 
 def test_seen_ids_expire_after_keep_window() -> None:

@@ -1,8 +1,10 @@
-"""Push delivery: a command as a Standard Webhooks-signed POST to the client's webhook URL.
+"""Push delivery: a ``wire.commands.Command`` as a Standard Webhooks-signed POST to the client's webhook URL.
 
 Why the same ``webhook-id`` on every retry: it is the command id, the receiver's idempotency key.
 Each attempt is signed afresh (new timestamp) so a retry after a long back-off is not stale.
-Only transport failures and 5xx are retried; a 4xx answer is final.
+What is retried, and how long to wait, is the shared policy of :mod:`infragent.backoff`: transport
+failures, 408, 425, 429 and 5xx (but 501/505) are retried with full jitter, at least the receiver's
+``Retry-After`` and at most ``backoff_cap_s``; any other answer is final.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-import orjson
+import msgspec
 
 from infragent import signing
-from infragent.model import ActionResult
+from infragent.backoff import RetryPolicy, classify_failure, classify_status, parse_retry_after
+from infragent.model import ActionResult, ResultStatus
+from infragent.sdk.retry import transport_failure
+from infragent.wire.commands import Command, encode_command
 
 logger = logging.getLogger(__name__)
 MAX_OUTPUT = 10_000
@@ -33,71 +38,92 @@ class WebhookDispatcher:
         backoff_cap_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
-        self._retries = retries
-        self._base = backoff_base_s
-        self._cap = backoff_cap_s
+        self._policy = RetryPolicy(max_retries=retries, base_s=backoff_base_s, cap_s=backoff_cap_s)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._clock = clock
 
     def close(self) -> None:
         self._client.close()
 
-    def send(self, url: str, secret: str, command_id: str, payload: dict[str, Any]) -> ActionResult:
-        body = orjson.dumps(payload)
+    def send(
+        self, url: str, secret: str, command: Command | str, payload: Mapping[str, Any] | None = None
+    ) -> ActionResult:
+        """POST ``command`` (retrying per the shared policy) and say what became of it.
+
+        The body is the msgspec JSON of the ``Command``, signed under ``webhook-id`` =
+        ``command.command_id``. ``ActionResult.code`` is the receiver's machine-readable ``code``
+        when its answer carries one (``replay`` on a 401 means it already had this command).
+
+        ``send(url, secret, command_id, payload)`` with an untyped payload is still accepted, for
+        ``responder/loop.py`` until it passes a ``Command``; remove it then.
+        """
+        if isinstance(command, str):
+            command = msgspec.convert({**(payload or {}), "command_id": command}, Command)
+        body = encode_command(command)
+        command_id = command.command_id
         last = ActionResult(status="unreachable", output="not attempted", attempts=0)
-        for attempt in range(1, self._retries + 2):
-            headers = signing.signed_headers(secret, command_id, body)
+        attempts = self._policy.attempts
+        for attempt in range(1, attempts + 1):
+            headers = signing.signed_headers(secret, command_id, body, now=self._clock())
             headers["content-type"] = "application/json"
+            retry_after: float | None = None
             try:
                 response = self._client.post(url, content=body, headers=headers)
-            except httpx.TimeoutException as exc:
-                last = ActionResult(status="timeout", output=f"timed out: {exc}", attempts=attempt)
             except httpx.TransportError as exc:
-                last = ActionResult(
-                    status="unreachable", output=f"{type(exc).__name__}: {exc}", attempts=attempt
-                )
+                if isinstance(exc, httpx.TimeoutException):
+                    last = ActionResult(status="timeout", output=f"timed out: {exc}", attempts=attempt)
+                else:
+                    output = f"{type(exc).__name__}: {exc}"
+                    last = ActionResult(status="unreachable", output=output, attempts=attempt)
+                if classify_failure(transport_failure(exc)) == "final":
+                    return last
             else:
-                result = self._interpret(response, attempt)
-                if response.status_code < 500:
-                    return result
-                last = result
-            if attempt <= self._retries:
-                delay = self._rng.uniform(0, min(self._cap, self._base * 2 ** (attempt - 1)))
+                last = _interpret(response, attempt)
+                if classify_status(response.status_code) != "retry":
+                    return last
+                retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            if attempt < attempts:
+                delay = self._policy.delay_s(attempt - 1, self._rng, retry_after)
                 logger.warning(
                     "command %s to %s failed (%s); retry in %.2fs", command_id, url, last.output, delay
                 )
                 self._sleep(delay)
         return last
 
-    @staticmethod
-    def _interpret(response: httpx.Response, attempt: int) -> ActionResult:
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        output = (
-            data.get("output") or data.get("error") or response.text
-            if isinstance(data, dict)
-            else response.text
-        )
-        output = str(output)[:MAX_OUTPUT]
-        code = response.status_code
-        if code >= 500:
-            return ActionResult(status="error", output=output, http_status=code, attempts=attempt)
-        if code == 401:
-            return ActionResult(
-                status="rejected",
-                output=f"receiver refused the signature: {output}",
-                http_status=code,
-                attempts=attempt,
-            )
-        if code >= 400:
-            return ActionResult(status="rejected", output=output, http_status=code, attempts=attempt)
-        status = data.get("status") if isinstance(data, dict) else None
-        if status == "ok":
-            return ActionResult(status="ok", output=output, http_status=code, attempts=attempt)
-        if status == "rejected":
-            return ActionResult(status="rejected", output=output, http_status=code, attempts=attempt)
-        return ActionResult(status="error", output=output, http_status=code, attempts=attempt)
+
+def _interpret(response: httpx.Response, attempt: int) -> ActionResult:
+    """The receiver's answer as an ``ActionResult``; any JSON shape (or none) is accepted.
+
+    A receiver is any user's endpoint, so the body is read leniently: ``status``, ``output``
+    (else ``error``) and ``code`` are taken when they are there with the right type, and a body
+    that is not JSON leaves them unset.
+    """
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    answer: dict[str, Any] = data if isinstance(data, dict) else {}
+    text = answer.get("output") or answer.get("error") or response.text
+    output = str(text)[:MAX_OUTPUT]
+    code = answer.get("code") if isinstance(answer.get("code"), str) else None
+    http = response.status_code
+
+    def result(status: ResultStatus, output: str = output) -> ActionResult:
+        return ActionResult(status=status, output=output, http_status=http, attempts=attempt, code=code)
+
+    if http >= 500 or classify_status(http) == "retry":  # the receiver failed to take it
+        return result("error")
+    if http == 401:
+        return result("rejected", f"receiver refused the signature: {output}")
+    if http >= 400:
+        return result("rejected")
+    status = answer.get("status")
+    if status == "ok":
+        return result("ok")
+    if status == "rejected":
+        return result("rejected")
+    return result("error")

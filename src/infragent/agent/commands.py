@@ -4,8 +4,8 @@ Why one ``CommandProcessor`` for push and pull: the webhook endpoint (``push.py`
 hand it the same raw headers and bytes, so both modes get the same checks in the same order, each
 failing closed before anything runs:
 
-    size cap (413) → Standard Webhooks signature, ±300 s timestamp, replay (401)
-    → JSON shape (400) → command_id == webhook-id (400)
+    size cap (413) → Standard Webhooks signature, ±300 s timestamp, replay (401, with the
+    verifier's typed ``code``) → JSON shape (``wire.commands.Command``, 400) → command_id == webhook-id (400)
     → ledger: a known id returns its stored result, never runs again (``"duplicate": true``)
     → expiry (422) → allowlist render (422) → execute → result stored → 200
 
@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -38,7 +38,14 @@ from infragent.agent.allowlist import Allowlist, Invocation, RejectedError
 from infragent.agent.executor import ExecResult
 from infragent.agent.ledger import Ledger, LedgerError
 from infragent.errors import ConfigError, SignatureError
-from infragent.sdk.webhook import MAX_BODY_BYTES, _CommandIn
+from infragent.sdk.webhook import MAX_BODY_BYTES
+from infragent.wire.commands import (
+    Command,
+    CommandResult,
+    decode_command,
+    result_fields,
+    result_from_fields,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +53,6 @@ logger = logging.getLogger(__name__)
 MAX_REFUSALS = 256
 
 Reply = tuple[int, dict[str, Any]]
-
-
-class CommandIn(_CommandIn, forbid_unknown_fields=False):
-    """The SDK's command shape plus the agent's optional ``expires_at`` (unix seconds)."""
-
-    expires_at: float | None = None
 
 
 class CommandRunner(Protocol):
@@ -142,16 +143,15 @@ class CommandProcessor:
                 self._secrets, headers, body, now=now, seen=_MessageKeys(self._ledger, timestamp)
             )
         except SignatureError as exc:
-            return self._refuse(
-                401, _signature_reason(exc.reason), exc.reason, _header(headers, signing.HEADER_ID)
-            )
+            claimed = _header(headers, signing.HEADER_ID)
+            return self._refuse(401, exc.code, exc.reason, claimed, code=exc.code)
         except LedgerError as exc:
             detail = f"agent ledger unavailable: {exc}"
             return self._refuse(
                 503, "ledger_unavailable", detail, _header(headers, signing.HEADER_ID), status="error"
             )
         try:
-            command = msgspec.json.decode(body, type=CommandIn)
+            command = decode_command(body)
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
             return self._refuse(400, "malformed", f"malformed command: {exc}", verified.msg_id)
         if command.command_id != verified.msg_id:
@@ -159,7 +159,7 @@ class CommandProcessor:
             return self._refuse(400, "id_mismatch", detail, verified.msg_id, command.action)
         return self._run_once(command, now)
 
-    def _run_once(self, command: CommandIn, now: float) -> Reply:
+    def _run_once(self, command: Command, now: float) -> Reply:
         cid = command.command_id
         try:
             existing = self._ledger.begin(cid, now, command.action)
@@ -170,8 +170,11 @@ class CommandProcessor:
         if existing is not None:
             logger.info("command %s already %s; returning the stored result", cid, existing.state)
             if existing.result is None:
-                return 202, {"command_id": cid, "status": "running", "duplicate": True}
-            return existing.http_status or 200, {**existing.result, "command_id": cid, "duplicate": True}
+                return 202, result_fields(CommandResult(command_id=cid, status="running", duplicate=True))
+            stored = msgspec.structs.replace(
+                result_from_fields(existing.result), command_id=cid, duplicate=True
+            )
+            return existing.http_status or 200, result_fields(stored)
         if command.expires_at is not None and now > command.expires_at:
             return self._reject(command, now, "expired", f"command expired at {command.expires_at:.0f}")
         if command.issued_at < now - self._ledger.keep_results_s:
@@ -187,14 +190,16 @@ class CommandProcessor:
         except Exception as exc:  # the executor's boundary: record the failure, keep serving
             logger.exception("command %s: action %s failed inside the agent", cid, command.action)
             outcome = ExecResult("error", None, f"agent error: {type(exc).__name__}: {exc}", 0)
-        result = {
-            "command_id": cid,
-            "status": outcome.status,
-            "output": outcome.output,
-            "exit_code": outcome.exit_code,
-            "duration_ms": outcome.duration_ms,
-            "truncated": outcome.truncated,
-        }
+        result = result_fields(
+            CommandResult(
+                command_id=cid,
+                status=outcome.status,
+                output=outcome.output,
+                exit_code=outcome.exit_code,
+                duration_ms=outcome.duration_ms,
+                truncated=outcome.truncated,
+            )
+        )
         logger.info("command %s: %s %s in %d ms", cid, command.action, outcome.status, outcome.duration_ms)
         try:
             self._ledger.finish(cid, result, self._clock())
@@ -204,10 +209,10 @@ class CommandProcessor:
             return 500, result
         return 200, result
 
-    def _reject(self, command: CommandIn, now: float, reason: str, detail: str) -> Reply:
+    def _reject(self, command: Command, now: float, reason: str, detail: str) -> Reply:
         """Refusal of a verified command: recorded in the ledger too, so a re-send gets the same answer."""
-        status, result = self._refuse(422, reason, detail, command.command_id, command.action)
-        result.update({"exit_code": None, "duration_ms": 0, "truncated": False})
+        cid = command.command_id
+        status, result = self._refuse(422, reason, detail, cid, command.action, run_fields=True)
         try:
             self._ledger.finish(command.command_id, result, now, state="rejected", http_status=status)
         except LedgerError as exc:
@@ -216,26 +221,30 @@ class CommandProcessor:
 
     def _refuse(
         self,
-        code: int,
+        http_status: int,
         reason: str,
         detail: str,
         command_id: str | None,
         action: str | None = None,
         *,
-        status: str = "rejected",
+        status: Literal["rejected", "error"] = "rejected",
+        code: str | None = None,
+        run_fields: bool = False,
     ) -> Reply:
+        """Record a refusal and build its answer; ``run_fields`` adds the empty run fields that a
+        ledger-stored rejection carries (``exit_code`` null, ``duration_ms`` 0, not truncated)."""
         logger.warning(
             "command %s refused (%s): %s", command_id or "<no id>", reason, detail, extra={"reason": reason}
         )
         with self._lock:
             self._refusals.append(Refusal(self._clock(), reason, detail, command_id, action))
             self._counts[reason] += 1
-        result: dict[str, Any] = {"status": status, "reason": reason, "output": detail}
-        if command_id is not None:
-            # For signature refusals this is only the claimed id; echoing it to its sender is
-            # harmless, and the pull loop needs it to report the refusal against the right command.
-            result["command_id"] = command_id
-        return code, result
+        # For signature refusals command_id is only the claimed id; echoing it to its sender is
+        # harmless, and the pull loop needs it to report the refusal against the right command.
+        answer = CommandResult(status=status, reason=reason, output=detail, code=code, command_id=command_id)
+        if run_fields:
+            answer = msgspec.structs.replace(answer, exit_code=None, duration_ms=0, truncated=False)
+        return http_status, result_fields(answer)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -243,14 +252,3 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
-
-
-def _signature_reason(message: str) -> str:
-    """A small fixed vocabulary for counting; the full message stays in ``Refusal.detail``."""
-    if message.startswith("missing"):
-        return "missing_headers"
-    if "(replay)" in message:
-        return "replay"
-    if "timestamp" in message:
-        return "bad_timestamp"
-    return "bad_signature"

@@ -32,7 +32,6 @@ import msgspec
 import psutil
 
 from infragent import __version__, wire
-from infragent.agent.backoff import Backoff
 from infragent.agent.collectors import HostCollector, MetricPoint, resource_attributes
 from infragent.agent.collectors.point import counter, gauge
 from infragent.agent.http import HttpClient
@@ -56,9 +55,10 @@ from infragent.agent.shipper import (
     register,
 )
 from infragent.agent.spool import Spool, SpoolError
+from infragent.backoff import Backoff
 
 if TYPE_CHECKING:
-    from infragent.agent.checks import CheckRunner, Transition
+    from infragent.agent.checks import CheckRunner, CheckTransition
 
 logger = logging.getLogger(__name__)
 
@@ -355,7 +355,7 @@ class Agent:
         register(client, self.settings.api_key, self.registration(), stop=self._stop, backoff=self._backoff())
         client.close()  # registration is done: its connection is not kept for the agent's life
 
-    def _on_transition(self, transition: Transition) -> None:
+    def _on_transition(self, transition: CheckTransition) -> None:
         """Called by the check runner; enqueue only — the event thread sends it at once."""
         assert self.events is not None
         down = transition.kind == "app_down"

@@ -2,11 +2,12 @@
 
 Why each loop owns its ``HttpClient``: a client holds one kept-alive connection and is not shared
 between threads, so a 25 s command long-poll can never hold up a metric batch or an ``app_down``
-event. Every loop follows the same discipline (``backoff.classify``): 2xx/409 done, 408/429/5xx and
-transport failures retried with capped exponential backoff and full jitter (honouring
-``Retry-After``), any other 4xx set aside with the server's reason logged — resending the same bytes
-cannot succeed and would block everything queued behind them. No loop ever exits on an error: the
-agent keeps collecting into its spool while the server is away.
+event. Every loop follows the same discipline (``classify``, on top of the shared policy in
+:mod:`infragent.backoff`): 2xx/409 done, 408/425/429/5xx and transport failures retried with capped
+exponential backoff and full jitter (honouring ``Retry-After``), any other 4xx set aside with the
+server's reason logged — resending the same bytes cannot succeed and would block everything queued
+behind them. No loop ever exits on an error: the agent keeps collecting into its spool while the
+server is away.
 
 Metrics are at-least-once: a batch leaves the spool only after the server acknowledged it, and a
 crash between "acknowledged" and "ack on disk" resends it; the server dedupes by ``batch_id``.
@@ -21,19 +22,47 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import msgspec
 
 from infragent import wire
-from infragent.agent.backoff import Backoff, classify, parse_retry_after
 from infragent.agent.http import HttpClient, HttpError, Response, json_headers
 from infragent.agent.spool import Record, Spool, SpoolError
+from infragent.backoff import Backoff, classify_status, parse_retry_after
 
 logger = logging.getLogger(__name__)
 
 CommandHandler = Callable[[dict[str, str], bytes], dict[str, Any]]
+Verdict = Literal["ack", "retry", "set_aside"]
+
+
+def classify(status: int) -> Verdict:
+    """What a loop does with what it sent after the server answered ``status``.
+
+    The shared policy (:func:`infragent.backoff.classify_status`) says whether sending again can
+    help; the agent adds what its data needs:
+
+    * 2xx, and 409 (the server already holds this ``batch_id``): ack, it is stored.
+    * retryable answers (408, 425, 429, 5xx but 501/505): retry; the server may take it later.
+    * any other 4xx (400, 401, 403, 404, 413, 422 …): set aside; the server blamed the request,
+      sending the same bytes again cannot succeed, and retrying would block every batch behind it.
+    * any other final answer (1xx, 3xx, 501, 505, nonsense): retry. It is a misconfiguration between
+      agent and server (a proxy, a redirect), not bad data, so the agent keeps the batch until an
+      operator fixes it; the spool's bound limits what waiting costs.
+
+    Transport failures never reach here: every ``HttpError`` is a network failure the shared
+    policy retries (the agent's URL is checked at start, so nothing is "unsendable").
+    """
+    if status == 409:
+        return "ack"
+    verdict = classify_status(status)
+    if verdict == "success":
+        return "ack"
+    if verdict == "final" and 400 <= status <= 499:
+        return "set_aside"
+    return "retry"
 
 
 class LinkStatus(msgspec.Struct, frozen=True):

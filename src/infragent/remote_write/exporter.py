@@ -17,13 +17,14 @@ Why one sender: remote write requires each series' samples in timestamp order; P
 out-of-order samples. With a single sender and a FIFO queue, a retried request is always delivered
 before anything newer of the same series.
 
-Retry discipline (the same as the agent's): transport errors, 408, 429 and 5xx are retried
-with capped exponential backoff and full jitter (``agent.backoff.Backoff``: ``Retry-After`` is a
-floor, the cap still wins), indefinitely while running — the queue bound, not a retry count,
-limits what an outage costs. Any other non-2xx answer (400, 401, 403, 404, 413 …) cannot succeed
-by resending the same bytes: the request's samples are counted in ``rejected_samples`` and the
-receiver's message is logged. ``close(timeout_s)`` keeps sending until the queue is empty or the
-deadline passes; what is still unsent then is counted as dropped.
+Retry discipline (the shared policy of :mod:`infragent.backoff`): transport errors, 408, 425, 429
+and 5xx other than 501/505 are retried with capped exponential backoff and full jitter
+(``backoff.Backoff``: ``Retry-After`` is a floor, the cap still wins), indefinitely while running —
+the queue bound, not a retry count, limits what an outage costs. Any other answer (400, 401, 403,
+404, 413, 501, a redirect …) cannot succeed by resending the same bytes: the request's samples are
+counted in ``rejected_samples`` and the receiver's message is logged. ``close(timeout_s)`` keeps
+sending until the queue is empty or the deadline passes; what is still unsent then is counted as
+dropped.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ import cramjam
 import httpx
 
 from infragent import __version__
-from infragent.agent.backoff import Backoff, parse_retry_after
+from infragent.backoff import Backoff, classify_failure, classify_status, parse_retry_after
 from infragent.remote_write.proto import LabelCache, Labels, encode_series, to_millis
+from infragent.sdk.retry import transport_failure
 from infragent.wire import MetricBatch
 
 logger = logging.getLogger(__name__)
@@ -61,11 +63,6 @@ _JOIN_GRACE_S = 2.0  # past close()'s deadline: the last request's timeout is al
 
 Outcome = Literal["sent", "rejected", "retry"]
 Settled = Literal["sent", "rejected", "dropped"]
-
-
-def is_retryable(status: int) -> bool:
-    """408, 429 and 5xx: the receiver may accept the same request later."""
-    return status in (408, 429) or 500 <= status <= 599
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,12 +399,16 @@ class RemoteWriteExporter:
     ) -> tuple[Outcome, float | None, str | None]:
         try:
             response = client.post(self.url, content=body, timeout=timeout)
-        except httpx.TransportError as exc:  # refused, reset, DNS, timeouts: all worth another try
-            return "retry", None, f"{type(exc).__name__}: {exc}"
+        except httpx.TransportError as exc:  # refused, reset, DNS, timeouts: worth another try
+            error = f"{type(exc).__name__}: {exc}"
+            if classify_failure(transport_failure(exc)) == "final":
+                return "rejected", None, error
+            return "retry", None, error
         status = response.status_code
-        if 200 <= status <= 299:
+        verdict = classify_status(status)
+        if verdict == "success":
             return "sent", None, None
-        if is_retryable(status):
+        if verdict == "retry":
             retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
             return "retry", retry_after, _error_text(response)
         return "rejected", None, _error_text(response)

@@ -14,10 +14,10 @@ Quick start (see docs/sdk.md)::
     client.monitor("http://127.0.0.1:8000/healthz").start()
 """
 
+from infragent.backoff import RetryPolicy
 from infragent.model import ActionSpec
 from infragent.sdk.client import Client, ReportError
 from infragent.sdk.monitor import APP_DOWN, APP_RECOVERED, EventReporter, Monitor, Probe, Transition
-from infragent.sdk.retry import RetryPolicy
 from infragent.sdk.webhook import (
     DEFAULT_PATH,
     MAX_BODY_BYTES,

@@ -6,8 +6,8 @@ incident, a registration at start). Async apps call ``report_event`` from a work
 
 Why retries live here and not in the caller: losing the one event that says "the app is down"
 because the server was briefly restarting is the failure this product exists to prevent. Only
-transient failures are retried (see :mod:`infragent.sdk.retry`); a request the server refuses
-(bad key, bad payload) fails at once with :class:`ReportError`, so a misconfiguration is loud.
+transient failures are retried (the shared policy of :mod:`infragent.backoff`); a request the server
+refuses (bad key, bad payload) fails at once with :class:`ReportError`, so a misconfiguration is loud.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ import msgspec
 from starlette.applications import Starlette
 
 from infragent import signing
+from infragent.backoff import RetryPolicy, classify_failure, classify_status, parse_retry_after
 from infragent.errors import InfrAgentError
 from infragent.model import Severity
 from infragent.sdk.monitor import Monitor
-from infragent.sdk.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from infragent.sdk.retry import transport_failure
 from infragent.sdk.webhook import (
     DEFAULT_PATH,
     MAX_BODY_BYTES,
@@ -47,10 +48,6 @@ AGENTS_PATH = "/api/v1/agents"
 #: Standard Webhooks secrets carry at least 24 random bytes (see docs/sdk.md, Security).
 MIN_SECRET_BYTES = 24
 _SEVERITIES = ", ".join(s.value for s in Severity)
-
-#: Failures of the connection itself, worth another try. Not here: UnsupportedProtocol and other
-#: errors that will happen again identically.
-_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)
 
 H = TypeVar("H", bound=Handler)
 
@@ -73,7 +70,7 @@ class ReportError(InfrAgentError):
 
     @property
     def retryable(self) -> bool:
-        return self.status is None or is_retryable_status(self.status)
+        return self.status is None or classify_status(self.status) == "retry"
 
 
 def _detail(response: httpx.Response) -> str:
@@ -283,7 +280,9 @@ class Client:
             retry_after: float | None = None
             try:
                 response = self._http.post(path, content=body)
-            except _TRANSIENT as exc:
+            except httpx.TransportError as exc:
+                if classify_failure(transport_failure(exc)) == "final":
+                    raise  # e.g. an unsupported URL scheme: the same on every try
                 if attempt == attempts:
                     raise ReportError(None, f"{type(exc).__name__}: {exc}", attempts=attempt) from exc
                 reason = f"{type(exc).__name__}: {exc}"
@@ -291,7 +290,7 @@ class Client:
                 if response.is_success:
                     return response
                 status = response.status_code
-                if not is_retryable_status(status) or attempt == attempts:
+                if classify_status(status) != "retry" or attempt == attempts:
                     raise ReportError(status, _detail(response), attempts=attempt)
                 reason = f"HTTP {status}"
                 retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())

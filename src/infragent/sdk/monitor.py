@@ -1,9 +1,11 @@
 """Health monitor: probe a URL on an interval and report outages as events.
 
 Why a state machine with ``check_once(now)``: the interesting logic is *when* to report (once per
-outage, after N consecutive failures, again when it is back) — not the thread. Keeping the step
-callable with an explicit ``now`` lets tests drive outages check by check without sleeping; the
-thread is a thin loop around it.
+outage, after N consecutive failures, again when it is back) — not the thread. That rule is the
+shared one of :mod:`infragent.health` (``step``), the same the agent's checks use, so an app pages
+the same way whoever watches it; the monitor turns each probe into a ``CheckResult`` and each
+``CheckTransition`` into a report. Keeping the step callable with an explicit ``now`` lets tests
+drive outages check by check without sleeping; the thread is a thin loop around it.
 
 Why a queue of unreported transitions: a report fails exactly when things are bad (the server is
 down too, or the network is). An outage report that could not be delivered is kept and sent on the
@@ -20,16 +22,16 @@ from collections import deque
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 
 from infragent.errors import InfrAgentError
+from infragent.health import CheckResult, CheckState, CheckTransition, TransitionKind, step
 from infragent.model import Severity
 
 logger = logging.getLogger(__name__)
 
-TransitionKind = Literal["app_down", "app_recovered"]
 APP_DOWN: Final = "app_down"
 APP_RECOVERED: Final = "app_recovered"
 
@@ -63,7 +65,9 @@ class Probe:
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """An outage starting or ending; ``reported_at``/``event_id`` stay None until delivered.
+    """An outage starting or ending, as reported; ``reported_at``/``event_id`` stay None until delivered.
+
+    The report of one :class:`infragent.health.CheckTransition`, with the event's ``data``.
 
     ``detected_at`` is the check at which the failure threshold was crossed (or the first good
     check after it); ``reported_at`` is when the server accepted the event. Their difference is
@@ -112,9 +116,8 @@ class Monitor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failures = 0
-        self._first_failure_at: float | None = None
-        self._down_detected_at: float | None = None
+        # successes_before_up=1: the first good answer ends an outage (the SDK's documented rule).
+        self._state = CheckState(service, failures_before_down=failures_before_down, successes_before_up=1)
         self._pending: deque[Transition] = deque()
         self._last: Transition | None = None
 
@@ -122,11 +125,11 @@ class Monitor:
 
     @property
     def is_down(self) -> bool:
-        return self._down_detected_at is not None
+        return self._state.status == "down"
 
     @property
     def consecutive_failures(self) -> int:
-        return self._failures
+        return self._state.consecutive_failures
 
     @property
     def last_transition(self) -> Transition | None:
@@ -167,40 +170,34 @@ class Monitor:
         return Probe(ok=False, status=status, error=f"unexpected status {status}", latency_ms=latency_ms)
 
     def _observe(self, probe: Probe, now: float) -> Transition | None:
-        if not probe.ok:
-            self._failures += 1
-            if self._first_failure_at is None:
-                self._first_failure_at = now
-            if self.is_down or self._failures < self.failures_before_down:
-                return None
-            self._down_detected_at = now
-            data: dict[str, Any] = {
+        result = CheckResult("up" if probe.ok else "down", probe.latency_ms, probe.error)
+        self._state, change = step(self._state, result, now)
+        if change is None:
+            return None
+        data = MappingProxyType(self._event_data(change, probe))
+        return self._enqueue(Transition(kind=change.kind, detected_at=now, data=data))
+
+    def _event_data(self, change: CheckTransition, probe: Probe) -> dict[str, Any]:
+        """The event's ``data`` (documented in docs/sdk.md): the probe's view plus the outage's times."""
+        if change.kind == "app_down":
+            return {
                 "url": self.health_url,
                 "status": probe.status,
                 "error": probe.error,
                 "latency_ms": round(probe.latency_ms, 3),
-                "consecutive_failures": self._failures,
-                "first_failure_at": self._first_failure_at,
-                "detected_at": now,
+                "consecutive_failures": change.consecutive_failures,
+                "first_failure_at": change.since,
+                "detected_at": change.at,
             }
-            return self._enqueue(Transition(kind=APP_DOWN, detected_at=now, data=MappingProxyType(data)))
-        first_failure_at = self._first_failure_at
-        down_detected_at = self._down_detected_at
-        self._failures = 0
-        self._first_failure_at = None
-        self._down_detected_at = None
-        if down_detected_at is None or first_failure_at is None:
-            return None
-        data = {
+        return {
             "url": self.health_url,
             "status": probe.status,
             "latency_ms": round(probe.latency_ms, 3),
             # Counted from the first failed check: that is when users started seeing errors.
-            "downtime_s": round(now - first_failure_at, 3),
-            "down_detected_at": down_detected_at,
-            "detected_at": now,
+            "downtime_s": round(change.downtime_s or 0.0, 3),
+            "down_detected_at": change.down_at,
+            "detected_at": change.at,
         }
-        return self._enqueue(Transition(kind=APP_RECOVERED, detected_at=now, data=MappingProxyType(data)))
 
     def _enqueue(self, transition: Transition) -> Transition:
         if len(self._pending) >= MAX_PENDING:

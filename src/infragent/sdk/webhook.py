@@ -7,7 +7,9 @@ pattern (``"nginx; rm -rf /"``), is refused before any handler code runs — eve
 correctly signed, because a signature only proves who sent it, not that it is safe.
 
 Order of checks, each failing closed: body size (413) → Standard Webhooks signature, timestamp
-window and replay (401) → JSON shape (400) → allowlist and parameter patterns (422) → handler.
+window and replay (401, with the verifier's ``code``) → JSON shape (400) → allowlist and parameter
+patterns (422) → handler. The body is the shared ``wire.commands.Command`` and every answer a
+``wire.commands.CommandResult``, the same structs the server and the agent use.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from infragent import signing
 from infragent.errors import SignatureError
 from infragent.model import ActionSpec
+from infragent.wire.commands import CommandResult, decode_command, encode_result
 
 logger = logging.getLogger(__name__)
 
@@ -57,18 +60,6 @@ class Command:
     target: str | None
     params: Mapping[str, str]
     event_ids: tuple[str, ...]
-    reason: str
-    issued_at: float
-
-
-class _CommandIn(msgspec.Struct, forbid_unknown_fields=False):
-    """Wire shape of a command body; every field of the contract is required."""
-
-    command_id: str
-    action: str
-    target: str | None
-    params: dict[str, str]
-    event_ids: list[str]
     reason: str
     issued_at: float
 
@@ -176,25 +167,25 @@ def webhook_endpoint(
         body = await _read_capped(request, max_body_bytes)
         if body is None:
             logger.warning("webhook body over %d bytes refused", max_body_bytes)
-            return JSONResponse({"error": f"body larger than {max_body_bytes} bytes"}, status_code=413)
+            return _answer(CommandResult(error=f"body larger than {max_body_bytes} bytes"), 413)
         try:
             verified = signing.verify(secret, request.headers, body, now=clock(), seen=replay_cache)
         except SignatureError as exc:
-            logger.warning("webhook refused: %s", exc.reason)
-            return JSONResponse({"error": exc.reason}, status_code=401)
+            logger.warning("webhook refused (%s): %s", exc.code, exc.reason)
+            return _answer(CommandResult(error=exc.reason, code=exc.code), 401)
         try:
-            wire = msgspec.json.decode(body, type=_CommandIn)
+            wire = decode_command(body)
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
             logger.warning("webhook %s: malformed command: %s", verified.msg_id, exc)
-            return JSONResponse({"error": f"malformed command: {exc}"}, status_code=400)
+            return _answer(CommandResult(error=f"malformed command: {exc}"), 400)
         if wire.command_id != verified.msg_id:
             # The replay cache is keyed on webhook-id; a different command_id would dodge it.
             logger.warning("webhook %s: command_id %r differs", verified.msg_id, wire.command_id)
-            return JSONResponse({"error": "command_id does not match webhook-id"}, status_code=400)
+            return _answer(CommandResult(error="command_id does not match webhook-id"), 400)
         action, reason = registry.check(wire.action, wire.params)
         if action is None:
             logger.warning("command %s rejected: %s", wire.command_id, reason)
-            return JSONResponse({"status": "rejected", "output": reason}, status_code=422)
+            return _answer(CommandResult(status="rejected", output=reason), 422)
         command = Command(
             command_id=wire.command_id,
             action=wire.action,
@@ -222,9 +213,13 @@ async def _run(action: Action, command: Command) -> Response:
         result: object = await outcome if inspect.isawaitable(outcome) else outcome
     except Exception as exc:  # a handler is user code: report its failure, keep serving
         logger.exception("command %s: action %s failed", command.command_id, command.action)
-        return JSONResponse({"status": "error", "output": str(exc)})
+        return _answer(CommandResult(status="error", output=str(exc)))
     logger.info("command %s: action %s ok", command.command_id, command.action)
-    return JSONResponse({"status": "ok", "output": _output(result)})
+    return _answer(CommandResult(status="ok", output=_output(result)))
+
+
+def _answer(result: CommandResult, status_code: int = 200) -> Response:
+    return Response(encode_result(result), status_code, media_type="application/json")
 
 
 def create_webhook_app(

@@ -11,10 +11,12 @@ be reworded freely.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from infragent.model import ResultStatus
 
@@ -65,18 +67,33 @@ class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     expires_at: float | None = None
 
 
-class CommandResult(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+class CommandResult(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=False):
     """A receiver's answer to a command (the JSON body of its reply, or a pull-mode report).
 
-    ``code`` is the machine-readable reason of a refusal (a ``SignatureCode`` on a 401);
-    ``duplicate`` says the receiver had this command id already and returns its stored result.
+    Only the fields an answer sets are on the wire (``omit_defaults``), so each receiver keeps the
+    exact JSON it documents: the SDK's ``{"status", "output"}`` after a run and ``{"error",
+    "code"}`` on a 401, the agent's ``{"status", "reason", "output", "code"}`` refusals and its
+    run results with ``exit_code``, ``duration_ms``, ``truncated``.
+
+    * ``status`` is None only for a refusal before the command was read (the SDK's 400/401/413).
+    * ``code`` is the machine-readable reason of a signature refusal (a ``SignatureCode`` on a 401);
+      ``error`` (SDK) and ``output`` carry the human text, ``reason`` the agent's refusal vocabulary.
+    * ``exit_code``, ``duration_ms`` and ``truncated`` describe a run: UNSET (absent) when the
+      answer is not about one; ``exit_code``/``duration_ms`` are None (JSON null) for a run that
+      has no value (a timeout, an HTTP action, an interrupted run).
+    * ``duplicate`` says the receiver had this command id already and returns its stored result.
     """
 
-    status: ResultStatus | Literal["running"] = "ok"
-    output: str = ""
+    status: ResultStatus | Literal["running"] | None = None
+    output: str | None = None
     command_id: str | None = None
     code: str | None = None
     duplicate: bool = False
+    reason: str | None = None
+    error: str | None = None
+    exit_code: int | UnsetType | None = UNSET
+    duration_ms: int | UnsetType | None = UNSET
+    truncated: bool | UnsetType = UNSET
 
 
 def encode_command(command: Command) -> bytes:
@@ -86,6 +103,21 @@ def encode_command(command: Command) -> bytes:
 def decode_command(body: bytes) -> Command:
     """Raise ``msgspec.DecodeError`` (``ValidationError`` included) for a body of another shape."""
     return _command_decoder.decode(body)
+
+
+def encode_result(result: CommandResult) -> bytes:
+    return _encoder.encode(result)
+
+
+def result_fields(result: CommandResult) -> dict[str, Any]:
+    """The answer as plain JSON types, exactly the fields that go on the wire."""
+    fields: dict[str, Any] = msgspec.to_builtins(result)
+    return fields
+
+
+def result_from_fields(fields: Mapping[str, Any]) -> CommandResult:
+    """A stored answer back as a struct; raise ``msgspec.ValidationError`` for another shape."""
+    return msgspec.convert(dict(fields), CommandResult)
 
 
 _encoder = msgspec.json.Encoder()

@@ -1,4 +1,5 @@
-"""Push delivery: retries on 5xx and transport errors with the same command id, never on 4xx."""
+"""Push delivery: retries on 5xx and transport errors with the same command id, never on 4xx; the
+receiver's machine-readable ``code`` reaches ``ActionResult.code``."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from dataclasses import dataclass, field
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from infragent import signing
 from infragent.actions.webhook import WebhookDispatcher
+from infragent.sdk import Client
+from infragent.wire.commands import Command, decode_command
 from support.servers import free_port, serve
 
 SECRET = signing.new_secret()
@@ -22,6 +25,7 @@ SECRET = signing.new_secret()
 class Script:
     statuses: list[int]
     seen: list[dict[str, str]] = field(default_factory=list)
+    retry_after: str | None = None
 
 
 @pytest.fixture
@@ -34,9 +38,12 @@ def url(script: Script) -> Iterator[str]:
     async def hook(request: Request) -> JSONResponse:
         body = await request.body()
         signing.verify(SECRET, dict(request.headers), body)  # each attempt is validly signed
+        assert decode_command(body).command_id == request.headers["webhook-id"]  # a typed Command
         script.seen.append(dict(request.headers))
         status = script.statuses.pop(0)
-        return JSONResponse({"status": "ok" if status == 200 else "error", "output": f"got {status}"}, status)
+        headers = {"Retry-After": script.retry_after} if script.retry_after and status != 200 else None
+        body = {"status": "ok" if status == 200 else "error", "output": f"got {status}"}
+        return JSONResponse(body, status, headers=headers)
 
     with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
         yield f"{base}/hook"
@@ -46,11 +53,23 @@ def _dispatcher(sleeps: list[float]) -> WebhookDispatcher:
     return WebhookDispatcher(timeout_s=2, retries=3, sleep=sleeps.append)
 
 
+def _command(command_id: str, action: str = "restart", **params: str) -> Command:
+    return Command(
+        command_id=command_id,
+        action=action,
+        target="web-1",
+        params=params,
+        event_ids=["ev-1"],
+        reason="app_down on web-1",
+        issued_at=1_750_000_000.0,
+    )
+
+
 def test_5xx_is_retried_with_the_same_id(script: Script, url: str) -> None:
     script.statuses = [503, 502, 200]
     sleeps: list[float] = []
     d = _dispatcher(sleeps)
-    result = d.send(url, SECRET, "cmd-1", {"action": "restart"})
+    result = d.send(url, SECRET, _command("cmd-1"))
     d.close()
     assert (result.status, result.attempts, result.http_status) == ("ok", 3, 200)
     assert {h["webhook-id"] for h in script.seen} == {"cmd-1"} and len(sleeps) == 2
@@ -61,7 +80,7 @@ def test_5xx_is_retried_with_the_same_id(script: Script, url: str) -> None:
 def test_4xx_is_final(script: Script, url: str, status: int, expected: str) -> None:
     script.statuses = [status]
     d = _dispatcher([])
-    result = d.send(url, SECRET, "cmd-2", {})
+    result = d.send(url, SECRET, _command("cmd-2"))
     d.close()
     assert (result.status, result.attempts) == (expected, 1) and len(script.seen) == 1
 
@@ -69,7 +88,7 @@ def test_4xx_is_final(script: Script, url: str, status: int, expected: str) -> N
 def test_5xx_until_retries_run_out(script: Script, url: str) -> None:
     script.statuses = [500] * 4
     d = _dispatcher([])
-    result = d.send(url, SECRET, "cmd-3", {})
+    result = d.send(url, SECRET, _command("cmd-3"))
     d.close()
     assert (result.status, result.attempts, result.http_status) == ("error", 4, 500)
 
@@ -77,6 +96,104 @@ def test_5xx_until_retries_run_out(script: Script, url: str) -> None:
 def test_unreachable_receiver_is_retried_then_reported() -> None:
     sleeps: list[float] = []
     d = _dispatcher(sleeps)
-    result = d.send(f"http://127.0.0.1:{free_port()}/hook", SECRET, "cmd-4", {})
+    result = d.send(f"http://127.0.0.1:{free_port()}/hook", SECRET, _command("cmd-4"))
     d.close()
     assert result.status == "unreachable" and result.attempts == 4 and len(sleeps) == 3
+
+
+@pytest.mark.parametrize("status", [408, 425, 429])
+def test_ask_again_later_is_retried_honouring_retry_after(script: Script, url: str, status: int) -> None:
+    script.statuses = [status, 200]
+    script.retry_after = "1.5"
+    sleeps: list[float] = []
+    d = _dispatcher(sleeps)
+    result = d.send(url, SECRET, _command("cmd-5"))
+    d.close()
+    assert (result.status, result.attempts) == ("ok", 2)
+    assert sleeps == [1.5]  # the receiver's Retry-After is the floor of the jittered wait
+
+
+@pytest.mark.parametrize("status", [501, 505])
+def test_not_implemented_is_final(script: Script, url: str, status: int) -> None:
+    script.statuses = [status]
+    d = _dispatcher([])
+    result = d.send(url, SECRET, _command("cmd-6"))
+    d.close()
+    assert (result.status, result.attempts, result.http_status) == ("error", 1, status)
+
+
+@pytest.fixture
+def sdk_hook() -> Iterator[tuple[Client, str]]:
+    """A real SDK webhook app (its own replay cache) under uvicorn on port 0."""
+    client = Client("http://127.0.0.1:9", "key", SECRET, service="shop")
+
+    @client.action("restart", params={"name": "[a-z]+"})
+    def restart(command: object) -> str:
+        return "restarted"
+
+    with serve(client.webhook_app()) as base:
+        yield client, f"{base}/webhooks/agent"
+    client.close()
+
+
+def test_the_receivers_replay_code_reaches_the_result(sdk_hook: tuple[Client, str]) -> None:
+    _, url = sdk_hook
+    d = _dispatcher([])
+    command = _command("cmd-replayed", name="nginx")
+    first = d.send(url, SECRET, command)
+    again = d.send(url, SECRET, command)  # signed afresh, same webhook-id: a replay for the SDK
+    d.close()
+    assert (first.status, first.output, first.code) == ("ok", "restarted", None)
+    assert (again.status, again.http_status, again.attempts) == ("rejected", 401, 1)
+    assert again.code == "replay"
+
+
+def test_the_code_is_read_from_the_answer_not_its_text() -> None:
+    """A receiver that rewords its message still says ``replay``: only ``code`` is acted upon."""
+
+    async def hook(request: Request) -> JSONResponse:
+        return JSONResponse({"error": "déjà vu, nothing about the r-word here", "code": "replay"}, 401)
+
+    d = _dispatcher([])
+    with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        result = d.send(f"{base}/hook", SECRET, _command("cmd-7"))
+    d.close()
+    assert (result.status, result.code) == ("rejected", "replay")
+    assert "replay" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"not json", None),
+        (b'["a", "list"]', None),
+        (b'{"error": "x", "code": 7}', None),  # not a string: ignored, not trusted
+        (b'{"error": "x", "code": "stale"}', "stale"),
+    ],
+)
+def test_the_code_is_parsed_leniently(body: bytes, code: str | None) -> None:
+    async def hook(request: Request) -> Response:
+        return Response(body, 401, media_type="application/json")
+
+    d = _dispatcher([])
+    with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        result = d.send(f"{base}/hook", SECRET, _command("cmd-8"))
+    d.close()
+    assert (result.status, result.http_status, result.code) == ("rejected", 401, code)
+
+
+def test_the_untyped_call_of_the_responder_still_sends_a_command(script: Script, url: str) -> None:
+    """``send(url, secret, command_id, payload)``: kept until responder/loop.py passes a Command."""
+    script.statuses = [200]
+    payload = {
+        "action": "restart",
+        "target": None,
+        "params": {},
+        "event_ids": [],
+        "reason": "r",
+        "issued_at": 1.0,
+    }
+    d = _dispatcher([])
+    result = d.send(url, SECRET, "cmd-9", payload)
+    d.close()
+    assert result.status == "ok" and script.seen[0]["webhook-id"] == "cmd-9"

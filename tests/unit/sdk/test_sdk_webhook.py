@@ -198,26 +198,29 @@ def _without(name: str) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("tamper", "reason"),
+    ("tamper", "reason", "code"),
     [
-        (_flip_byte, "no webhook-signature matches"),
-        (_wrong_secret, "no webhook-signature matches"),
-        (_garbage_signature, "no webhook-signature matches"),
-        (_stale, "more than 300 s"),
-        (_future, "more than 300 s"),
-        (_without("webhook-id"), "missing"),
-        (_without("webhook-timestamp"), "missing"),
-        (_without("webhook-signature"), "missing"),
+        (_flip_byte, "no webhook-signature matches", "bad_signature"),
+        (_wrong_secret, "no webhook-signature matches", "bad_signature"),
+        (_garbage_signature, "no webhook-signature matches", "bad_signature"),
+        (_stale, "more than 300 s", "stale"),
+        (_future, "more than 300 s", "stale"),
+        (_without("webhook-id"), "missing", "missing_headers"),
+        (_without("webhook-timestamp"), "missing", "missing_headers"),
+        (_without("webhook-signature"), "missing", "missing_headers"),
     ],
     ids=["flipped-byte", "wrong-secret", "garbage-signature", "stale", "future", "no-id", "no-ts", "no-sig"],
 )
-def test_unauthenticated_commands_are_refused_and_run_nothing(hook: Hook, tamper: Any, reason: str) -> None:
+def test_unauthenticated_commands_are_refused_and_run_nothing(
+    hook: Hook, tamper: Any, reason: str, code: str
+) -> None:
     raw, headers = tamper(*signed(command_body()))
 
     response = post(hook, raw, headers)
 
     assert response.status_code == 401
     assert reason in response.json()["error"]
+    assert response.json()["code"] == code
     assert hook.calls.commands == []
 
 
@@ -230,6 +233,7 @@ def test_replayed_command_is_refused(hook: Hook) -> None:
     assert first.status_code == 200
     assert replay.status_code == 401
     assert "replay" in replay.json()["error"]
+    assert replay.json()["code"] == "replay"
     assert len(hook.calls.commands) == 1
 
 

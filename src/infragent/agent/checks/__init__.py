@@ -1,7 +1,8 @@
-"""Health checks: validated definitions, probes (the I/O), a pure state machine and a runner.
+"""Health checks: validated definitions, probes (the I/O) and a runner around the shared up/down
+machine of :mod:`infragent.health` (re-exported here).
 
 The agent builds a ``CheckRunner`` from ``parse_checks(config)`` and an ``on_transition`` that
-turns each ``Transition`` into an event sent at once.
+turns each ``CheckTransition`` into an event sent at once.
 """
 
 from infragent.agent.checks.config import (
@@ -16,19 +17,19 @@ from infragent.agent.checks.config import (
 )
 from infragent.agent.checks.probes import run_check
 from infragent.agent.checks.runner import CheckRunner
-from infragent.agent.checks.state import CheckResult, CheckState, Transition, step
+from infragent.health import CheckResult, CheckState, CheckTransition, step
 
 __all__ = [
     "CheckConfig",
     "CheckResult",
     "CheckRunner",
     "CheckState",
+    "CheckTransition",
     "CommandCheck",
     "HttpCheck",
     "ProcessCheck",
     "SystemdCheck",
     "TcpCheck",
-    "Transition",
     "parse_check",
     "parse_checks",
     "run_check",

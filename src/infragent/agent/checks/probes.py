@@ -31,7 +31,7 @@ from infragent.agent.checks.config import (
     TcpCheck,
     format_status_ranges,
 )
-from infragent.agent.checks.state import CheckResult
+from infragent.health import CheckResult
 
 #: How much of an HTTP body a ``body_regex`` is matched against; a health page is small.
 HTTP_BODY_CAP = 64 * 1024

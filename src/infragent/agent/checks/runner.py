@@ -20,13 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from infragent.agent.checks.config import CheckConfig
 from infragent.agent.checks.probes import run_check
-from infragent.agent.checks.state import CheckResult, CheckState, Transition, step
 from infragent.agent.collectors.point import MetricPoint, gauge
+from infragent.health import CheckResult, CheckState, CheckTransition, step
 
 logger = logging.getLogger(__name__)
 
 Probe = Callable[[CheckConfig], CheckResult]
-OnTransition = Callable[[Transition], None]
+OnTransition = Callable[[CheckTransition], None]
 
 #: Longest the scheduler sleeps, so ``close`` and new due times are noticed promptly.
 _MAX_WAIT_S = 1.0
@@ -130,7 +130,7 @@ class CheckRunner:
             with self._lock:
                 self._in_flight.discard(name)
 
-    def _emit(self, transition: Transition) -> None:
+    def _emit(self, transition: CheckTransition) -> None:
         logger.info("check %s: %s (%s)", transition.check, transition.kind, transition.error)
         with self._callback_lock:
             try:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from infragent.agent.checks import CheckConfig, CheckResult, CheckRunner, Transition, parse_check
+from infragent.agent.checks import CheckConfig, CheckResult, CheckRunner, CheckTransition, parse_check
 
 DEADLINE_S = 5.0
 
@@ -38,7 +38,7 @@ def wait_idle(runner: CheckRunner) -> None:
 
 
 def test_real_failing_check_reports_down_promptly() -> None:
-    transitions: queue.Queue[Transition] = queue.Queue()
+    transitions: queue.Queue[CheckTransition] = queue.Queue()
     runner = CheckRunner([command("broken", ["false"])], transitions.put)
     runner.start()
     try:
@@ -56,7 +56,7 @@ def test_real_failing_check_reports_down_promptly() -> None:
 def test_down_then_recovered_driving_time_by_hand() -> None:
     clock = Clock()
     outcomes = iter(["down", "down", "up"])
-    got: list[Transition] = []
+    got: list[CheckTransition] = []
     runner = CheckRunner(
         [command("app", ["unused"], interval_s=10, failures_before_down=2)],
         got.append,
@@ -84,7 +84,7 @@ def test_down_then_recovered_driving_time_by_hand() -> None:
 
 def test_a_slow_check_does_not_delay_another() -> None:
     release = threading.Event()
-    transitions: queue.Queue[Transition] = queue.Queue()
+    transitions: queue.Queue[CheckTransition] = queue.Queue()
 
     def probe(check: CheckConfig) -> CheckResult:
         if check.name == "slow":
@@ -109,7 +109,7 @@ def test_failing_callback_and_crashing_probe_are_contained(caplog: pytest.LogCap
     def probe(check: CheckConfig) -> CheckResult:
         raise RuntimeError("probe bug")
 
-    def on_transition(transition: Transition) -> None:
+    def on_transition(transition: CheckTransition) -> None:
         raise ConnectionError("server unreachable")
 
     runner = CheckRunner([command("c", ["x"])], on_transition, probe=probe)
@@ -128,7 +128,7 @@ def test_failing_callback_and_crashing_probe_are_contained(caplog: pytest.LogCap
 
 def test_unavailable_check_stays_unknown_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    got: list[Transition] = []
+    got: list[CheckTransition] = []
     runner = CheckRunner(
         [command("unit", ["x"], interval_s=1)],
         got.append,

@@ -34,11 +34,12 @@ def test_replayed_message_is_refused_and_recorded(agent: Agent) -> None:
     status, result = agent.processor.handle(headers, body)
     assert status == 401
     assert result["reason"] == "replay"
+    assert result["code"] == "replay"  # machine-readable, next to the human text in "output"
     assert marker_lines(agent.marker) == ["--name a"]
     assert agent.processor.refusal_counts() == {"replay": 1}
 
 
-@pytest.mark.parametrize(("skew", "reason"), [(-301, "bad_timestamp"), (301, "bad_timestamp"), (-299, None)])
+@pytest.mark.parametrize(("skew", "reason"), [(-301, "stale"), (301, "stale"), (-299, None)])
 def test_timestamp_window(agent: Agent, skew: int, reason: str | None) -> None:
     headers, body = agent.signed("mark", {"name": "a"})
     agent.clock.now -= skew  # the message was signed `skew` seconds away from the agent's now
@@ -47,7 +48,7 @@ def test_timestamp_window(agent: Agent, skew: int, reason: str | None) -> None:
         assert status == 200
         assert marker_lines(agent.marker) == ["--name a"]
     else:
-        assert (status, result["reason"]) == (401, reason)
+        assert (status, result["reason"], result["code"]) == (401, reason, reason)
         assert not agent.marker.exists()
         assert agent.processor.refusals()[0].reason == reason
 
@@ -242,3 +243,11 @@ def test_an_unwritable_ledger_fails_closed(agent: Agent) -> None:
     assert (status, result["status"], result["reason"]) == (503, "error", "ledger_unavailable")
     assert not agent.marker.exists()
     assert agent.processor.refusal_counts() == {"ledger_unavailable": 1}
+
+
+def test_a_non_integer_timestamp_is_bad_timestamp(agent: Agent) -> None:
+    headers, body = agent.signed("mark", {"name": "a"})
+    headers[signing.HEADER_TIMESTAMP] = "soon"
+    status, result = agent.processor.handle(headers, body)
+    assert (status, result["reason"], result["code"]) == (401, "bad_timestamp", "bad_timestamp")
+    assert not agent.marker.exists()

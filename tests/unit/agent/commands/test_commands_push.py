@@ -34,6 +34,7 @@ def test_push_runs_once_and_refuses_replays_forgeries_and_injection(agent: Agent
 
     replay = _post(http, headers, body)
     assert (replay.status_code, replay.json()["reason"]) == (401, "replay")
+    assert replay.json()["code"] == "replay"
     forged = _post(http, headers, body.replace(b"push", b"pwn1"))
     assert (forged.status_code, forged.json()["reason"]) == (401, "bad_signature")
     injected = _post(http, *agent.signed("mark", {"name": "$(id)"}))

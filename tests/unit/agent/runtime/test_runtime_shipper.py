@@ -14,10 +14,10 @@ import pytest
 from scripted import Scripted, scripted_server
 
 from infragent import wire
-from infragent.agent.backoff import Backoff
 from infragent.agent.http import HttpClient
 from infragent.agent.shipper import CommandPoller, Connectivity, EventSender, MetricShipper, register
 from infragent.agent.spool import Spool
+from infragent.backoff import Backoff
 from support.servers import free_port
 
 METRICS = "/api/v1/metrics"

@@ -1,4 +1,4 @@
-"""The check state machine, table-driven: a series of results in, the transitions out.
+"""The up/down state machine, table-driven: a series of results in, the transitions out.
 
 Result ``i`` happens at ``now = 10 * i``, so ``since`` and ``downtime_s`` are easy to read.
 """
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from infragent.agent.checks import CheckResult, CheckState, Transition, step
+from infragent.health import CheckResult, CheckState, CheckTransition, step
 
 UP = CheckResult("up", 1.0)
 DOWN = CheckResult("down", 2.0, "connection refused")
@@ -55,10 +55,10 @@ CASES = [
 ]
 
 
-def run(case: Case) -> tuple[CheckState, list[tuple[int, Transition]]]:
+def run(case: Case) -> tuple[CheckState, list[tuple[int, CheckTransition]]]:
     state = CheckState("web", case.failures_before_down, case.successes_before_up)
     results = {"u": UP, "d": DOWN, "n": NA}
-    transitions: list[tuple[int, Transition]] = []
+    transitions: list[tuple[int, CheckTransition]] = []
     for index, letter in enumerate(case.results):
         state, transition = step(state, results[letter], now=10.0 * index)
         if transition is not None:
@@ -99,3 +99,18 @@ def test_recovery_reports_downtime_and_the_last_error() -> None:
 def test_a_broken_streak_restarts_the_outage_clock() -> None:
     _, [(_, down)] = run(Case("", "dduddd", []))
     assert down.since == 30.0
+
+
+def test_recovery_says_when_the_outage_was_detected() -> None:
+    state, [(_, down), (_, recovered)] = run(Case("", "udddddu", []))
+    assert (down.since, down.down_at) == (10.0, 30.0)
+    assert (recovered.since, recovered.down_at) == (10.0, 30.0)
+    assert state.down_at is None
+
+
+def test_unknown_then_down_needs_the_threshold_too() -> None:
+    state = CheckState("web", failures_before_down=2)
+    state, first = step(state, DOWN, now=0.0)
+    assert first is None and state.status == "unknown" and state.consecutive_failures == 1
+    state, second = step(state, DOWN, now=1.0)
+    assert second is not None and second.kind == "app_down" and state.status == "down"

@@ -1,4 +1,8 @@
-"""The health-check state machine: results in, at most one transition out. Pure — no I/O, no clock.
+"""The one up/down state machine: check results in, at most one transition out. Pure — no I/O, no clock.
+
+Why one: the agent's checks and the SDK's monitor both decide when an app is down and when it is
+back, and the server opens (and closes) one incident per transition. Two copies of that rule
+would drift, and an app would page differently depending on who watched it.
 
 Why thresholds: one lost packet must not page anyone, so a check goes ``down`` only after
 ``failures_before_down`` failures in a row, and ``up`` again after ``successes_before_up``
@@ -14,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-ResultStatus = Literal["up", "down", "unavailable"]
+ProbeStatus = Literal["up", "down", "unavailable"]
 CheckStatus = Literal["unknown", "up", "down"]
 TransitionKind = Literal["app_down", "app_recovered"]
 
@@ -23,17 +27,18 @@ TransitionKind = Literal["app_down", "app_recovered"]
 class CheckResult:
     """What one probe saw. ``error`` says why it was not ``up``, in words an operator can act on."""
 
-    status: ResultStatus
+    status: ProbeStatus
     latency_ms: float | None = None
     error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Transition:
+class CheckTransition:
     """A change of a check's state, to be reported as an event at once.
 
-    ``since`` is when the outage started (its first failure); ``downtime_s`` is set on recovery.
-    ``consecutive_failures`` counts the failures of the outage so far.
+    ``since`` is when the outage started (its first failure); ``down_at`` when it was detected (the
+    ``app_down`` transition); ``downtime_s`` is set on recovery, counted from ``since``: that is
+    when users started seeing errors. ``consecutive_failures`` counts the failures of the outage.
     """
 
     kind: TransitionKind
@@ -44,9 +49,10 @@ class Transition:
     error: str | None
     latency_ms: float | None
     downtime_s: float | None = None
+    down_at: float | None = None
 
     def details(self) -> dict[str, Any]:
-        """The event payload; plain JSON types."""
+        """The agent's event payload; plain JSON types."""
         return {
             "check": self.check,
             "error": self.error,
@@ -72,12 +78,17 @@ class CheckState:
     consecutive_failures: int = 0
     consecutive_successes: int = 0
     failing_since: float | None = None  # first failure of the current streak or outage
+    down_at: float | None = None  # when the current outage was detected (its app_down)
     last_error: str | None = None  # survives successes: the recovery reports what was wrong
     last_result: CheckResult | None = None
     last_at: float | None = None
 
 
-def step(state: CheckState, result: CheckResult, now: float) -> tuple[CheckState, Transition | None]:
+#: The new state, and the transition the result caused, if any.
+Step = tuple[CheckState, CheckTransition | None]
+
+
+def step(state: CheckState, result: CheckResult, now: float) -> Step:
     """Fold one result into the state; return the new state and the transition it caused, if any."""
     if result.status == "unavailable":
         return replace(state, last_result=result, last_at=now, last_error=result.error), None
@@ -86,7 +97,7 @@ def step(state: CheckState, result: CheckResult, now: float) -> tuple[CheckState
     return _on_success(state, result, now)
 
 
-def _on_failure(state: CheckState, result: CheckResult, now: float) -> tuple[CheckState, Transition | None]:
+def _on_failure(state: CheckState, result: CheckResult, now: float) -> Step:
     failures = state.consecutive_failures + 1
     since = state.failing_since if state.failing_since is not None else now
     new = replace(
@@ -100,7 +111,7 @@ def _on_failure(state: CheckState, result: CheckResult, now: float) -> tuple[Che
     )
     if state.status == "down" or failures < state.failures_before_down:
         return new, None
-    transition = Transition(
+    transition = CheckTransition(
         kind="app_down",
         check=state.name,
         at=now,
@@ -108,11 +119,12 @@ def _on_failure(state: CheckState, result: CheckResult, now: float) -> tuple[Che
         consecutive_failures=failures,
         error=result.error,
         latency_ms=result.latency_ms,
+        down_at=now,
     )
-    return replace(new, status="down"), transition
+    return replace(new, status="down", down_at=now), transition
 
 
-def _on_success(state: CheckState, result: CheckResult, now: float) -> tuple[CheckState, Transition | None]:
+def _on_success(state: CheckState, result: CheckResult, now: float) -> Step:
     successes = state.consecutive_successes + 1
     new = replace(state, consecutive_successes=successes, last_result=result, last_at=now)
     if state.status == "down":
@@ -120,7 +132,7 @@ def _on_success(state: CheckState, result: CheckResult, now: float) -> tuple[Che
         if successes < state.successes_before_up:
             return new, None
         since = state.failing_since if state.failing_since is not None else now
-        transition = Transition(
+        transition = CheckTransition(
             kind="app_recovered",
             check=state.name,
             at=now,
@@ -129,8 +141,9 @@ def _on_success(state: CheckState, result: CheckResult, now: float) -> tuple[Che
             error=state.last_error,
             latency_ms=result.latency_ms,
             downtime_s=now - since,
+            down_at=state.down_at,
         )
-        recovered = replace(new, status="up", consecutive_failures=0, failing_since=None)
+        recovered = replace(new, status="up", consecutive_failures=0, failing_since=None, down_at=None)
         return recovered, transition
     # Not down: any success ends a failure streak that had not reached the threshold yet.
     new = replace(new, consecutive_failures=0, failing_since=None)
