@@ -13,10 +13,11 @@ Why one root: callers at loop boundaries (responder step, ingest batch, agent ti
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:  # a type only: wire imports this module at run time
-    from infragent.wire.commands import SignatureCode
+#: Why a signed message was refused; travels as ``code`` in a receiver's 401 body
+#: (``wire.commands``), so a sender acts on the code, never on the wording of the message.
+SignatureCode = Literal["missing_headers", "bad_timestamp", "stale", "bad_signature", "replay", "bad_secret"]
 
 
 class InfrAgentError(Exception):

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from infragent.errors import SignatureCode
 from infragent.model import ResultStatus
 
 
@@ -46,8 +47,7 @@ STATUS_OF_RESULT: dict[ResultStatus, CommandStatus] = {
     "unreachable": CommandStatus.FAILED,
 }
 
-#: Why a signed message was refused (``SignatureError.code``, the receiver's 401 body ``code``).
-SignatureCode = Literal["missing_headers", "bad_timestamp", "stale", "bad_signature", "replay", "bad_secret"]
+__all__ = ["STATUS_OF_RESULT", "Command", "CommandResult", "CommandStatus", "SignatureCode"]
 
 
 class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
