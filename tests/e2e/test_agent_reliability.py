@@ -117,7 +117,7 @@ def test_server_outage_loses_nothing_and_stores_nothing_twice(deployment: Deploy
     agent = d.agent().start()
     wait_until(lambda: agent.metrics()["agent_points_sent_total"] > 0, 20, "first points to be sent")
     d.server.kill()
-    time.sleep(OUTAGE_S)
+    time.sleep(OUTAGE_S)  # the fault itself: the server stays down this long (not a wait for state)
     during = agent.metrics()
     assert during["agent_server_reachable"] == 0
     assert during["agent_buffer_records"] >= OUTAGE_S * 0.8  # about one batch per second waited
@@ -147,7 +147,7 @@ def test_agent_killed_at_random_moments(deployment: Deployment) -> None:
     agent = d.agent(METRICS_INTERVAL="0.2")
     for _ in range(KILLS):
         agent.start()
-        time.sleep(rng.uniform(0.05, 1.5))
+        time.sleep(rng.uniform(0.05, 1.5))  # the fault schedule: kill at a random moment
         agent.kill()
     agent.start()
     wait_until(lambda: drained(agent), 60, "the spool to drain after the last restart")
