@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,16 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from ports import agent_port, announced_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ANCHORS = REPO.parent / "shared" / "anchors"
 ANCHOR_AGENTS = ("node_exporter", "collectd", "glances")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_http(url: str, timeout_s: float = 30.0) -> None:
@@ -54,22 +48,22 @@ def measure_ours(anchors: Path | None, interval: int, warmup: float, duration: f
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")}
     with tempfile.TemporaryDirectory(prefix="infragent-footprint-") as tmp:
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "infragent", "server", "--port", str(port)],
-            env={**env, "INFRAGENT_DATA_DIR": f"{tmp}/server", "INFRAGENT_LOG_LEVEL": "warning"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server_log = Path(tmp) / "server.log"
+        with server_log.open("wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "infragent", "server", "--port", "0"],
+                env={**env, "INFRAGENT_DATA_DIR": f"{tmp}/server", "INFRAGENT_LOG_LEVEL": "warning"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         agent = None
         try:
-            base = f"http://127.0.0.1:{port}"
+            base = f"http://127.0.0.1:{announced_port(server, server_log)}"
             _wait_http(f"{base}/health/ready")
             reg = httpx.post(
                 f"{base}/api/v1/clients/register",
                 json={"email": "bench@example.com", "company_name": "Bench", "webhook_url": f"{base}/unused"},
             ).json()
-            health_port = _free_port()
             agent = subprocess.Popen(
                 [sys.executable, "-m", "infragent.agent", "run"],
                 env={
@@ -77,13 +71,14 @@ def measure_ours(anchors: Path | None, interval: int, warmup: float, duration: f
                     "INFRAGENT_SERVER_URL": base,
                     "INFRAGENT_API_KEY": reg["api_key"],
                     "METRICS_INTERVAL": str(interval),
-                    "HEALTH_CHECK_PORT": str(health_port),
+                    "HEALTH_CHECK_PORT": "0",
                     "INFRAGENT_AGENT_DATA_DIR": f"{tmp}/agent",
                     "LOG_LEVEL": "warning",
                 },
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+            health_port = agent_port(agent, Path(tmp) / "agent")
             _wait_http(f"http://127.0.0.1:{health_port}/health/live")
             time.sleep(warmup)
             if agent.poll() is not None:

@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -50,6 +49,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from datagen import Dataset
+from ports import announced_port, listening_port
 
 PG_DSN = os.environ.get("INFRAGENT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 VENV_BIN = Path(sys.executable).parent
@@ -85,12 +85,6 @@ class Result:
             return float("nan")
         xs = sorted(self.latencies)
         return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 30.0) -> None:
@@ -223,13 +217,12 @@ def infragent_server(
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
     """A real ``infragent server`` subprocess; yields (process, port, bearer key, temp dir)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")},
         "INFRAGENT_DATABASE_URL": database_url,
         "INFRAGENT_DATA_DIR": str(tmp),
         "INFRAGENT_HOST": "127.0.0.1",
-        "INFRAGENT_PORT": str(port),
+        "INFRAGENT_PORT": "0",
         "INFRAGENT_LOG_LEVEL": "warning",
         "INFRAGENT_MAX_BODY_BYTES": str(16 << 20),
         "INFRAGENT_INGEST_PROCESSES": str(ingest_processes),
@@ -243,6 +236,7 @@ def infragent_server(
         start_new_session=True,
     )
     try:
+        port = announced_port(proc, tmp / "server.log")
         wait_http(f"http://127.0.0.1:{port}/health/ready")
         req = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/clients/register",
@@ -411,15 +405,15 @@ def run_vm(ds: Dataset, args: argparse.Namespace) -> Result:
     bodies = [ds.prometheus(i) for i in range(n)]
     print(f"  vm: rendered {n} bodies in {time.perf_counter() - t0:.1f}s", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-vm-"))
-    port = free_port()
     log = (tmp / "vm.log").open("wb")
     proc = subprocess.Popen(
-        [VM_BIN, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={tmp}/data", "-retentionPeriod=1y"],
+        [VM_BIN, "-httpListenAddr=127.0.0.1:0", f"-storageDataPath={tmp}/data", "-retentionPeriod=1y"],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
+        port = listening_port(proc, log=tmp / "vm.log")
         wait_http(f"http://127.0.0.1:{port}/health")
         cpu0, all0 = tree_cpu(proc.pid), cpu_by_process()
         res = post_all(

@@ -6,7 +6,7 @@ Usage::
     .venv/bin/python bench/query.py --db sqlite     # a temp SQLite file
     .venv/bin/python bench/query.py --series-batch-points 60   # the 24 h series in 10-minute batches
 
-What it does: starts a real ``python -m infragent server`` subprocess on a free port
+What it does: starts a real ``python -m infragent server`` subprocess on port 0
 (``INFRAGENT_DATABASE_URL``), registers a tenant over HTTP, then writes the data *directly* through
 ``SqlMetricStore.write_batch`` (ingest is not what is measured here, and it is faster):
 
@@ -36,7 +36,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from ports import announced_port
 
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.metrics.hosts import backfill
@@ -83,29 +83,22 @@ def database(kind: str) -> Iterator[str]:
             c.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def server(url: str) -> Iterator[str]:
-    """``python -m infragent server`` on a free port; yields its base URL, stops it (SIGTERM) after."""
+    """``python -m infragent server`` on port 0; yields its base URL, stops it (SIGTERM) after."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-query-"))
-    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")},
         "INFRAGENT_DATABASE_URL": url,
         "INFRAGENT_DATA_DIR": str(tmp),
-        "INFRAGENT_PORT": str(port),
+        "INFRAGENT_PORT": "0",
         "INFRAGENT_LOG_LEVEL": "warning",
     }
     log = (tmp / "server.log").open("wb")
     cmd = [sys.executable, "-m", "infragent", "server"]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = f"http://127.0.0.1:{announced_port(proc, tmp / 'server.log')}"
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -16,19 +16,12 @@ from infragent.responder.runbooks import Runbook
 from infragent.server.app import create_app
 from infragent.store.notify import Wakeup
 from infragent.store.sql import SqlStore
+from support.agent_proc import wait_until
 from support.responders import make_responder
-from support.servers import free_port, serve
+from support.servers import serve
 
 pytestmark = pytest.mark.e2e
 NODE = "pull-host"
-
-
-def _until(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_pull_mode_runs_the_allowlisted_action_once(store: SqlStore, tmp_path: Path) -> None:
@@ -60,7 +53,7 @@ def test_pull_mode_runs_the_allowlisted_action_once(store: SqlStore, tmp_path: P
                     "INFRAGENT_WEBHOOK_SECRET": reg.client.webhook_secret,
                     "COMMAND_MODE": "pull",
                     "INFRAGENT_AGENT_DATA_DIR": str(tmp_path / "agent"),
-                    "HEALTH_CHECK_PORT": str(free_port()),
+                    "HEALTH_CHECK_PORT": "0",  # not used here: any port
                     "METRICS_INTERVAL": "60",
                     "LOG_LEVEL": "warning",
                 }
@@ -76,7 +69,7 @@ def test_pull_mode_runs_the_allowlisted_action_once(store: SqlStore, tmp_path: P
                 found = store.get_agent(reg.client.id, NODE)
                 return found is not None and [a.name for a in found.actions] == ["restart"]
 
-            _until(registered, 30, "the agent to report its allowlist")
+            wait_until(registered, 30, "the agent to report its allowlist")
             r = httpx.post(
                 f"{base}/api/v1/events",
                 headers={"Authorization": f"Bearer {reg.api_key}"},
@@ -90,7 +83,7 @@ def test_pull_mode_runs_the_allowlisted_action_once(store: SqlStore, tmp_path: P
                     detail is not None and detail.command is not None and detail.command["status"] == "done"
                 )
 
-            _until(done, 60, "the command's result")
+            wait_until(done, 60, "the command's result")
             agent.terminate()  # before the server stops, so no long poll is left hanging
             agent.wait(20)
     finally:

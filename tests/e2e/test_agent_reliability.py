@@ -83,7 +83,7 @@ class Deployment:
     def close(self) -> None:
         for agent in self.agents:
             agent.kill()
-        self.server.kill()
+        self.server.close()
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_server_outage_loses_nothing_and_stores_nothing_twice(deployment: Deploy
     agent = d.agent().start()
     wait_until(lambda: agent.metrics()["agent_points_sent_total"] > 0, 20, "first points to be sent")
     d.server.kill()
-    time.sleep(OUTAGE_S)
+    time.sleep(OUTAGE_S)  # the fault itself: the server stays down this long (not a wait for state)
     during = agent.metrics()
     assert during["agent_server_reachable"] == 0
     assert during["agent_buffer_records"] >= OUTAGE_S * 0.8  # about one batch per second waited
@@ -147,7 +147,7 @@ def test_agent_killed_at_random_moments(deployment: Deployment) -> None:
     agent = d.agent(METRICS_INTERVAL="0.2")
     for _ in range(KILLS):
         agent.start()
-        time.sleep(rng.uniform(0.05, 1.5))
+        time.sleep(rng.uniform(0.05, 1.5))  # the fault schedule: kill at a random moment
         agent.kill()
     agent.start()
     wait_until(lambda: drained(agent), 60, "the spool to drain after the last restart")
@@ -171,7 +171,16 @@ def test_spool_cap_drops_oldest_and_counts_exactly(deployment: Deployment) -> No
     d = deployment
     agent = d.agent(METRICS_INTERVAL="0.1", BUFFER_MAX_SIZE="64KiB").start()
     wait_until(lambda: agent.metrics()["agent_points_dropped_total"] > 0, 60, "the spool to overflow")
-    time.sleep(2)  # a few more drops
+    first_drop = agent.metrics()["agent_points_dropped_total"]
+    overflowed_at = len(agent.journal())
+    wait_until(  # a few more drops: 20 more batches (2 s at this interval) and the count has grown
+        lambda: (
+            len(agent.journal()) >= overflowed_at + 20
+            and agent.metrics()["agent_points_dropped_total"] > first_drop
+        ),
+        60,
+        "more batches to be dropped",
+    )
     cut = len(agent.journal())  # batches created while the server was down
     d.server.start()
     wait_until(lambda: drained(agent), 60, "the spool to drain")

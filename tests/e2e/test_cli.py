@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from support.servers import free_port
+from support.agent_proc import OutputLines, wait_until
 
 pytestmark = pytest.mark.e2e
+IS_UP = r"is up at (http://127\.0\.0\.1:(\d+))\s"
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -23,31 +26,79 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_up_serves_ready_on_sqlite_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "infragent", "up", "--port", str(port), "--no-agent"],
-        env=_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class Running:
+    """A started ``infragent`` command: its stdout as it comes, its stderr in a file."""
+
+    def __init__(self, proc: subprocess.Popen[str], stderr: Path) -> None:
+        self.proc = proc
+        self.out = OutputLines(proc.stdout)  # type: ignore[arg-type]  # PIPE: never None
+        self.stderr = stderr
+
+    def err(self) -> str:
+        return self.stderr.read_text(errors="replace")
+
+
+@contextmanager
+def infragent(tmp_path: Path, *args: str, **env: str) -> Iterator[Running]:
+    """Run ``python -m infragent ARGS``; on exit SIGTERM it and wait for it to finish."""
+    with (tmp_path / "stderr.log").open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "infragent", *args],
+            env=_env(tmp_path, **env),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    running = Running(proc, tmp_path / "stderr.log")
     try:
-        deadline = time.monotonic() + 30
-        status = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                status = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert status == 200
-        assert (tmp_path / "data" / "infragent.db").exists()
+        yield running
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert f"is up at http://127.0.0.1:{port}" in out
+        try:
+            proc.wait(30)
+        finally:
+            running.out.text()
+            assert proc.stdout is not None
+            proc.stdout.close()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_up_serves_ready_on_sqlite_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with infragent(tmp_path, "up", "--port", "0", "--no-agent") as run:
+        url, port = run.out.wait_for(IS_UP, 30).groups()  # the port the server actually bound
+        assert int(port) != 0
+        wait_until(lambda: _ready(url), 30, "the server to be ready")
+        assert (tmp_path / "data" / "infragent.db").exists()
+    assert run.proc.returncode == 0, run.err()
+
+
+def test_server_on_port_0_says_which_port_it_bound(tmp_path: Path) -> None:
+    with infragent(tmp_path, "server", "--port", "0") as run:
+        url, port = run.out.wait_for(IS_UP, 30).groups()
+        assert int(port) != 0
+        wait_until(lambda: _ready(url), 30, "the server to be ready")
+    assert "Traceback" not in run.err(), run.err()
+
+
+def test_server_on_a_taken_port_fails_with_a_start_up_error(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "infragent", "server", "--port", str(port)],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 3, proc.stderr
+    assert "is up at" not in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -86,33 +137,24 @@ def test_bad_runbooks_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_up_starts_an_agent_that_ships_to_it(tmp_path: Path) -> None:
-    port, agent_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "infragent", "up", "--port", str(port), "--agent-port", str(agent_port)],
-        env=_env(tmp_path, METRICS_INTERVAL="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        sent = 0.0
-        while time.monotonic() < deadline and proc.poll() is None and sent <= 0:
+    with infragent(tmp_path, "up", "--port", "0", "--agent-port", "0", METRICS_INTERVAL="1") as run:
+        run.out.wait_for(IS_UP, 30)
+        agent_url = run.out.wait_for(r"agent for this machine: pid \d+, health at (http://\S+)/health", 30)[1]
+
+        def sent() -> float:
             try:
-                text = httpx.get(f"http://127.0.0.1:{agent_port}/metrics", timeout=1).text
-                sent = float(
-                    next(
-                        line for line in text.splitlines() if line.startswith("agent_points_sent_total")
-                    ).split()[-1]
-                )
-            except (httpx.TransportError, StopIteration):
-                pass
-            time.sleep(0.2)
-        assert sent > 0
+                text = httpx.get(f"{agent_url}/metrics", timeout=1).text
+            except httpx.TransportError:
+                return 0.0
+            lines = [line for line in text.splitlines() if line.startswith("agent_points_sent_total")]
+            return float(lines[0].split()[-1]) if lines else 0.0
+
+        def shipped() -> bool:
+            if run.proc.poll() is not None:
+                raise AssertionError(f"infragent up exited:\n{run.err()}")
+            return sent() > 0
+
+        wait_until(shipped, 60, "the agent to ship to the server")
         creds = tmp_path / "data" / "local-agent.json"
         assert oct(creds.stat().st_mode & 0o777) == "0o600"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "agent for this machine: pid" in out
+    assert run.proc.returncode == 0, run.err()

@@ -5,7 +5,11 @@ Why the real binary: the exporter's job is to be accepted by a real Prometheus-c
 
 Why these flags, all checked against ``victoria-metrics -help`` of 1.79.5 (the Debian package):
 
-* ``-httpListenAddr=127.0.0.1:<free port>``: loopback only; the default ``:8428`` is every interface.
+* ``-httpListenAddr=127.0.0.1:0``: loopback only (the default ``:8428`` is every interface), on a
+  port the kernel picks, so no other process can take it between a choice and the bind. 1.79 binds
+  port 0 but logs the address it was given (``starting http server at http://127.0.0.1:0/``), not
+  the port it got, so the port is read from the process's own listening socket (psutil, i.e.
+  ``/proc/<pid>/net/tcp``); the HTTP listener is its only TCP listener with the flags below.
 * ``-storageDataPath`` in the test's temp dir, ``-retentionPeriod=1d``: nothing outlives the test.
 * ``-search.latencyOffset=0``: by default the newest 30 s are hidden from ``query_range``.
 * ``-search.disableCache``: a query must see what the test just wrote, not a cached answer.
@@ -34,8 +38,7 @@ from typing import Any
 
 import httpx
 import orjson
-
-from support.servers import free_port
+import psutil
 
 BINARY = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
 MISSING_REASON = (
@@ -92,18 +95,35 @@ class Victoria:
         return result
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> bool:
-    """True once ``/health`` answers OK; False if the process exits first (e.g. the port was taken)."""
+def _listening_port(proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> int:
+    """The loopback port ``proc`` listens on, once it does (its one TCP listener, see above)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"VictoriaMetrics exited with {proc.returncode}; log:\n{log.read_text()}")
+        try:
+            sockets = psutil.Process(proc.pid).net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue  # exited just now: the poll above says how
+        listening = [c for c in sockets if c.status == psutil.CONN_LISTEN and c.laddr.ip == "127.0.0.1"]
+        if listening:
+            return int(listening[0].laddr.port)
+        time.sleep(0.02)
+    raise RuntimeError(f"VictoriaMetrics did not listen in {timeout_s}s; log:\n{log.read_text()}")
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float) -> None:
+    """Return once ``/health`` answers OK; raise if the process exits first or time runs out."""
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=1.0) as client:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                return False
+                raise RuntimeError(f"VictoriaMetrics exited with {proc.returncode}; log:\n{log.read_text()}")
             try:
                 if client.get(f"{url}/health").status_code == 200:
-                    return True
+                    return
             except httpx.TransportError:
-                pass  # not listening yet
+                pass  # listening, not serving yet
             time.sleep(0.02)
     raise RuntimeError(f"VictoriaMetrics did not become healthy in {timeout_s}s; log:\n{log.read_text()}")
 
@@ -120,32 +140,20 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def run_victoria(tmp: Path, timeout_s: float = 30.0) -> Iterator[Victoria]:
-    """Start VictoriaMetrics under ``tmp`` and yield it; stop it by its PID on exit.
-
-    A free port can be taken between choosing and binding it; then VictoriaMetrics exits at once and
-    is started again on another port (three tries).
-    """
+    """Start VictoriaMetrics under ``tmp`` on a port of the kernel's choosing and yield it; stop it
+    by its PID on exit."""
     data_dir = tmp / "victoria-data"
     log = tmp / "victoria.log"
-    for _ in range(3):
-        url = f"http://127.0.0.1:{free_port()}"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    BINARY,
-                    f"-httpListenAddr={url.removeprefix('http://')}",
-                    f"-storageDataPath={data_dir}",
-                    *FLAGS,
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            healthy = _wait_healthy(proc, url, log, timeout_s)
-            if healthy:
-                yield Victoria(url=url, pid=proc.pid, data_dir=data_dir)
-                return
-        finally:
-            _stop(proc)
-    raise RuntimeError(f"VictoriaMetrics would not start; last log:\n{log.read_text()}")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [BINARY, "-httpListenAddr=127.0.0.1:0", f"-storageDataPath={data_dir}", *FLAGS],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{_listening_port(proc, log, timeout_s)}"
+        _wait_healthy(proc, url, log, timeout_s)
+        yield Victoria(url=url, pid=proc.pid, data_dir=data_dir)
+    finally:
+        _stop(proc)

@@ -12,6 +12,10 @@ Limits keep a misbehaving client from costing the agent memory or the thread: a 
 ``max_connections`` are open at once (the oldest is dropped), and only ``GET`` is served (405
 otherwise, 404 for unknown paths). It binds 127.0.0.1 by default: health data is not for the world.
 
+Once listening, the agent writes where (``local-api.json`` in its data directory, see
+``BoundAddress``): with ``HEALTH_CHECK_PORT=0`` the kernel picks the port, and that file is how
+``infragent up`` and the tests learn it without probing for a free port first (a race).
+
 ``render_prometheus`` writes the text exposition format 0.0.4 by hand — prometheus_client would
 cost more memory than the agent's whole HTTP stack — with the escaping the format requires.
 """
@@ -25,6 +29,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Literal
 
 import msgspec
@@ -226,6 +231,52 @@ class LocalApi:
         except (KeyError, ValueError):
             logger.debug("local API: socket was not registered")
         client.sock.close()
+
+
+# -- where it listens ---------------------------------------------------------------------------
+
+ADDRESS_FILE = "local-api.json"
+
+
+class BoundAddress(msgspec.Struct, frozen=True):
+    """Where a running agent's local API listens, written to ``ADDRESS_FILE`` in its data dir.
+
+    Why the pid: a file left by an agent that was killed names a dead process, so a reader waiting
+    for a given child (``infragent up``, the tests) compares pids instead of trusting any file.
+    """
+
+    pid: int
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def publish_address(data_dir: Path, address: BoundAddress) -> Path:
+    """Write ``address`` atomically (temp file, then rename): a reader never sees half of it."""
+    path = data_dir / ADDRESS_FILE
+    temporary = path.with_name(f".{ADDRESS_FILE}.{address.pid}")
+    temporary.write_bytes(msgspec.json.encode(address) + b"\n")
+    temporary.replace(path)
+    return path
+
+
+def read_address(data_dir: Path) -> BoundAddress | None:
+    """The address last published in ``data_dir``; None if there is none (yet) or it is unreadable."""
+    try:
+        return msgspec.json.decode((data_dir / ADDRESS_FILE).read_bytes(), type=BoundAddress)
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
+def withdraw_address(data_dir: Path, pid: int) -> None:
+    """Remove the published address if it is ``pid``'s (a stopping agent removes only its own)."""
+    found = read_address(data_dir)
+    if found is not None and found.pid == pid:
+        (data_dir / ADDRESS_FILE).unlink(missing_ok=True)
 
 
 # -- Prometheus text exposition format 0.0.4 ---------------------------------------------------

@@ -8,7 +8,8 @@ Threads, and why each exists (each one blocks on something different; none polls
     events      check transitions → POST /api/v1/events at once, retried (bounded queue)
     register    POST /api/v1/agents until it succeeds, then exits; never delays metrics
     commands    pull mode only, when a command handler is given: long-poll, run, report
-    local-api   /health, /health/live, /health/ready, /metrics on 127.0.0.1:8471
+    local-api   /health, /health/live, /health/ready, /metrics on 127.0.0.1:8471; where it
+                listens (port 0: any free port) goes to ``local-api.json`` in the data dir
     checks      the CheckRunner's scheduler and its probe pool, only when checks are configured
 
 Why the batch goes to the spool before any send: the spool is the only thing that survives a
@@ -37,13 +38,16 @@ from infragent.agent.collectors.point import counter, gauge
 from infragent.agent.http import HttpClient
 from infragent.agent.local_api import (
     PROMETHEUS_CONTENT_TYPE,
+    BoundAddress,
     Handler,
     LocalApi,
     Reply,
     Snapshot,
     health_document,
     metric_families,
+    publish_address,
     render_prometheus,
+    withdraw_address,
 )
 from infragent.agent.settings import AgentSettings
 from infragent.agent.shipper import (
@@ -151,6 +155,7 @@ class Agent:
             self.checks = CheckRunner(s.checks, self._on_transition, clock=self._clock)
             self.checks.start()
         self.api.start()
+        publish_address(s.data_dir, BoundAddress(os.getpid(), *self.api.address))
         logger.info(
             "agent %s started: server %s, every %g s, local API on %s:%d",
             s.node_id,
@@ -174,6 +179,7 @@ class Agent:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self.api is not None:
             self.api.close()
+            withdraw_address(self.settings.data_dir, os.getpid())
         for client in self._clients:
             client.close()
         self._ready = False

@@ -133,6 +133,9 @@ class MetricShipper:
         self.batches_sent = 0
         self.points_set_aside = 0
         self.batches_set_aside = 0
+        #: Set while ``run`` waits for a wake-up with an empty spool: what a test waits on instead
+        #: of sleeping until the shipper is "probably idle".
+        self.idle = threading.Event()
 
     def run(self) -> None:
         while not self._stop.is_set():
@@ -142,7 +145,9 @@ class MetricShipper:
                 logger.exception("metric shipper: unexpected error")
                 delay = self._backoff.next_delay()
             if delay is None:
+                self.idle.set()
                 self._wake.wait()
+                self.idle.clear()
             elif delay > 0:
                 self._stop.wait(delay)
 

@@ -51,12 +51,21 @@ def server(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
 ) -> None:
-    """Run the HTTP server alone (ingest, API, health)."""
-    from infragent.cli.runtime import configure_logging
+    """Run the HTTP server alone (ingest, API, health); prints where it listens (``--port 0``: any)."""
+    import contextlib
+
+    from infragent.cli.runtime import AnnouncingServer, configure_logging
 
     settings = _settings(config, host=host, port=port)
     configure_logging(settings.log_level, json_logs=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    srv = AnnouncingServer(
+        uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_config=None),
+        announce=lambda url: typer.echo(f"InfrAgent {__version__} is up at {url}"),
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, re-raised by uvicorn once it has shut down
+        srv.run()
+    if not srv.started:
+        raise typer.Exit(3)  # uvicorn.run's start-up failure code (e.g. the port is taken)
 
 
 @app.command()
@@ -111,6 +120,8 @@ def up(
         typer.echo(f"infragent: the server did not start on {settings.host}:{settings.port}", err=True)
         running.stop()
         raise typer.Exit(1)
+    if settings.port == 0:  # the kernel chose: what is printed and given to the agent says which port
+        settings = settings.model_copy(update={"port": srv.bound_port})
     store_url = store.engine.url.render_as_string(hide_password=True)
     typer.echo(f"InfrAgent {__version__} is up at {settings.base_url}  (store: {store_url})")
     typer.echo(
@@ -120,9 +131,20 @@ def up(
     if not no_agent:
         creds = local_credentials(settings, store, time.time())
         agent = start_local_agent(settings, creds, agent_port)
-        typer.echo(
-            f"  agent for this machine: pid {agent.pid}, health at http://127.0.0.1:{agent_port}/health"
-        )
+        health = f"http://127.0.0.1:{agent_port}/health"
+        if agent_port == 0:  # the agent publishes the port it got once it serves (docs/agent.md)
+            from infragent.agent.local_api import read_address
+
+            agent_dir = settings.data_dir / "agent"  # start_local_agent's INFRAGENT_AGENT_DATA_DIR
+            health = f"the address in {agent_dir / 'local-api.json'}"
+            deadline = time.monotonic() + 20
+            while agent.poll() is None and time.monotonic() < deadline:
+                published = read_address(agent_dir)
+                if published is not None and published.pid == agent.pid:
+                    health = f"{published.url}/health"
+                    break
+                time.sleep(0.05)
+        typer.echo(f"  agent for this machine: pid {agent.pid}, health at {health}")
         typer.echo(f"  its API key (to read its data) is in {settings.data_dir / 'local-agent.json'}")
     sys.stdout.flush()
     try:

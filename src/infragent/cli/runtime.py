@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +93,31 @@ def start_responder(
     return RunningResponder(responder, thread, stop, watchers)
 
 
-class ThreadedServer(uvicorn.Server):
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn that says where it listens once it does: with port 0 only the socket knows the port.
+
+    ``announce`` gets the bound base URL (``http://host:port``) right after start-up, before any
+    request is served; ``infragent server`` prints it, so whoever started it (a test, a supervisor)
+    reads the port instead of probing for a free one first, a race on a busy machine.
+    """
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[str], None] | None = None) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    @property
+    def bound_port(self) -> int:
+        """The port of the first listening socket; valid once ``started`` is true."""
+        return int(self.servers[0].sockets[0].getsockname()[1])
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._announce is not None:
+            host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+            self._announce(f"http://{host}:{self.bound_port}")
+
+
+class ThreadedServer(AnnouncingServer):
     """uvicorn in a thread: signals stay with the main thread, which stops us via ``should_exit``."""
 
     def install_signal_handlers(self) -> None:

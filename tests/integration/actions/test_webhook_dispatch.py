@@ -16,7 +16,7 @@ from infragent import signing
 from infragent.actions.webhook import WebhookDispatcher
 from infragent.sdk import Client
 from infragent.wire.commands import Command, decode_command
-from support.servers import free_port, serve
+from support.servers import closed_port, serve
 
 SECRET = signing.new_secret()
 
@@ -96,7 +96,7 @@ def test_5xx_until_retries_run_out(script: Script, url: str) -> None:
 def test_unreachable_receiver_is_retried_then_reported() -> None:
     sleeps: list[float] = []
     d = _dispatcher(sleeps)
-    result = d.send(f"http://127.0.0.1:{free_port()}/hook", SECRET, _command("cmd-4"))
+    result = d.send(f"http://127.0.0.1:{closed_port()}/hook", SECRET, _command("cmd-4"))
     d.close()
     assert result.status == "unreachable" and result.attempts == 4 and len(sleeps) == 3
 

@@ -20,7 +20,7 @@ from infragent import __version__
 from infragent.remote_write import RemoteWriteExporter
 from infragent.remote_write.proto import TimeSeries
 from infragent.wire import MetricBatch, SeriesData
-from support.servers import free_port
+from support.servers import closed_port
 
 T0 = 1_700_000_000.0
 
@@ -198,7 +198,7 @@ def test_client_errors_are_rejected_not_retried(
 def test_transport_errors_are_retried_until_the_close_deadline(
     make_exporter: Any, fake_time: FakeTime
 ) -> None:
-    exporter = make_exporter(f"http://127.0.0.1:{free_port()}/api/v1/write", backoff_cap_s=4.0)
+    exporter = make_exporter(f"http://127.0.0.1:{closed_port()}/api/v1/write", backoff_cap_s=4.0)
     exporter.submit("acme", batch(3))
     exporter.close(timeout_s=30)  # not started: sends from here, so every wait is on the deadline's clock
     stats = exporter.stats()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from infragent import wire
 from infragent.agent.checks import parse_check
 from infragent.agent.collectors import HostCollector, MetricPoint
 from infragent.agent.collectors.point import gauge
+from infragent.agent.local_api import read_address
 from infragent.agent.runtime import Agent
 from infragent.agent.settings import AgentSettings, load_settings
 
@@ -114,6 +116,22 @@ def test_registers_ships_and_reports(
     assert agent.spool is not None and agent.ready is False
 
 
+def test_port_0_is_published_in_the_data_dir_and_withdrawn_at_stop(
+    server: Scripted, tmp_path: Path, run_agent: Callable[..., Agent]
+) -> None:
+    """With HEALTH_CHECK_PORT=0 the kernel picks the port; local-api.json says which, once it serves."""
+    settings = settings_for(server.url, tmp_path)
+    assert settings.health_check_port == 0
+    agent = run_agent(settings)
+    published = read_address(settings.data_dir)
+    assert agent.api is not None and published is not None
+    assert (published.pid, published.host, published.port) == (os.getpid(), "127.0.0.1", agent.api.address[1])
+    assert published.port != 0
+    assert httpx.get(f"{published.url}/health/live").status_code == 200
+    agent.stop()
+    assert read_address(settings.data_dir) is None
+
+
 def test_not_ready_before_the_first_collection(server: Scripted, tmp_path: Path) -> None:
     agent = Agent(settings_for(server.url, tmp_path))
     assert agent.ready is False
@@ -169,7 +187,8 @@ def test_pull_commands_reach_the_handler(
         got.append(body)
         return {"command_id": "c-1", "status": "ok"}
 
-    run_agent(settings_for(server.url, tmp_path), command_handler=handler)
+    agent = run_agent(settings_for(server.url, tmp_path), command_handler=handler)
+    assert "infragent-commands" in {t.name for t in agent._threads}  # what the push-mode test looks for
     wait_for(lambda: server.seen("/api/v1/commands/c-1/result"))
     assert got == [b'{"command_id": "c-1"}']
 
@@ -177,8 +196,11 @@ def test_pull_commands_reach_the_handler(
 def test_push_mode_and_no_handler_do_not_poll(
     server: Scripted, tmp_path: Path, run_agent: Callable[..., Agent]
 ) -> None:
-    run_agent(settings_for(server.url, tmp_path, COMMAND_MODE="push"), command_handler=lambda h, b: {})
-    run_agent(settings_for(server.url, tmp_path / "b"))
+    push = run_agent(settings_for(server.url, tmp_path, COMMAND_MODE="push"), command_handler=lambda h, b: {})
+    no_handler = run_agent(settings_for(server.url, tmp_path / "b"))
     wait_for(lambda: len(server.seen("/api/v1/agents")) == 2)
-    time.sleep(0.3)
+    # No poller thread exists, so none can poll later: observable now, no sleep needed to "see nothing".
+    for agent in (push, no_handler):
+        assert "infragent-commands" not in {t.name for t in agent._threads}
+        assert {"infragent-shipper", "infragent-register"} <= {t.name for t in agent._threads}
     assert not [r for r in server.requests if r.path.endswith("/commands")]

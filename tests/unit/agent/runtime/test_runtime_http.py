@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from infragent.agent.http import HttpClient, HttpError, Url
-from support.servers import free_port, serve
+from support.servers import closed_port, serve
 
 
 async def echo(request: Request) -> Response:
@@ -102,7 +102,7 @@ def test_timeout(base_url: str) -> None:
 
 
 def test_connection_refused() -> None:
-    with HttpClient(f"http://127.0.0.1:{free_port()}") as client, pytest.raises(HttpError, match="connect"):
+    with HttpClient(f"http://127.0.0.1:{closed_port()}") as client, pytest.raises(HttpError, match="connect"):
         client.request("GET", "/")
 
 

@@ -5,19 +5,25 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from infragent.agent.local_api import (
+    ADDRESS_FILE,
+    BoundAddress,
     Family,
     LocalApi,
     Reply,
     Snapshot,
     health_document,
     metric_families,
+    publish_address,
+    read_address,
     render_prometheus,
+    withdraw_address,
 )
 
 
@@ -177,3 +183,19 @@ def test_special_values() -> None:
     text = render_prometheus([family]).decode()
     assert "# HELP x help with \\\\ and\\nnewline" in text
     assert 'x NaN\nx{a="b"} +Inf\n' in text
+
+
+def test_published_address_is_atomic_and_withdrawn_only_by_its_owner(tmp_path: Path) -> None:
+    assert read_address(tmp_path) is None
+    path = publish_address(tmp_path, BoundAddress(pid=41, host="127.0.0.1", port=40123))
+    assert path == tmp_path / ADDRESS_FILE
+    assert [p.name for p in tmp_path.iterdir()] == [ADDRESS_FILE]  # no temp file left behind
+    found = read_address(tmp_path)
+    assert found == BoundAddress(41, "127.0.0.1", 40123) and found.url == "http://127.0.0.1:40123"
+    assert BoundAddress(41, "::1", 80).url == "http://[::1]:80"
+    withdraw_address(tmp_path, pid=42)  # another process's file stays
+    assert read_address(tmp_path) == found
+    withdraw_address(tmp_path, pid=41)
+    assert read_address(tmp_path) is None
+    (tmp_path / ADDRESS_FILE).write_text("{half")
+    assert read_address(tmp_path) is None  # unreadable: as if not published yet

@@ -18,7 +18,7 @@ from infragent.agent.http import HttpClient
 from infragent.agent.shipper import CommandPoller, Connectivity, EventSender, MetricShipper, register
 from infragent.agent.spool import Spool
 from infragent.backoff import Backoff
-from support.servers import free_port
+from support.servers import closed_port
 
 METRICS = "/api/v1/metrics"
 
@@ -119,7 +119,7 @@ def test_refused_batches_are_set_aside_and_counted(
 
 def test_server_down_keeps_the_batch(spool: Spool) -> None:
     spool.append("b-1", 1, b"p")
-    shipper, link, _ = make_shipper(spool, f"http://127.0.0.1:{free_port()}")
+    shipper, link, _ = make_shipper(spool, f"http://127.0.0.1:{closed_port()}")
     delay = shipper.ship_pending()
     assert delay is not None and delay > 0
     assert spool.stats.records == 1
@@ -131,7 +131,7 @@ def test_run_ships_as_soon_as_woken(server: Scripted, spool: Spool) -> None:
     thread = threading.Thread(target=shipper.run, daemon=True)
     thread.start()
     try:
-        time.sleep(0.1)  # the shipper is now idle, waiting for a wake-up
+        assert shipper.idle.wait(5)  # the spool was empty: the shipper now waits for a wake-up
         spool.append("b-1", 1, b"p")
         started = time.monotonic()
         shipper._wake.set()
