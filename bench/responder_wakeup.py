@@ -23,8 +23,8 @@ import psycopg
 
 from infragent.config import Settings
 from infragent.model import Severity
-from infragent.store.notify import Wakeup
 from infragent.store.sql import SqlStore, open_store
+from infragent.store.wakeup import Wakeup
 
 PG = os.environ.get("INFRAGENT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -15,8 +15,8 @@ from infragent.config import Settings
 from infragent.responder.llm.base import LlmClient, build_llm_client
 from infragent.responder.loop import Responder, ResponderConfig
 from infragent.responder.runbooks import load_runbooks
-from infragent.store.notify import Wakeup, start_watcher
 from infragent.store.sql import SqlStore
+from infragent.store.wakeup import Wakeup, start_watcher
 
 
 def configure_logging(level: str, json_logs: bool = False) -> None:

@@ -21,10 +21,10 @@ from infragent.model import ActionResult, Decision
 from infragent.responder import policy, prompt
 from infragent.responder.llm.base import LlmClient
 from infragent.responder.runbooks import Runbook, first_match
-from infragent.store.notify import Wakeup
 from infragent.store.pull import PullQueue
 from infragent.store.records import Claim
 from infragent.store.sql import LeaseLostError, SqlStore
+from infragent.store.wakeup import Wakeup
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from infragent.model import Severity
 from infragent.responder.llm.base import build_llm_client
 from infragent.responder.runbooks import Runbook
 from infragent.server.app import create_app
-from infragent.store.notify import Wakeup, start_watcher
 from infragent.store.sql import SqlStore
+from infragent.store.wakeup import Wakeup, start_watcher
 from support.llm_standin import Answer, Delay, LlmStandIn, Status
 from support.responders import Clock, Receiver, make_responder, register_node
 from support.servers import serve
