@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 from fastapi import HTTPException, Request
 
-from infragent import apikeys
+from infragent.auth import apikeys
 from infragent.store.records import KeyRecord
 from infragent.store.sql import SqlStore
 

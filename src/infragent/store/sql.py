@@ -17,7 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from infragent import apikeys, signing
+from infragent import signing
+from infragent.auth import apikeys
 from infragent.errors import StoreError
 from infragent.model import ActionResult, ActionSpec, Decision, Event, Severity
 from infragent.store import audit as audit_chain

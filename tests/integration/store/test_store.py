@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from infragent import apikeys
+from infragent.auth import apikeys
 from infragent.model import Decision, Severity
 from infragent.store.audit import verify_chain
 from infragent.store.records import Registration
