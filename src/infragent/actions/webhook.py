@@ -11,13 +11,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
-import orjson
 
 from infragent import signing
 from infragent.model import ActionResult
+from infragent.wire.commands import Command, encode_command
 
 logger = logging.getLogger(__name__)
 MAX_OUTPUT = 10_000
@@ -44,8 +43,9 @@ class WebhookDispatcher:
     def close(self) -> None:
         self._client.close()
 
-    def send(self, url: str, secret: str, command_id: str, payload: dict[str, Any]) -> ActionResult:
-        body = orjson.dumps(payload)
+    def send(self, url: str, secret: str, command: Command) -> ActionResult:
+        command_id = command.command_id
+        body = encode_command(command)
         last = ActionResult(status="unreachable", output="not attempted", attempts=0)
         for attempt in range(1, self._retries + 2):
             headers = signing.signed_headers(secret, command_id, body)
@@ -87,11 +87,13 @@ class WebhookDispatcher:
         if code >= 500:
             return ActionResult(status="error", output=output, http_status=code, attempts=attempt)
         if code == 401:
+            reason = data.get("code") if isinstance(data, dict) else None
             return ActionResult(
                 status="rejected",
                 output=f"receiver refused the signature: {output}",
                 http_status=code,
                 attempts=attempt,
+                code=reason if isinstance(reason, str) else None,
             )
         if code >= 400:
             return ActionResult(status="rejected", output=output, http_status=code, attempts=attempt)

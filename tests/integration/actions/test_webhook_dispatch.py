@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from infragent import signing
 from infragent.actions.webhook import WebhookDispatcher
+from infragent.wire.commands import Command
 from support.servers import free_port, serve
 
 SECRET = signing.new_secret()
@@ -42,6 +43,10 @@ def url(script: Script) -> Iterator[str]:
         yield f"{base}/hook"
 
 
+def _command(command_id: str) -> Command:
+    return Command(command_id, "restart", None, {}, [], "test", 0.0)
+
+
 def _dispatcher(sleeps: list[float]) -> WebhookDispatcher:
     return WebhookDispatcher(timeout_s=2, retries=3, sleep=sleeps.append)
 
@@ -50,7 +55,7 @@ def test_5xx_is_retried_with_the_same_id(script: Script, url: str) -> None:
     script.statuses = [503, 502, 200]
     sleeps: list[float] = []
     d = _dispatcher(sleeps)
-    result = d.send(url, SECRET, "cmd-1", {"action": "restart"})
+    result = d.send(url, SECRET, _command("cmd-1"))
     d.close()
     assert (result.status, result.attempts, result.http_status) == ("ok", 3, 200)
     assert {h["webhook-id"] for h in script.seen} == {"cmd-1"} and len(sleeps) == 2
@@ -61,7 +66,7 @@ def test_5xx_is_retried_with_the_same_id(script: Script, url: str) -> None:
 def test_4xx_is_final(script: Script, url: str, status: int, expected: str) -> None:
     script.statuses = [status]
     d = _dispatcher([])
-    result = d.send(url, SECRET, "cmd-2", {})
+    result = d.send(url, SECRET, _command("cmd-2"))
     d.close()
     assert (result.status, result.attempts) == (expected, 1) and len(script.seen) == 1
 
@@ -69,7 +74,7 @@ def test_4xx_is_final(script: Script, url: str, status: int, expected: str) -> N
 def test_5xx_until_retries_run_out(script: Script, url: str) -> None:
     script.statuses = [500] * 4
     d = _dispatcher([])
-    result = d.send(url, SECRET, "cmd-3", {})
+    result = d.send(url, SECRET, _command("cmd-3"))
     d.close()
     assert (result.status, result.attempts, result.http_status) == ("error", 4, 500)
 
@@ -77,6 +82,6 @@ def test_5xx_until_retries_run_out(script: Script, url: str) -> None:
 def test_unreachable_receiver_is_retried_then_reported() -> None:
     sleeps: list[float] = []
     d = _dispatcher(sleeps)
-    result = d.send(f"http://127.0.0.1:{free_port()}/hook", SECRET, "cmd-4", {})
+    result = d.send(f"http://127.0.0.1:{free_port()}/hook", SECRET, _command("cmd-4"))
     d.close()
     assert result.status == "unreachable" and result.attempts == 4 and len(sleeps) == 3
