@@ -6,15 +6,20 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from infragent.config import Settings
-from infragent.model import Severity
+from infragent.model import Decision, Severity
 from infragent.responder.llm.base import build_llm_client
 from infragent.responder.runbooks import Runbook
 from infragent.server.app import create_app
 from infragent.store.sql import SqlStore
 from infragent.store.wakeup import Wakeup, start_watcher
-from support.databases import audit_entries, get_event_detail, insert_event, pending_count
+from infragent.store.workqueue import SqlWorkQueue
+from support.databases import audit_entries, create_client, get_event_detail, insert_event, pending_count
 from support.llm_standin import Answer, Delay, LlmStandIn, Status
 from support.responders import Clock, Receiver, make_responder, register_node
 from support.servers import serve
@@ -223,7 +228,7 @@ def test_responder_wakes_on_new_event_long_before_the_sweep(
     responder = make_responder(store, wakeup=wakeup)
     thread, stop = responder.start()
     try:
-        time.sleep(0.2)  # let it finish its first (empty) drain and go to sleep on the wake-up
+        assert wakeup.until_asleep(10)  # its first (empty) drain is done: it sleeps on the wake-up
         app = create_app(Settings(), store=store, on_event=on_event)
         with serve(app) as base:
             r = httpx.post(
@@ -242,3 +247,50 @@ def test_responder_wakes_on_new_event_long_before_the_sweep(
         thread.join(10)
         if watcher is not None:
             watcher.stop()
+
+
+@pytest.mark.parametrize(
+    ("answer", "already_delivered"),
+    [
+        # Reworded text, typed code: the re-send was refused as a replay, so the action ran once.
+        ({"error": "this command id has been seen here before", "code": "replay"}, True),
+        # The old English word but no code: an ordinary refusal, not evidence of an earlier delivery.
+        ({"error": "webhook-id 'x' was already received (replay)"}, False),
+    ],
+)
+def test_a_refused_resend_counts_as_delivered_only_by_its_reason_code(
+    store: SqlStore, answer: dict[str, str], already_delivered: bool
+) -> None:
+    async def refuse(_request: Request) -> JSONResponse:
+        return JSONResponse(answer, status_code=401)
+
+    with serve(Starlette(routes=[Route("/hook", refuse, methods=["POST"])])) as base:
+        reg = create_client(store, "ops@example.com", "Acme", f"{base}/hook", now=1.0)
+        register_node(store, reg, NODE)
+        event_id = insert_event(
+            store,
+            reg.client.id,
+            type="app_down",
+            service="web",
+            severity=Severity.CRITICAL,
+            data={},
+            node_id=NODE,
+            now=5.0,
+        ).id
+        # A responder decided and sent, then died before recording the result.
+        dead = SqlWorkQueue(store)
+        item = dead.claim_next("dead", lease_s=5, now=10.0)
+        assert item is not None
+        decision = Decision("runbook", "restart", "rb", target="web", params={"name": "web"})
+        command_id = dead.record_decision(item, decision, 10.0, "responder:dead")
+        assert command_id is not None
+        dead.mark_sent(item, command_id, 10.0, "responder:dead", f"{base}/hook")
+        assert make_responder(store, Clock(100.0)).drain() == 1  # the lease ran out: claimed again
+    detail = get_event_detail(store, reg.client.id, event_id)
+    assert detail is not None and detail.command is not None and detail.event.processed_at is not None
+    assert detail.command["id"] == command_id and detail.command["http_status"] == 401
+    if already_delivered:
+        assert detail.command["status"] == "failed" and "did not run twice" in detail.command["output"]
+    else:
+        assert detail.command["status"] == "rejected"
+        assert detail.command["output"].startswith("receiver refused the signature")
