@@ -12,7 +12,8 @@ import uvicorn
 
 from infragent.actions.webhook import WebhookDispatcher
 from infragent.config import Settings
-from infragent.responder.llm.base import LlmClient, build_llm_client
+from infragent.responder.llm.base import LlmClient
+from infragent.responder.llm.providers import build_llm_client
 from infragent.responder.loop import Responder, ResponderConfig
 from infragent.responder.runbooks import load_runbooks
 from infragent.store.base import Database

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from infragent.config import Settings
 from infragent.model import Decision, Severity
-from infragent.responder.llm.base import build_llm_client
+from infragent.responder.llm.providers import build_llm_client
 from infragent.responder.runbooks import Runbook
 from infragent.server.app import create_app
 from infragent.store.sql import SqlStore

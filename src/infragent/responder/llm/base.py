@@ -66,24 +66,6 @@ class LlmClient(Protocol):
         ...
 
 
-def build_llm_client(
-    provider: str, *, base_url: str | None, model: str, api_key: str | None, timeout_s: float
-) -> LlmClient:
-    """Build the adapter for ``provider`` ("gemini" or "openai"); ``base_url=None`` means the vendor's.
-
-    "openai" covers every OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp).
-    """
-    # Imported here because the adapters import this module for ``post_json``.
-    from infragent.responder.llm.gemini import GeminiClient
-    from infragent.responder.llm.openai import OpenAIClient
-
-    if provider == "gemini":
-        return GeminiClient(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s)
-    if provider == "openai":
-        return OpenAIClient(base_url=base_url, model=model, api_key=api_key, timeout_s=timeout_s)
-    raise ValueError(f"unknown LLM provider {provider!r}; allowed: {', '.join(PROVIDERS)}")
-
-
 def check_base_url(base_url: str) -> str:
     """Return ``base_url`` without a trailing slash; raise ValueError if it is not http(s).
 
