@@ -21,10 +21,12 @@ from pathlib import Path
 
 import psycopg
 
+from infragent.auth.registration import register_client
 from infragent.config import Settings
 from infragent.model import Severity
-from infragent.store.notify import Wakeup
+from infragent.store import audit, events
 from infragent.store.sql import SqlStore, open_store
+from infragent.store.wakeup import Wakeup
 
 PG = os.environ.get("INFRAGENT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -32,7 +34,9 @@ PG = os.environ.get("INFRAGENT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/
 def _latencies(store: SqlStore, client_id: str) -> list[float]:
     received: dict[str, float] = {}
     decided: list[float] = []
-    for entry in store.audit_entries(client_id):
+    with store.read() as conn:
+        entries = audit.entries(conn, client_id)
+    for entry in entries:
         if entry.kind == "event.received":
             received[entry.subject] = entry.at
         elif entry.kind == "decision.made":
@@ -40,24 +44,31 @@ def _latencies(store: SqlStore, client_id: str) -> list[float]:
     return decided
 
 
-def _drive(store: SqlStore, events: int, wake: Wakeup | None) -> str:
-    reg = store.create_client("bench@example.com", "Bench", "http://127.0.0.1:9/h", now=time.time())
-    for i in range(events):
+def _pending(store: SqlStore) -> int:
+    with store.read() as conn:
+        return events.pending_count(conn)
+
+
+def _drive(store: SqlStore, count: int, wake: Wakeup | None) -> str:
+    reg = register_client(store, "bench@example.com", "Bench", "http://127.0.0.1:9/h", now=time.time())
+    for i in range(count):
         # app_recovered → the built-in runbook decides "none": no webhook in the measured path.
-        store.insert_event(
-            reg.client.id,
-            type="app_recovered",
-            service="web",
-            severity=Severity.INFO,
-            data={},
-            node_id=f"bench-{i}",
-            now=time.time(),
-        )
+        with store.write() as conn:
+            events.insert_event(
+                conn,
+                reg.client.id,
+                type="app_recovered",
+                service="web",
+                severity=Severity.INFO,
+                data={},
+                node_id=f"bench-{i}",
+                now=time.time(),
+            )
         if wake is not None:
             wake.set()
         time.sleep(0.05)
     deadline = time.monotonic() + 60
-    while store.pending_count() and time.monotonic() < deadline:
+    while _pending(store) and time.monotonic() < deadline:
         time.sleep(0.05)
     return reg.client.id
 

@@ -9,7 +9,7 @@ import pytest
 from infragent.model import ActionSpec
 from infragent.store.records import Registration
 from infragent.store.sql import SqlStore, open_store
-from support.databases import pg_schema_url, sqlite_url
+from support.databases import create_client, pg_schema_url, register_agent, sqlite_url
 from support.responders import _close_responders, receiver  # noqa: F401 - shared fixtures
 
 
@@ -40,8 +40,9 @@ def store(db_url: str) -> Iterator[SqlStore]:
 
 @pytest.fixture
 def client_reg(store: SqlStore) -> Registration:
-    reg = store.create_client("ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=1000.0)
-    store.register_agent(
+    reg = create_client(store, "ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=1000.0)
+    register_agent(
+        store,
         reg.client.id,
         "host-1/web",
         kind="sdk",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infragent.apikeys import generate
+from infragent.auth.apikeys import generate
 
 pytestmark = pytest.mark.e2e
 KEY = generate().plaintext

@@ -14,8 +14,8 @@ import pytest
 from infragent.config import Settings
 from infragent.responder.runbooks import Runbook
 from infragent.server.app import create_app
-from infragent.store.notify import Wakeup
 from infragent.store.sql import SqlStore
+from infragent.store.wakeup import Wakeup
 from support.agent_proc import wait_until
 from support.responders import make_responder
 from support.servers import serve

@@ -16,6 +16,7 @@ import pytest
 
 from infragent.model import Severity
 from infragent.store.sql import SqlStore
+from support.databases import audit_entries, get_event_detail, insert_event, list_events, pending_count
 from support.llm_standin import Answer, Delay, LlmStandIn
 from support.responders import Receiver, register_node
 
@@ -62,7 +63,7 @@ def _until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
 
 
 def _audit_kinds(store: SqlStore, recv: Receiver) -> list[str]:
-    return [a.kind for a in store.audit_entries(recv.reg.client.id)]
+    return [a.kind for a in audit_entries(store, recv.reg.client.id)]
 
 
 def test_killed_while_deciding(store: SqlStore, receiver: Receiver, db_url: str) -> None:
@@ -76,7 +77,8 @@ def test_killed_while_deciding(store: SqlStore, receiver: Receiver, db_url: str)
             "INFRAGENT_LLM_API_KEY": "k",
             "INFRAGENT_LLM_TIMEOUT_S": "90",
         }
-        store.insert_event(
+        insert_event(
+            store,
             receiver.reg.client.id,
             type="disk_full",
             service="web",
@@ -89,9 +91,9 @@ def test_killed_while_deciding(store: SqlStore, receiver: Receiver, db_url: str)
             _until(lambda: len(llm.requests) == 1)  # stuck waiting for the model
             first.send_signal(signal.SIGKILL)
             first.wait(10)
-        assert store.pending_count() == 1
+        assert pending_count(store) == 1
         with responder_process(db_url, **llm_env):
-            _until(lambda: store.pending_count() == 0)
+            _until(lambda: pending_count(store) == 0)
         assert len(llm.requests) == 2
     assert receiver.total == 1
     kinds = _audit_kinds(store, receiver)
@@ -103,7 +105,8 @@ def test_killed_after_sending_does_not_run_the_action_twice(
 ) -> None:
     register_node(store, receiver.reg, NODE)
     receiver.gate = threading.Event()  # the app is slow to answer the restart
-    store.insert_event(
+    insert_event(
+        store,
         receiver.reg.client.id,
         type="app_down",
         service="web",
@@ -119,12 +122,12 @@ def test_killed_after_sending_does_not_run_the_action_twice(
     receiver.gate.set()
     _until(lambda: receiver.total == 1)
     with responder_process(db_url):
-        _until(lambda: store.pending_count() == 0)
+        _until(lambda: pending_count(store) == 0)
     assert receiver.total == 1
     kinds = _audit_kinds(store, receiver)
     assert kinds.count("decision.made") == 1 and kinds.count("event.processed") == 1
     assert kinds.count("command.sent") == 2  # the same command id, re-sent by the second responder
-    [event] = store.list_events(receiver.reg.client.id)
-    detail = store.get_event_detail(receiver.reg.client.id, event.id)
+    [event] = list_events(store, receiver.reg.client.id)
+    detail = get_event_detail(store, receiver.reg.client.id, event.id)
     assert detail is not None and detail.command is not None
     assert "did not run twice" in detail.command["output"]

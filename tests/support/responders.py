@@ -1,4 +1,9 @@
-"""A registered client whose webhook is the real SDK webhook app, counting the actions it runs."""
+"""A registered client whose webhook is the real SDK webhook app, counting the actions it runs.
+
+Why the client's credentials are minted before it is registered: the receiver must know the webhook
+secret to verify commands, and the client must be registered with the URL the receiver actually got
+(port 0, no port guessed ahead).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,17 @@ from dataclasses import dataclass, field
 import pytest
 
 from infragent.actions.webhook import WebhookDispatcher
+from infragent.auth.registration import mint
 from infragent.model import ActionSpec
 from infragent.responder.loop import Responder, ResponderConfig
 from infragent.responder.runbooks import DEFAULT_RUNBOOKS
 from infragent.sdk import Client, Command
 from infragent.store.records import Registration
 from infragent.store.sql import SqlStore
-from support.servers import free_port, serve
+from infragent.store.wakeup import Wakeup
+from infragent.store.workqueue import SqlWorkQueue
+from support.databases import create_client, register_agent
+from support.servers import serve
 
 
 @dataclass
@@ -30,6 +39,7 @@ class Clock:
 @dataclass
 class Receiver:
     reg: Registration
+    url: str
     runs: Counter[str] = field(default_factory=Counter)
     commands: list[Command] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -43,13 +53,13 @@ class Receiver:
 
 @pytest.fixture
 def receiver(store: SqlStore) -> Iterator[Receiver]:
-    port = free_port()
-    reg = store.create_client("ops@example.com", "Acme", f"http://127.0.0.1:{port}/webhooks/agent", now=1.0)
-    sdk = Client("http://127.0.0.1:9", reg.api_key, reg.client.webhook_secret, service="web")
-    recv = Receiver(reg)
+    credentials = mint()
+    sdk = Client("http://127.0.0.1:9", credentials.key.plaintext, credentials.webhook_secret, service="web")
+    recv: Receiver | None = None
 
     @sdk.action("restart", params={"name": r"[a-z0-9_-]+"})
     def restart(command: Command) -> str:
+        assert recv is not None
         recv.entered.set()
         if recv.gate is not None:
             recv.gate.wait(30)
@@ -58,7 +68,10 @@ def receiver(store: SqlStore) -> Iterator[Receiver]:
             recv.commands.append(command)
         return f"restarted {command.target}"
 
-    with serve(sdk.webhook_app(), port=port):
+    with serve(sdk.webhook_app()) as base:
+        url = f"{base}/webhooks/agent"
+        reg = create_client(store, "ops@example.com", "Acme", url, now=1.0, credentials=credentials)
+        recv = Receiver(reg, url)
         yield recv
     sdk.close()
 
@@ -67,8 +80,8 @@ def register_node(
     store: SqlStore, reg: Registration, node_id: str, actions: tuple[str, ...] = ("restart",)
 ) -> None:
     specs = [ActionSpec(a, {"name": r"[a-z0-9_-]+"}) for a in actions]
-    store.register_agent(
-        reg.client.id, node_id, kind="sdk", command_mode="push", actions=specs, labels={}, now=1.0
+    register_agent(
+        store, reg.client.id, node_id, kind="sdk", command_mode="push", actions=specs, labels={}, now=1.0
     )
 
 
@@ -88,7 +101,8 @@ def make_responder(store: SqlStore, clock: Clock | None = None, **kw: object) ->
     if clock is not None:
         args["clock"] = clock
     args.update(kw)
+    args.setdefault("wakeup", Wakeup())
     dispatcher = WebhookDispatcher(timeout_s=5, retries=1, sleep=lambda _s: None)
-    responder = Responder(store, dispatcher, **args)  # type: ignore[arg-type]
+    responder = Responder(SqlWorkQueue(store), dispatcher, **args)  # type: ignore[arg-type]
     _made.append(responder)
     return responder

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import msgspec
 
 from infragent import signing
 from infragent.backoff import RetryPolicy, classify_failure, classify_status, parse_retry_after
@@ -49,20 +48,13 @@ class WebhookDispatcher:
     def close(self) -> None:
         self._client.close()
 
-    def send(
-        self, url: str, secret: str, command: Command | str, payload: Mapping[str, Any] | None = None
-    ) -> ActionResult:
+    def send(self, url: str, secret: str, command: Command) -> ActionResult:
         """POST ``command`` (retrying per the shared policy) and say what became of it.
 
         The body is the msgspec JSON of the ``Command``, signed under ``webhook-id`` =
         ``command.command_id``. ``ActionResult.code`` is the receiver's machine-readable ``code``
         when its answer carries one (``replay`` on a 401 means it already had this command).
-
-        ``send(url, secret, command_id, payload)`` with an untyped payload is still accepted, for
-        ``responder/loop.py`` until it passes a ``Command``; remove it then.
         """
-        if isinstance(command, str):
-            command = msgspec.convert({**(payload or {}), "command_id": command}, Command)
         body = encode_command(command)
         command_id = command.command_id
         last = ActionResult(status="unreachable", output="not attempted", attempts=0)

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infragent import apikeys
+from infragent.auth import apikeys
 from infragent.errors import ConfigError
 
 UNIT_NAME = "infragent-agent.service"

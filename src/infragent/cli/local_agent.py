@@ -14,19 +14,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+from infragent.auth.registration import register_client
 from infragent.config import Settings
-from infragent.store.sql import SqlStore
+from infragent.store import tenants
+from infragent.store.base import Database
 
 CREDENTIALS_FILE = "local-agent.json"
 
 
-def local_credentials(settings: Settings, store: SqlStore, now: float) -> dict[str, str]:
+def local_credentials(settings: Settings, store: Database, now: float) -> dict[str, str]:
     path = settings.data_dir / CREDENTIALS_FILE
     if path.exists():
         data = json.loads(path.read_text())
-        if store.get_client(data.get("client_id", "")) is not None:
+        with store.read() as conn:
+            known = tenants.get_client(conn, data.get("client_id", "")) is not None
+        if known:
             return {k: str(v) for k, v in data.items()}
-    reg = store.create_client("agent@localhost", "This machine", f"{settings.base_url}/unused", now)
+    reg = register_client(store, "agent@localhost", "This machine", f"{settings.base_url}/unused", now)
     data = {"client_id": reg.client.id, "api_key": reg.api_key, "webhook_secret": reg.client.webhook_secret}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -16,8 +16,8 @@ from infragent import __version__
 from infragent.config import Settings, load_settings
 from infragent.errors import ConfigError
 from infragent.server.app import create_app
-from infragent.store.notify import Wakeup
 from infragent.store.sql import open_store
+from infragent.store.wakeup import Wakeup
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="InfrAgent: detect failures and fix them.")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML or TOML settings file.")]

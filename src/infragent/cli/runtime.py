@@ -17,8 +17,9 @@ from infragent.config import Settings
 from infragent.responder.llm import LlmClient, build_llm_client
 from infragent.responder.loop import Responder, ResponderConfig
 from infragent.responder.runbooks import load_runbooks
-from infragent.store.notify import Wakeup, start_watcher
-from infragent.store.sql import SqlStore
+from infragent.store.base import Database
+from infragent.store.wakeup import Wakeup, start_watcher
+from infragent.store.workqueue import SqlWorkQueue
 
 
 def configure_logging(level: str, json_logs: bool = False) -> None:
@@ -69,11 +70,11 @@ class RunningResponder:
 
 
 def start_responder(
-    settings: Settings, store: SqlStore, wakeup: Wakeup, *, watch: bool = True
+    settings: Settings, store: Database, wakeup: Wakeup, *, watch: bool = True
 ) -> RunningResponder:
     """Start a responder thread; with ``watch`` it also listens for events stored by other processes."""
     responder = Responder(
-        store,
+        SqlWorkQueue(store),
         WebhookDispatcher(timeout_s=settings.webhook_timeout_s, retries=settings.webhook_retries),
         runbooks=load_runbooks(settings.runbooks_path),
         llm=llm_from_settings(settings),

@@ -28,8 +28,8 @@ from infragent.cli.runtime import ThreadedServer, start_responder
 from infragent.config import Settings
 from infragent.sdk import Client
 from infragent.server.app import create_app
-from infragent.store.notify import Wakeup
 from infragent.store.sql import open_store
+from infragent.store.wakeup import Wakeup
 
 
 @dataclass

@@ -3,6 +3,10 @@
 Why the decision is stored before the command is sent: if this process dies after sending, the next
 claimant finds the recorded decision and re-sends the *same* command id, which the receiver refuses
 as a replay instead of running the action twice. Nothing accepted is lost, nothing is done twice.
+The refusal is recognised by its reason code (``result.code == "replay"``), never by its wording.
+
+Everything outside the decision comes in through ``responder/ports.py`` (work queue, dispatcher,
+latch); this module imports no store module.
 """
 
 from __future__ import annotations
@@ -15,16 +19,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from infragent.actions.webhook import WebhookDispatcher
 from infragent.errors import LlmError
 from infragent.model import ActionResult, Decision
 from infragent.responder import policy, prompt
 from infragent.responder.llm.base import LlmClient
+from infragent.responder.ports import Dispatcher, Latch, LeaseLostError, WorkItem, WorkQueue
 from infragent.responder.runbooks import Runbook, first_match
-from infragent.store.notify import Wakeup
-from infragent.store.pull import PullQueue
-from infragent.store.records import Claim
-from infragent.store.sql import LeaseLostError, SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -43,22 +43,22 @@ def default_worker_id() -> str:
 class Responder:
     def __init__(
         self,
-        store: SqlStore,
-        dispatcher: WebhookDispatcher,
+        queue: WorkQueue,
+        dispatcher: Dispatcher,
         *,
+        wakeup: Latch,
         runbooks: Sequence[Runbook],
         llm: LlmClient | None = None,
         config: ResponderConfig | None = None,
-        wakeup: Wakeup | None = None,
         clock: Callable[[], float] = time.time,
         worker: str | None = None,
     ) -> None:
-        self.store = store
+        self.queue = queue
         self.dispatcher = dispatcher
         self.runbooks = list(runbooks)
         self.llm = llm
         self.config = config or ResponderConfig()
-        self.wakeup = wakeup or Wakeup()
+        self.wakeup = wakeup
         self.clock = clock
         self.worker = worker or default_worker_id()
         self.actor = f"responder:{self.worker}"
@@ -69,10 +69,10 @@ class Responder:
 
     # -- decide ------------------------------------------------------------------------------------
 
-    def decide(self, claim: Claim) -> Decision:
+    def decide(self, item: WorkItem) -> Decision:
         """Runbook first, then the LLM if configured; the result is always checked against the allowlist."""
-        allowed = {a.name: a for a in claim.agent.actions}
-        latest = claim.events[-1]
+        allowed = {a.name: a for a in item.actions}
+        latest = item.events[-1]
         runbook = first_match(self.runbooks, latest)
         if runbook is not None:
             return policy.check_allowed(runbook.decide(latest), allowed)
@@ -80,7 +80,7 @@ class Responder:
             return policy.escalate(
                 "policy", f"no runbook matches event type {latest.type!r} and no LLM is configured"
             )
-        user = prompt.build_user_prompt(claim.agent.node_id, claim.events, allowed)
+        user = prompt.build_user_prompt(item.node_id, item.events, allowed)
         audited_prompt = prompt.redact(f"[system]\n{prompt.SYSTEM}\n[user]\n{user}")
         try:
             raw = self.llm.complete_json(prompt.SYSTEM, user, policy.decision_schema(allowed))
@@ -90,9 +90,9 @@ class Responder:
 
     # -- act ---------------------------------------------------------------------------------------
 
-    def handle(self, claim: Claim) -> None:
+    def handle(self, item: WorkItem) -> None:
         now = self.clock()
-        prior = claim.prior
+        prior = item.prior
         if prior is not None and prior.command_id is not None and prior.command_status in ("queued", "sent"):
             # An earlier responder decided and may have sent; re-send the same command id.
             decision = Decision(
@@ -108,47 +108,36 @@ class Responder:
             )
             command_id: str | None = prior.command_id
         else:
-            decision = self.decide(claim)
-            _, command_id = self.store.record_decision(claim, decision, self.clock(), self.actor)
+            decision = self.decide(item)
+            command_id = self.queue.record_decision(item, decision, self.clock(), self.actor)
         cooldown_until = None
         outcome = decision.action
-        if command_id is not None and claim.agent.command_mode == "pull":
+        if command_id is not None and item.command_mode == "pull":
             # The agent fetches it on its next poll and reports the result itself.
-            PullQueue(self.store).queue(claim, command_id, self.clock(), self.actor)
+            self.queue.queue_for_pull(item, command_id, self.clock(), self.actor)
             cooldown_until = self.clock() + self.config.cooldown_s
             outcome = f"{decision.action}:queued"
         elif command_id is not None:
-            result = self._send(claim, decision, command_id, resend=prior is not None)
+            result = self._send(item, command_id, resend=prior is not None)
             cooldown_until = self.clock() + self.config.cooldown_s
             outcome = f"{decision.action}:{result.status}"
-        self.store.complete(claim, self.clock(), cooldown_until, self.actor, outcome)
-        self.handled += len(claim.events)
+        self.queue.complete(item, self.clock(), cooldown_until, self.actor, outcome)
+        self.handled += len(item.events)
         logger.info(
             "handled %d event(s) of %s: %s (%s) in %.0f ms",
-            len(claim.events),
-            claim.agent.node_id,
+            len(item.events),
+            item.node_id,
             outcome,
             decision.rationale,
             (self.clock() - now) * 1000,
         )
 
-    def _send(
-        self, claim: Claim, decision: Decision, command_id: str, *, resend: bool = False
-    ) -> ActionResult:
-        self.store.renew(claim, self.clock(), self.config.lease_s)
-        url = claim.client.webhook_url
-        self.store.mark_command_sent(claim, command_id, self.clock(), self.actor, url)
-        payload = {
-            "command_id": command_id,
-            "action": decision.action,
-            "target": decision.target,
-            "params": decision.params,
-            "event_ids": claim.event_ids,
-            "reason": decision.rationale,
-            "issued_at": self.clock(),
-        }
-        result = self.dispatcher.send(url, claim.client.webhook_secret, command_id, payload)
-        if resend and result.http_status == 401 and "replay" in result.output:
+    def _send(self, item: WorkItem, command_id: str, *, resend: bool = False) -> ActionResult:
+        self.queue.renew(item, self.clock(), self.config.lease_s)
+        url = item.webhook_url
+        command = self.queue.mark_sent(item, command_id, self.clock(), self.actor, url)
+        result = self.dispatcher.send(url, item.webhook_secret, command)
+        if resend and result.http_status == 401 and result.code == "replay":
             # The receiver already had this command id from the responder that stopped mid-way: it ran
             # (at most) once there, and its result was lost with that responder.
             result = ActionResult(
@@ -157,24 +146,25 @@ class Responder:
                 "the receiver refused the re-send as a replay, so the action did not run twice",
                 http_status=401,
                 attempts=result.attempts,
+                code=result.code,
             )
-        self.store.record_result(claim, command_id, result, self.clock(), self.actor)
+        self.queue.record_result(item, command_id, result, self.clock(), self.actor)
         return result
 
     # -- loop --------------------------------------------------------------------------------------
 
     def drain(self) -> int:
-        """Handle every claimable agent now; return how many events were handled."""
+        """Handle every claimable work item now; return how many events were handled."""
         count = 0
         while True:
-            claim = self.store.claim(self.worker, self.config.lease_s, self.clock())
-            if claim is None:
+            item = self.queue.claim_next(self.worker, self.config.lease_s, self.clock())
+            if item is None:
                 return count
             try:
-                self.handle(claim)
-                count += len(claim.events)
+                self.handle(item)
+                count += len(item.events)
             except LeaseLostError:
-                logger.warning("lost the lease on %s; another responder took it over", claim.agent.node_id)
+                logger.warning("lost the lease on %s; another responder took it over", item.node_id)
 
     def run(self, stop: threading.Event) -> None:
         logger.info("responder %s started", self.worker)
@@ -183,7 +173,7 @@ class Responder:
                 self.drain()
                 now = self.clock()
                 timeout = self.config.sweep_interval_s
-                next_end = self.store.next_cooldown_end(now)
+                next_end = self.queue.next_due(now)
                 if next_end is not None:
                     timeout = min(timeout, max(0.01, next_end - now + 0.01))
             except Exception:

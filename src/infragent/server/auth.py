@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import anyio.to_thread
 from fastapi import HTTPException, Request
 
-from infragent import apikeys
+from infragent.auth import apikeys
+from infragent.store import tenants
+from infragent.store.base import Database
 from infragent.store.records import KeyRecord
-from infragent.store.sql import SqlStore
 
 CACHE_TTL_S = 30.0
 
@@ -24,7 +25,7 @@ class Principal:
 
 
 class KeyCache:
-    def __init__(self, store: SqlStore, ttl_s: float = CACHE_TTL_S) -> None:
+    def __init__(self, store: Database, ttl_s: float = CACHE_TTL_S) -> None:
         self._store = store
         self._ttl = ttl_s
         self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
@@ -36,7 +37,8 @@ class KeyCache:
             hit = self._entries.get(key_id)
         if hit and hit[0] > now:
             return hit[1]
-        record = self._store.get_key(key_id)
+        with self._store.read() as conn:
+            record = tenants.get_key(conn, key_id)
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()

@@ -1,18 +1,22 @@
-"""Hash chain of the audit log: each entry carries SHA-256 over its content and the previous hash.
+"""The audit log: append-only, one hash chain per client, written in the caller's transaction.
 
-Why a chain: an entry edited or removed in the database breaks every hash after it, which
-``verify_chain`` finds without trusting the database.
+Why a chain: each entry carries SHA-256 over its content and the previous entry's hash, so an entry
+edited or removed in the database breaks every hash after it, which ``verify_chain`` finds without
+trusting the database. Why in the caller's transaction: an audit entry exists exactly when the
+change it describes was committed.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
 from infragent.store.records import AuditRecord
+from infragent.store.schema import audit_log
 
 GENESIS = "0" * 64
 
@@ -42,3 +46,50 @@ def verify_chain(entries: Iterable[AuditRecord]) -> int | None:
             return e.id
         prev = e.hash
     return None
+
+
+def append(
+    conn: sa.Connection,
+    client_id: str,
+    actor: str,
+    kind: str,
+    subject: str,
+    detail: dict[str, Any],
+    now: float,
+) -> None:
+    """Chain one entry onto the client's log; PostgreSQL serializes writers of one chain with an
+    advisory lock (SQLite's ``BEGIN IMMEDIATE`` already admits one writer)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:c))"), {"c": client_id})
+    prev = (
+        conn.execute(
+            sa.select(audit_log.c.hash)
+            .where(audit_log.c.client_id == client_id)
+            .order_by(audit_log.c.id.desc())
+            .limit(1)
+        ).scalar()
+        or GENESIS
+    )
+    conn.execute(
+        audit_log.insert().values(
+            client_id=client_id,
+            at=now,
+            actor=actor,
+            kind=kind,
+            subject=subject,
+            detail=detail,
+            prev_hash=prev,
+            hash=entry_hash(prev, now, actor, kind, subject, detail),
+        )
+    )
+
+
+def entries(conn: sa.Connection, client_id: str, subjects: Sequence[str] | None = None) -> list[AuditRecord]:
+    """The client's log in order, optionally only the entries about ``subjects``."""
+    q = sa.select(audit_log).where(audit_log.c.client_id == client_id).order_by(audit_log.c.id)
+    if subjects is not None:
+        q = q.where(audit_log.c.subject.in_(list(subjects)))
+    return [
+        AuditRecord(r.id, r.client_id, r.at, r.actor, r.kind, r.subject, dict(r.detail), r.prev_hash, r.hash)
+        for r in conn.execute(q)
+    ]

@@ -1,4 +1,7 @@
-"""Rows as the rest of the code sees them: plain frozen values, no SQLAlchemy types."""
+"""Rows as the rest of the code sees them: plain frozen values, no SQLAlchemy types.
+
+A ``Claim`` carries a ``PriorDecision``, which is the responder's value (``responder/ports.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infragent.model import ActionSpec, Event
+from infragent.responder.ports import PriorDecision
+from infragent.wire.commands import Command
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,22 +51,10 @@ class AgentRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class PriorDecision:
-    """A decision recorded by an earlier claimant that died before finishing."""
-
-    decision_id: str
-    action: str
-    target: str | None
-    params: dict[str, str]
-    rationale: str
-    source: str
-    command_id: str | None
-    command_status: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Claim:
-    """One agent's pending events, leased to one responder; ``token`` fences late writers."""
+    """One agent's pending events, leased to one responder; ``token`` fences late writers.
+
+    ``store/workqueue.py`` hands it to the responder as a ``WorkItem``."""
 
     agent: AgentRecord
     client: ClientRecord
@@ -91,6 +84,8 @@ class AuditRecord:
 
 @dataclass(frozen=True, slots=True)
 class EventDetail:
+    """An event with the decision and command it led to and their audit trail (``GET /events/{id}``)."""
+
     event: Event
     decision: dict[str, Any] | None = None
     command: dict[str, Any] | None = None
@@ -101,6 +96,9 @@ class EventDetail:
 class PulledCommand:
     """A command handed to a pull-mode agent; signed at delivery with the client's secret."""
 
-    id: str
     secret: str
-    payload: dict[str, Any]
+    command: Command
+
+    @property
+    def id(self) -> str:
+        return self.command.command_id

@@ -180,20 +180,3 @@ def test_the_code_is_parsed_leniently(body: bytes, code: str | None) -> None:
         result = d.send(f"{base}/hook", SECRET, _command("cmd-8"))
     d.close()
     assert (result.status, result.http_status, result.code) == ("rejected", 401, code)
-
-
-def test_the_untyped_call_of_the_responder_still_sends_a_command(script: Script, url: str) -> None:
-    """``send(url, secret, command_id, payload)``: kept until responder/loop.py passes a Command."""
-    script.statuses = [200]
-    payload = {
-        "action": "restart",
-        "target": None,
-        "params": {},
-        "event_ids": [],
-        "reason": "r",
-        "issued_at": 1.0,
-    }
-    d = _dispatcher([])
-    result = d.send(url, SECRET, "cmd-9", payload)
-    d.close()
-    assert result.status == "ok" and script.seen[0]["webhook-id"] == "cmd-9"

@@ -8,6 +8,7 @@ from collections import Counter
 from infragent.model import Severity
 from infragent.responder.loop import ResponderConfig
 from infragent.store.sql import SqlStore, open_store
+from support.databases import audit_entries, insert_event, pending_count
 from support.responders import Receiver, make_responder, register_node
 
 AGENTS = 50
@@ -28,7 +29,8 @@ def test_two_responders_handle_1000_events_exactly_once(
     running = [r.start() for r in responders]
     try:
         for i in range(EVENTS):
-            store.insert_event(
+            insert_event(
+                store,
                 receiver.reg.client.id,
                 type="app_down",
                 service="web",
@@ -38,7 +40,7 @@ def test_two_responders_handle_1000_events_exactly_once(
                 now=1.0 + i,
             )
         deadline = time.monotonic() + 120
-        while store.pending_count() and time.monotonic() < deadline:
+        while pending_count(store) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         for thread, stop in running:
@@ -49,9 +51,9 @@ def test_two_responders_handle_1000_events_exactly_once(
 
     assert all(r.handled > 0 for r in responders), [r.handled for r in responders]
     assert sum(r.handled for r in responders) == EVENTS
-    assert store.pending_count() == 0
+    assert pending_count(store) == 0
     processed = Counter(
-        a.subject for a in store.audit_entries(receiver.reg.client.id) if a.kind == "event.processed"
+        a.subject for a in audit_entries(store, receiver.reg.client.id) if a.kind == "event.processed"
     )
     assert len(processed) == EVENTS and set(processed.values()) == {1}
     # Each command covers a disjoint set of events, and each command ran once.

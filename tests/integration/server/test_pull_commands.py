@@ -13,8 +13,17 @@ from infragent import signing
 from infragent.config import Settings
 from infragent.model import ActionSpec, Severity
 from infragent.server.app import create_app
+from infragent.store import commands
 from infragent.store.records import Registration
 from infragent.store.sql import SqlStore
+from support.databases import (
+    audit_entries,
+    create_client,
+    get_event_detail,
+    insert_event,
+    pending_count,
+    register_agent,
+)
 from support.responders import make_responder
 from support.servers import serve
 
@@ -23,8 +32,9 @@ NODE = "db-1"
 
 @pytest.fixture
 def pull_client(store: SqlStore) -> Registration:
-    reg = store.create_client("ops@example.com", "Acme", "http://127.0.0.1:9/unused", now=time.time())
-    store.register_agent(
+    reg = create_client(store, "ops@example.com", "Acme", "http://127.0.0.1:9/unused", now=time.time())
+    register_agent(
+        store,
         reg.client.id,
         NODE,
         kind="host",
@@ -52,7 +62,8 @@ def _auth(reg: Registration) -> dict[str, str]:
 def test_queued_command_is_pulled_signed_and_its_result_recorded(
     store: SqlStore, pull_client: Registration, http: httpx.Client
 ) -> None:
-    event = store.insert_event(
+    event = insert_event(
+        store,
         pull_client.client.id,
         type="app_down",
         service="postgres",
@@ -62,7 +73,7 @@ def test_queued_command_is_pulled_signed_and_its_result_recorded(
         now=time.time(),
     )
     make_responder(store).drain()
-    assert store.pending_count() == 0  # processed: the command waits for the agent
+    assert pending_count(store) == 0  # processed: the command waits for the agent
     r = http.get(f"/api/v1/agents/{NODE}/commands", params={"wait": 0}, headers=_auth(pull_client))
     assert r.status_code == 200
     [cmd] = r.json()["commands"]
@@ -86,7 +97,7 @@ def test_queued_command_is_pulled_signed_and_its_result_recorded(
         ).status_code
         == 200
     )  # a retried report changes nothing
-    detail = store.get_event_detail(pull_client.client.id, event.id)
+    detail = get_event_detail(store, pull_client.client.id, event.id)
     assert detail is not None and detail.command is not None
     assert detail.command["status"] == "done" and detail.command["output"] == "exit 0: restarted"
     kinds = [a.kind for a in detail.audit]
@@ -113,7 +124,8 @@ def test_long_poll_returns_as_soon_as_a_command_is_queued(
 
     def later() -> None:
         time.sleep(0.3)
-        store.insert_event(
+        insert_event(
+            store,
             pull_client.client.id,
             type="app_down",
             service="pg",
@@ -136,7 +148,8 @@ def test_long_poll_returns_as_soon_as_a_command_is_queued(
 def test_other_clients_cannot_pull_or_report(
     store: SqlStore, pull_client: Registration, http: httpx.Client
 ) -> None:
-    store.insert_event(
+    insert_event(
+        store,
         pull_client.client.id,
         type="app_down",
         service="pg",
@@ -146,7 +159,7 @@ def test_other_clients_cannot_pull_or_report(
         now=time.time(),
     )
     make_responder(store).drain()
-    other = store.create_client("x@example.com", "Other", "http://127.0.0.1:9/h", now=1.0)
+    other = create_client(store, "x@example.com", "Other", "http://127.0.0.1:9/h", now=1.0)
     assert (
         http.get(f"/api/v1/agents/{NODE}/commands", params={"wait": 0}, headers=_auth(other)).status_code
         == 204
@@ -166,9 +179,8 @@ def test_other_clients_cannot_pull_or_report(
 def test_commands_past_their_ttl_expire_instead_of_running(
     store: SqlStore, pull_client: Registration
 ) -> None:
-    from infragent.store.pull import PullQueue
-
-    store.insert_event(
+    insert_event(
+        store,
         pull_client.client.id,
         type="app_down",
         service="pg",
@@ -178,6 +190,7 @@ def test_commands_past_their_ttl_expire_instead_of_running(
         now=time.time(),
     )
     make_responder(store).drain()
-    assert PullQueue(store).take(pull_client.client.id, NODE, time.time() + 301, ttl_s=300) == []
-    kinds = [a.kind for a in store.audit_entries(pull_client.client.id)]
+    with store.write() as conn:
+        assert commands.take(conn, pull_client.client.id, NODE, time.time() + 301, ttl_s=300) == []
+    kinds = [a.kind for a in audit_entries(store, pull_client.client.id)]
     assert "command.expired" in kinds and "command.sent" not in kinds

@@ -10,6 +10,7 @@ from infragent.model import ActionSpec
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal, ingest_principal
 from infragent.server.schemas import AgentIn, AgentOut
+from infragent.store import agents
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
@@ -21,15 +22,17 @@ def register_agent(
     svc: Annotated[AppServices, Depends(services)],
 ) -> AgentOut:
     """The reported allowlist is what the responder may ever send to this agent."""
-    agent = svc.store.register_agent(
-        who.client_id,
-        body.node_id,
-        kind=body.kind,
-        command_mode=body.command_mode,
-        actions=[ActionSpec(a.name, a.params, a.description) for a in body.actions],
-        labels=body.labels,
-        now=svc.clock(),
-    )
+    with svc.store.write() as conn:
+        agent = agents.register_agent(
+            conn,
+            who.client_id,
+            body.node_id,
+            kind=body.kind,
+            command_mode=body.command_mode,
+            actions=[ActionSpec(a.name, a.params, a.description) for a in body.actions],
+            labels=body.labels,
+            now=svc.clock(),
+        )
     return AgentOut(
         id=agent.id,
         node_id=agent.node_id,

@@ -10,7 +10,6 @@ import time
 from typing import Annotated, Literal
 
 import anyio
-import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import Field
 
@@ -19,7 +18,9 @@ from infragent.model import ActionResult
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal, ingest_principal
 from infragent.server.schemas import Strict
-from infragent.store.pull import PullQueue
+from infragent.store import commands
+from infragent.store.records import PulledCommand
+from infragent.wire.commands import encode_command
 
 router = APIRouter(tags=["commands"])
 POLL_STEP_S = 0.25
@@ -55,10 +56,13 @@ async def poll_commands(
 ) -> Response:
     ttl = svc.command_ttl_s
     deadline = time.monotonic() + wait
+
+    def take() -> list[PulledCommand]:
+        with svc.store.write() as conn:
+            return commands.take(conn, who.client_id, node_id, svc.clock(), ttl)
+
     while True:
-        pulled = await anyio.to_thread.run_sync(
-            lambda: PullQueue(svc.store).take(who.client_id, node_id, svc.clock(), ttl)
-        )
+        pulled = await anyio.to_thread.run_sync(take)
         if pulled or time.monotonic() >= deadline:
             break
         await anyio.sleep(min(POLL_STEP_S, max(0.0, deadline - time.monotonic())))
@@ -66,7 +70,7 @@ async def poll_commands(
         return Response(status_code=204)
     out = []
     for cmd in pulled:
-        body = orjson.dumps(cmd.payload)
+        body = encode_command(cmd.command)
         out.append(
             SignedCommandOut(headers=signing.signed_headers(cmd.secret, cmd.id, body), body=body.decode())
         )
@@ -82,9 +86,10 @@ def report_result(
 ) -> dict[str, bool]:
     output = body.output if body.exit_code is None else f"exit {body.exit_code}: {body.output}"
     result = ActionResult(status=body.status, output=output)
-    recorded = PullQueue(svc.store).record_result(
-        who.client_id, command_id, result, svc.clock(), f"agent:{who.key_id}"
-    )
+    with svc.store.write() as conn:
+        recorded = commands.record_result(
+            conn, who.client_id, command_id, result, svc.clock(), f"agent:{who.key_id}", mode="pull"
+        )
     if not recorded:
         raise HTTPException(status_code=404, detail=f"command {command_id!r} not found")
     return {"recorded": True}

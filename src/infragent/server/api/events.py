@@ -11,6 +11,7 @@ from infragent.model import Event
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal, ingest_principal, read_principal
 from infragent.server.schemas import AuditOut, EventAccepted, EventDetailOut, EventIn, EventOut
+from infragent.store import events
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
@@ -37,15 +38,17 @@ def report_event(
 ) -> EventAccepted:
     """Store the event as pending and wake the responder; decisions happen asynchronously."""
     node_id = body.node_id or f"{socket.gethostname()}/{body.service}"
-    event = svc.store.insert_event(
-        who.client_id,
-        type=body.type,
-        service=body.service,
-        severity=body.severity,
-        data=body.data,
-        node_id=node_id,
-        now=svc.clock(),
-    )
+    with svc.store.write() as conn:
+        event = events.insert_event(
+            conn,
+            who.client_id,
+            type=body.type,
+            service=body.service,
+            severity=body.severity,
+            data=body.data,
+            node_id=node_id,
+            now=svc.clock(),
+        )
     svc.on_event()
     return EventAccepted(event_id=event.id)
 
@@ -57,7 +60,9 @@ def list_events(
     status: Literal["pending", "processed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EventOut]:
-    return [_out(e) for e in svc.store.list_events(who.client_id, status, limit)]
+    with svc.store.read() as conn:
+        found = events.list_events(conn, who.client_id, status, limit)
+    return [_out(e) for e in found]
 
 
 @router.get("/{event_id}", response_model=EventDetailOut)
@@ -67,7 +72,8 @@ def get_event(
     svc: Annotated[AppServices, Depends(services)],
 ) -> EventDetailOut:
     """Another client's event is a 404, exactly like a missing one."""
-    detail = svc.store.get_event_detail(who.client_id, event_id)
+    with svc.store.read() as conn:
+        detail = events.get_event_detail(conn, who.client_id, event_id)
     if detail is None:
         raise HTTPException(status_code=404, detail=f"event {event_id!r} not found")
     base = _out(detail.event).model_dump()

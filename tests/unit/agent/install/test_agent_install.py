@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from infragent.agent.install import InstallPlan, install, render_env, render_unit, uninstall
-from infragent.apikeys import generate
+from infragent.auth.apikeys import generate
 from infragent.errors import ConfigError
 
 KEY = generate().plaintext

@@ -1,8 +1,7 @@
-"""Which adapter serves which provider name: the one place that knows every LLM adapter.
+"""Choosing the LLM adapter for a configured provider.
 
-Why its own module: the adapters import ``base`` (for ``post_json`` and the ``LlmClient`` port), so a
-factory inside ``base`` had to import them inside the function — an import cycle that only worked
-because of where the import stood.
+Why apart from ``base``: the adapters import ``base`` for the shared HTTP call, so the factory that
+imports the adapters lives here, and no module imports one that imports it back.
 """
 
 from __future__ import annotations

@@ -15,24 +15,42 @@ import threading
 import psycopg
 
 from infragent.store.engine import normalize_url
-from infragent.store.sql import NOTIFY_CHANNEL
+from infragent.store.events import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 
 
 class Wakeup:
-    """A latch the responder waits on; any source may set it."""
+    """A latch the responder waits on; any source may set it (``responder.ports.Latch``).
+
+    It also counts who sleeps on it, so a test can wait until the responder is idle (``until_asleep``)
+    instead of sleeping a guessed time.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._sleepers = 0
+        self._changed = threading.Condition()
 
     def set(self) -> None:
         self._event.set()
 
     def wait(self, timeout_s: float) -> bool:
-        fired = self._event.wait(timeout_s)
+        with self._changed:
+            self._sleepers += 1
+            self._changed.notify_all()
+        try:
+            fired = self._event.wait(timeout_s)
+        finally:
+            with self._changed:
+                self._sleepers -= 1
         self._event.clear()
         return fired
+
+    def until_asleep(self, timeout_s: float) -> bool:
+        """Block until someone waits on the latch; False if nobody did within ``timeout_s``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._sleepers > 0, timeout_s)
 
 
 class _Watcher(threading.Thread):
