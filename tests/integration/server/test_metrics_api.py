@@ -11,7 +11,6 @@ import msgspec
 import pytest
 
 from infragent.config import Settings
-from infragent.server.api.metrics import MAX_DECOMPRESSED_BYTES
 from infragent.server.app import create_app
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import SqlStore
@@ -20,6 +19,7 @@ from support.ingest_modes import MODES, ingest_workers
 from support.servers import serve
 
 MAX_BODY = 64 * 1024
+MAX_DECOMPRESSED_BYTES = Settings().max_decompressed_bytes  # the default: 32 MiB
 CPU = {"cpu.mode": "user"}
 
 

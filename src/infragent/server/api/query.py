@@ -31,8 +31,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from infragent.server.api.deps import AppServices, services
-from infragent.server.api.metrics import metric_store
+from infragent.server.api.deps import AppServices, metric_store, services
 from infragent.server.auth import Principal, read_principal
 from infragent.store.hosts import CPU, FILESYSTEM, MEMORY
 from infragent.store.metrics import LatestSample, SeriesLimitError, SqlMetricStore
