@@ -8,17 +8,14 @@ only place a failure becomes an HTTP status; ``server/ingest/outcome.py`` turns 
 
 Pure and free of FastAPI, so the worker processes (``server/ingest/pool.py``) import it too.
 
-The table:
+The table (failure → status, ``Retry-After``, counted as a refusal with reason):
 
-===============================================  ======  ===============  ==================
-failure                                          status  Retry-After      counted as refused
-===============================================  ======  ===============  ==================
-``wire.WireError`` (and ``OtlpError``)           its own none             ``REASON_BY_STATUS``
-``SeriesCapError`` (``ingest/admission.py``)     429     60 s             ``series_cap``
-SQLAlchemy ``OperationalError`` (storage down)   503     ``RETRY_AFTER_S``  no: a retry
-SQLAlchemy pool ``TimeoutError`` (pool full)     503     ``RETRY_AFTER_S``  no: a retry
-anything else (a bug)                            500     none             no
-===============================================  ======  ===============  ==================
+* ``wire.WireError`` and its subclasses (``OtlpError``, too large, bad encoding) → its own
+  ``status`` (400, 413, 415), no ``Retry-After``, reason from ``REASON_BY_STATUS``;
+* ``SeriesCapError`` (``ingest/admission.py``) → 429, ``Retry-After: 60``, reason ``series_cap``;
+* SQLAlchemy ``OperationalError`` (storage down) and pool ``TimeoutError`` (pool exhausted) →
+  503, ``Retry-After: RETRY_AFTER_S``, not a refusal (a retry);
+* anything else (a bug) → 500, logged with its traceback, not a refusal.
 
 Why one ``Retry-After`` of 1 s on every 503 (storage down, pool exhausted, an ingest worker
 restarted): it is a floor, not a schedule. Agents, the SDK and OTLP exporters back off
