@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from infragent.errors import ConfigError
 
@@ -53,10 +53,14 @@ class Settings(BaseModel):
     public_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
-    #: New series beyond this per tenant are refused with 429 (server/limits_series.py says why).
+    #: Cap on a metric body after ``Content-Encoding`` is undone (413 past it): bounds the memory
+    #: one ingest request may take, an absolute figure rather than a multiple of ``max_body_bytes``.
+    #: OTLP keeps the lower limit its specification recommends (20 MiB) when this one is higher.
+    max_decompressed_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    #: New series beyond this per tenant are refused with 429 (server/ingest/admission.py says why).
     max_series_per_tenant: int = Field(default=100_000, gt=0)
     #: Worker processes for native metric ingest on PostgreSQL (0: in the server process); see
-    #: server/ingest_pool.py and docs/scaling.md.
+    #: server/ingest/pool.py and docs/scaling.md.
     ingest_processes: int = Field(default=0, ge=0, le=64)
 
     # metric store upkeep in the server (server/maintenance.py); an interval of 0 turns the job off
@@ -97,6 +101,15 @@ class Settings(BaseModel):
     def _http_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("max_decompressed_bytes")
+    @classmethod
+    def _decompressed_covers_raw(cls, value: int, info: ValidationInfo) -> int:
+        """A body sent without compression must be able to pass both caps."""
+        raw = info.data.get("max_body_bytes")
+        if raw is not None and value < raw:
+            raise ValueError(f"must be at least max_body_bytes ({raw})")
         return value
 
     @property

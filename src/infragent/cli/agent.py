@@ -13,10 +13,8 @@ from typing import Annotated
 
 import typer
 
-from infragent.cli.main import app
-
+#: Registered as ``infragent agent`` by ``cli/main.py``'s ``main``.
 agent_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The host agent.")
-app.add_typer(agent_app, name="agent")
 
 
 @agent_app.command("run")

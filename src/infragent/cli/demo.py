@@ -1,4 +1,7 @@
-"""``infragent demo``: play the whole loop on this machine and exit 0 only when healed."""
+"""``infragent demo``: play the whole loop on this machine and exit 0 only when healed.
+
+Registered as a command by ``cli/main.py``'s ``main``.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,7 @@ from typing import Annotated
 
 import typer
 
-from infragent.cli.main import app
 
-
-@app.command()
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
     database_url: Annotated[str, typer.Option(help="Store URL; default: SQLite in a temp dir.")] = "",

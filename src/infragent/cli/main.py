@@ -1,4 +1,8 @@
-"""``infragent``: server, responder, up, demo (agent commands join in their own module)."""
+"""``infragent``: server, responder, up and version here; ``main`` registers the other command groups.
+
+Why registration in ``main`` rather than by importing a module for its decorators: what the CLI
+offers is then readable in one place, and no command module imports this one (no import cycle).
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,20 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from infragent import __version__
-from infragent.config import Settings, load_settings
+from infragent.cli import agent, demo, metrics
+from infragent.cli.options import ConfigOpt, settings_or_exit
 from infragent.errors import ConfigError
 from infragent.server.app import create_app
 from infragent.store.sql import open_store
 from infragent.store.wakeup import Wakeup
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="InfrAgent: detect failures and fix them.")
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML or TOML settings file.")]
-
-
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config, None, **{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
-        typer.echo(f"infragent: {exc}", err=True)
-        raise typer.Exit(2) from exc
 
 
 def _wait_for_signal() -> None:
@@ -56,7 +51,7 @@ def server(
 
     from infragent.cli.runtime import AnnouncingServer, configure_logging
 
-    settings = _settings(config, host=host, port=port)
+    settings = settings_or_exit(config, host=host, port=port)
     configure_logging(settings.log_level, json_logs=True)
     srv = AnnouncingServer(
         uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_config=None),
@@ -73,7 +68,7 @@ def responder(config: ConfigOpt = None) -> None:
     """Run the responder alone; it wakes on new events (LISTEN/NOTIFY or SQLite change polling)."""
     from infragent.cli.runtime import configure_logging, start_responder
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     configure_logging(settings.log_level, json_logs=True)
     store = open_store(settings.resolved_database_url)
     running = start_responder(settings, store, Wakeup())
@@ -98,7 +93,7 @@ def up(
     from infragent.cli.local_agent import local_credentials, start_local_agent, stop_local_agent
     from infragent.cli.runtime import ThreadedServer, configure_logging, start_responder
 
-    settings = _settings(config, host=host, port=port)
+    settings = settings_or_exit(config, host=host, port=port)
     configure_logging(settings.log_level)
     store = open_store(settings.resolved_database_url)
     wakeup = Wakeup()
@@ -159,11 +154,10 @@ def up(
 
 
 def main() -> None:
+    app.add_typer(agent.agent_app, name="agent")
+    app.add_typer(metrics.metrics_app, name="metrics")
+    app.command()(demo.demo)
     try:
-        from infragent.cli import agent as _agent  # noqa: F401 - registers the agent commands
-        from infragent.cli import demo as _demo  # noqa: F401 - registers the demo command
-        from infragent.cli import metrics as _metrics  # noqa: F401 - registers the metrics commands
-
         app()
     except ConfigError as exc:
         typer.echo(f"infragent: {exc}", err=True)

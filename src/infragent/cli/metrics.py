@@ -17,13 +17,13 @@ from typing import Annotated
 
 import typer
 
-from infragent.cli.main import ConfigOpt, _settings, app
+from infragent.cli.options import ConfigOpt
+from infragent.cli.options import settings_or_exit as _settings
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.metrics.compaction import CompactionResult, compact
 from infragent.store.sql import SqlStore
 
 metrics_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Metric storage upkeep.")
-app.add_typer(metrics_app, name="metrics")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")]
 MB = 1_000_000

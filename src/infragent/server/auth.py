@@ -83,7 +83,7 @@ def _principal(cache: KeyCache, key_id: str, secret: str, scope: str) -> Princip
 
 def authenticate(request: Request, scope: str) -> Principal:
     key_id, secret = _bearer(request)
-    return _principal(request.app.state.keys, key_id, secret, scope)
+    return _principal(request.app.state.services.keys, key_id, secret, scope)
 
 
 def ingest_principal(request: Request) -> Principal:
@@ -95,7 +95,7 @@ async def ingest_principal_async(request: Request) -> Principal:
     first of each key): FastAPI runs a sync dependency in its thread pool, which measured ~0.5 ms
     of the HTTP process's CPU per ingest request."""
     key_id, secret = _bearer(request)
-    cache: KeyCache = request.app.state.keys
+    cache: KeyCache = request.app.state.services.keys
     if cache.fresh(key_id):
         return _principal(cache, key_id, secret, "ingest")  # no I/O: served from the cache
     return await anyio.to_thread.run_sync(_principal, cache, key_id, secret, "ingest")

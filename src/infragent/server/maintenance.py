@@ -20,9 +20,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
 
 from infragent.config import Settings
@@ -180,37 +178,23 @@ class Maintenance:
             self._stop.wait(max(0.0, min(due.values()) - time.monotonic()))
 
 
-def app_metric_store(state: Any, engine: sa.Engine) -> SqlMetricStore:
-    """The app's one ``SqlMetricStore`` (``state.metrics``), created here if no request made it yet.
-
-    The same instance as ingest's (``api/metrics.metric_store``): on SQLite compaction must take
-    the writer lock that ingest's group commit takes.
-    """
-    from infragent.server.api.metrics import _create_lock
-
-    with _create_lock:
-        store: SqlMetricStore | None = getattr(state, "metrics", None)
-        if store is None:
-            store = SqlMetricStore(engine)
-            state.metrics = store
-        return store
-
-
-def start_maintenance(
+def build_maintenance(
     settings: Settings,
-    state: Any,
-    engine: sa.Engine,
+    metrics: SqlMetricStore,
     registry: CollectorRegistry | None,
     clock: Callable[[], float] = time.time,
 ) -> Maintenance:
-    """Build the loop from settings and start it (no thread when both intervals are 0)."""
-    loop = Maintenance(
-        app_metric_store(state, engine),
+    """The loop, from settings, over the app's one metric store (not started: ``start`` does that).
+
+    The same ``SqlMetricStore`` instance as ingest's, handed in by the composition root
+    (``server/services.py``): on SQLite compaction must take the writer lock that ingest's group
+    commit takes.
+    """
+    return Maintenance(
+        metrics,
         compact_interval_s=settings.metrics_compact_interval_s,
         retention_interval_s=settings.metrics_retention_interval_s,
         compact_delay_s=settings.metrics_compact_delay_s,
         stats=MaintenanceStats(registry),
         clock=clock,
     )
-    loop.start()
-    return loop

@@ -17,9 +17,7 @@ other exporters; keep it off the public network if tenant ids are sensitive (doc
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -27,14 +25,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infragent.server.ingest.outcome import IngestOutcome
+
 logger = logging.getLogger(__name__)
 
 Path = Literal["native", "otlp"]
 PATHS: tuple[Path, ...] = ("native", "otlp")
 #: Why a request or points were refused; a closed set keeps the label's cardinality fixed.
 REASONS = ("bad_request", "too_large", "unsupported", "series_cap", "invalid_point")
-#: The reason counted for a request refused whole with this HTTP status.
-REASON_BY_STATUS = {400: "bad_request", 413: "too_large", 415: "unsupported"}
 #: Store write latency buckets (seconds): a batch takes about a millisecond, a busy SQLite seconds.
 WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: At most this many tenants get an ``infragent_series`` sample (the largest): a scrape stays bounded.
@@ -136,18 +134,29 @@ class Telemetry:
         self._gauges.pending = pending
         self._gauges.series = series
 
-    @contextmanager
-    def write_timer(self, path: Path) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.write_seconds.labels(path).observe(time.perf_counter() - start)
-
     def stored(self, path: Path, points: int, *, duplicate: bool) -> None:
         self.batches.labels(path, "duplicate" if duplicate else "stored").inc()
         if points:
             self.points.labels(path).inc(points)
+
+    def ingested(self, path: Path, outcome: IngestOutcome) -> None:
+        """Count one ingest body, from the server process or a worker: one place, so both agree.
+
+        Batches written before a failure count as stored; a 503 (a retry) or a 500 (a bug) is not a
+        refusal and has no reason label.
+        """
+        for seconds in outcome.write_s:
+            self.write_seconds.labels(path).observe(seconds)
+        if outcome.stored_batches:
+            self.batches.labels(path, "stored").inc(outcome.stored_batches)
+        if outcome.duplicate_batches:
+            self.batches.labels(path, "duplicate").inc(outcome.duplicate_batches)
+        if outcome.stored_points:
+            self.points.labels(path).inc(outcome.stored_points)
+        if outcome.label:
+            self.rejected(path, outcome.label, outcome.points)
+        if outcome.rejected_points:
+            self.rejected(path, "invalid_point", outcome.rejected_points, whole_request=False)
 
     def rejected(self, path: Path, reason: str, points: int = 0, *, whole_request: bool = True) -> None:
         """Count a refusal; ``whole_request`` False for points dropped from an otherwise stored request."""

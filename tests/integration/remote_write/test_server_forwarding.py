@@ -54,7 +54,7 @@ def test_accepted_batches_are_queryable_in_victoriametrics(store: SqlStore, vm: 
     with serve(app) as base, httpx.Client(base_url=base) as http:
         assert http.post("/api/v1/metrics", content=body, headers=headers).json()["duplicate"] is False
         assert http.post("/api/v1/metrics", content=body, headers=headers).json()["duplicate"] is True
-        exporter = app.state.remote_write
+        exporter = app.state.services.exporter
         assert exporter.flush(10)
         assert exporter.stats().sent_samples == 3  # the duplicate was not forwarded again
     vm.force_flush()

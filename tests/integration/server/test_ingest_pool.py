@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -101,20 +101,43 @@ def test_series_cap_is_enforced_by_the_workers(pg_store: SqlStore) -> None:
         )
 
 
+def _dead(process: psutil.Process) -> bool:
+    """Killed and exited: gone, or a zombie its parent (the pool) has not reaped yet."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_a_dead_worker_costs_a_retryable_503_then_ingest_goes_on(pg_store: SqlStore) -> None:
-    with _server(pg_store) as http:
+    app = create_app(Settings(ingest_processes=2), store=pg_store)
+    pool = app.state.services.ingest_pool
+    assert pool is not None
+    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
         tenant, auth = _register(http)
         assert _post(http, auth, "before", "0").status_code == 200
-        for worker in _workers():
+        killed = _workers()
+        assert {k.pid for k in killed} == set(pool.pids())
+        for worker in killed:
             os.kill(worker.pid, signal.SIGKILL)
-        time.sleep(0.2)
+        _until(lambda: all(_dead(k) for k in killed))  # observable: both processes have exited
         r = _post(http, auth, "during", "0")
         assert r.status_code == 503, r.text
         assert r.headers["retry-after"] == "1" and "retry" in r.json()["detail"]
-        deadline = time.monotonic() + 30
-        while (r := _post(http, auth, "after", "0")).status_code == 503 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        # A request that finds a worker dead has it replaced before it is answered: at most one
+        # more 503 (the other killed worker), then the pool holds only new, ready workers.
+        for _ in range(len(killed)):
+            if (r := _post(http, auth, "after", "0")).status_code != 503:
+                break
         assert r.status_code == 200, r.text
         r = _post(http, auth, "during", "0")  # the agent's retry of the refused batch
         assert r.status_code == 200, r.text
         assert SqlMetricStore(pg_store.engine).count_samples(tenant) == 6  # each batch once
+        assert len(pool.pids()) == 2 and not {k.pid for k in killed} & set(pool.pids())

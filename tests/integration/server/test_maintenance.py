@@ -123,7 +123,7 @@ def test_the_server_runs_compaction_and_exposes_its_counts(db_url: str, tmp_path
     services = app.state.services
     reg = services.store.create_client("ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=NOW)
     with serve(app) as url:
-        metrics: SqlMetricStore = app.state.metrics  # created at start-up, shared with ingest
+        metrics: SqlMetricStore = services.metric_store  # built with the app, shared with ingest
         metrics.write_batch(reg.client.id, _batch("a", [NOW - 2 * HOUR + 5, NOW - 2 * HOUR + 6]), now=NOW)
         metrics.write_batch(reg.client.id, _batch("b", [NOW - 2 * HOUR + 7]), now=NOW)
         _until(lambda: _levels(metrics) == [1])

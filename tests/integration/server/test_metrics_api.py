@@ -11,7 +11,6 @@ import msgspec
 import pytest
 
 from infragent.config import Settings
-from infragent.server.api.metrics import MAX_DECOMPRESSED_BYTES
 from infragent.server.app import create_app
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import SqlStore
@@ -20,6 +19,7 @@ from support.ingest_modes import MODES, ingest_workers
 from support.servers import serve
 
 MAX_BODY = 64 * 1024
+MAX_DECOMPRESSED_BYTES = Settings().max_decompressed_bytes  # the default: 32 MiB
 CPU = {"cpu.mode": "user"}
 
 
@@ -177,3 +177,22 @@ def test_openapi_documents_the_binary_body(api: Api) -> None:
     op = api.http.get("/openapi.json").json()["paths"]["/api/v1/metrics"]["post"]
     assert CONTENT_TYPE in op["requestBody"]["content"]
     assert {"400", "413", "415"} <= set(op["responses"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_decompressed_cap_is_the_max_decompressed_bytes_setting(mode: str, store: SqlStore) -> None:
+    """The cap reaches the route and, across the spawn, the worker processes."""
+    if mode == "workers" and store.engine.dialect.name != "postgresql":
+        pytest.skip("ingest workers are used on PostgreSQL only")
+    limit = MAX_BODY  # the lowest the setting may be: max_body_bytes
+    settings = Settings(
+        max_body_bytes=MAX_BODY, max_decompressed_bytes=limit, ingest_processes=2 * (mode == "workers")
+    )
+    app = create_app(settings, store=store)
+    with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
+        api = Api(base, http, store, SqlMetricStore(store.engine))
+        _, auth = api.register()
+        bomb = gzip.compress(b"\0" * (limit + 1), compresslevel=9)
+        r = api.post(bomb, auth)
+        assert r.status_code == 413 and f"larger than the limit of {limit} bytes" in r.json()["detail"]
+        assert api.post(encode_batch(_batch()), auth).status_code == 200  # a normal batch still fits

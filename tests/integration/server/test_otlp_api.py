@@ -11,12 +11,10 @@ import gzip
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-import sqlalchemy as sa
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -285,22 +283,6 @@ def test_an_api_key_is_required(api: Api) -> None:
         status, media, code, message = _status(r)
         assert (status, media, code) == (401, PROTOBUF, 16) and "API key" in message
         assert r.headers["www-authenticate"] == "Bearer"
-
-
-def test_storage_down_is_a_retryable_503(store: SqlStore, tmp_path: Path) -> None:
-    """A real OperationalError: a SQLite file in a directory that does not exist cannot be opened."""
-    app = create_app(Settings(max_body_bytes=MAX_BODY), store=store)
-    broken = sa.create_engine(f"sqlite:///{tmp_path / 'missing' / 'metrics.db'}")
-    app.state.metrics = SqlMetricStore(broken)
-    try:
-        with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
-            _, key = Api(base, http, store, app.state.metrics).register()
-            headers = {"content-type": JSON, "authorization": f"Bearer {key}"}
-            r = http.post("/v1/metrics", content=_json_request("h"), headers=headers)
-    finally:
-        broken.dispose()
-    assert (r.status_code, r.headers["retry-after"]) == (503, "5")
-    assert r.json() == {"code": 14, "message": "storage is busy or unavailable; retry later"}
 
 
 def test_openapi_documents_both_encodings(api: Api) -> None:

@@ -26,8 +26,7 @@ from infragent.query.aggregate import Agg, points
 from infragent.query.errors import QueryError, TooManySeriesError
 from infragent.query.plan import Source, plan
 from infragent.query.selector import parse_labels
-from infragent.server.api.deps import AppServices, services
-from infragent.server.api.metrics import metric_store
+from infragent.server.api.deps import AppServices, metric_store, services
 from infragent.server.auth import Principal, read_principal
 from infragent.store.metrics import LatestSample, MetricReader
 from infragent.store.metrics.hosts import CPU, FILESYSTEM, MEMORY

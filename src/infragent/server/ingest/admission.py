@@ -1,4 +1,7 @@
-"""Per-tenant series cap (``max_series_per_tenant``): refuse batches that would create too many series.
+"""Ingest admission: the per-tenant series cap (``max_series_per_tenant``) refuses batches that would
+create too many series, before anything is stored. Native and OTLP ingest, in the server process or
+in a worker, all admit through ``SeriesCap.admit``; a refusal is one error type, ``SeriesCapError``,
+which ``server/errors.py`` answers 429 with ``Retry-After``.
 
 Why a cap: every new label value (a request id, a pod name) is a new series, a row and an index
 entry forever (retention never deletes series). One tenant's cardinality explosion would otherwise
@@ -47,7 +50,13 @@ Groups = Sequence[tuple[str, Sequence[SeriesData]]]
 
 
 class SeriesCapError(InfrAgentError):
-    """The batch would take its tenant past ``max_series_per_tenant``; the message names both."""
+    """The batch would take its tenant past ``max_series_per_tenant``; the message names both.
+
+    The one error for this condition, on every ingest path: it carries what the answer needs (429,
+    ``retry_after_s``) and what the rejected-points counter needs (``points`` in the refused body).
+    """
+
+    status = 429
 
     def __init__(self, current: int, cap: int, points: int) -> None:
         super().__init__(
@@ -162,8 +171,12 @@ class SeriesCap:
 
     # -- admission ----------------------------------------------------------------------------------
 
-    def admit(self, client_id: str, groups: Groups) -> Admission:
-        """Let the batch through, or raise ``SeriesCapError`` if its new series would pass the cap."""
+    def admit(self, client_id: str, groups: Groups, *, points: int | None = None) -> Admission:
+        """Let the batch through, or raise ``SeriesCapError`` if its new series would pass the cap.
+
+        ``points``: the data points the refused body held, when the caller counts them otherwise
+        than as the samples in ``groups`` (OTLP counts data points, a histogram point is one).
+        """
         tenant = self._tenant(client_id)
         unknown: dict[int, SeriesKey] = {}
         with self._lock:
@@ -182,7 +195,8 @@ class SeriesCap:
             self._add_known(tenant, [h for h, k in unknown.items() if k in existing])
             current = tenant.count
         if new and current + len(new) > self.cap:
-            points = sum(len(s.values) for _, series in groups for s in series)
+            if points is None:
+                points = sum(len(s.values) for _, series in groups for s in series)
             raise SeriesCapError(current, self.cap, points)
         return Admission(client_id, new, frozenset(h for h, k in unknown.items() if k in new))
 

@@ -1,0 +1,141 @@
+"""``AppServices``: every shared service of one server, built once by ``build_services``.
+
+Why one object built in one place: services used to be created in three ways — on ``AppServices``,
+on ``app.state`` (the key cache, the remote-write exporter) and lazily by whichever came first, a
+request or the maintenance thread (the metric store, behind a private lock of a route module).
+Now ``create_app(settings)`` calls ``build_services`` once; routes reach the result through the
+``services`` dependency (``server/api/deps.py``), background jobs get what they need passed in, and
+``start``/``stop`` run in the app's lifespan. No service is created at import time or on first use.
+
+What is shared and why it must be one instance: the metric store (its series-id cache, and on
+SQLite the writer lock that ingest and compaction take in turn), the series cap (its per-tenant
+counts), the key cache, the ingest worker pool, the remote-write exporter (one queue, one sender
+thread) and the responder's wake-up (``on_event``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from infragent.config import Settings
+from infragent.server.auth import KeyCache
+from infragent.server.ingest.admission import SeriesCap
+from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
+from infragent.server.ingest.service import Ingest
+from infragent.server.maintenance import Maintenance, build_maintenance
+from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
+from infragent.store.metrics import SqlMetricStore
+from infragent.store.sql import SqlStore, open_store
+
+if TYPE_CHECKING:
+    from infragent.remote_write import RemoteWriteExporter
+
+
+@dataclass(frozen=True)
+class AppServices:
+    """The server's shared services; ``start`` and ``stop`` are the app's lifespan."""
+
+    settings: Settings
+    store: SqlStore
+    #: The one metric store: ingest, queries and maintenance share its caches (and SQLite lock).
+    metric_store: SqlMetricStore
+    clock: Callable[[], float]
+    #: Called once per stored event: counts it and wakes the responder.
+    on_event: Callable[[], None]
+    #: The server's own metrics (``GET /metrics``).
+    telemetry: Telemetry
+    keys: KeyCache
+    #: Refuses batches that would pass ``max_series_per_tenant``.
+    series_cap: SeriesCap
+    #: The one ingest entry of both ingest routes.
+    ingest: Ingest
+    maintenance: Maintenance
+    #: Worker processes for ingest (PostgreSQL, ``ingest_processes`` > 0); None: in-process.
+    ingest_pool: IngestPool | None = None
+    #: Forwards accepted batches to remote write, when ``remote_write_url`` is set.
+    exporter: RemoteWriteExporter | None = None
+    #: Whether ``stop`` closes ``store`` (it was opened here, not handed in).
+    owns_store: bool = False
+
+    @property
+    def command_ttl_s(self) -> float:
+        return self.settings.command_ttl_s
+
+    async def start(self) -> None:
+        """Start what runs in the background: the exporter's sender, the ingest workers, upkeep."""
+        if self.exporter is not None:
+            self.exporter.start()
+        if self.ingest_pool is not None:
+            await self.ingest_pool.start()
+        self.maintenance.start()
+
+    def stop(self) -> None:
+        """Stop in the reverse order; close the store if it was opened here."""
+        self.maintenance.stop()
+        if self.ingest_pool is not None:
+            self.ingest_pool.close()
+        if self.exporter is not None:
+            self.exporter.close(timeout_s=5)
+        if self.owns_store:
+            self.store.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    store: SqlStore | None = None,
+    metric_store: SqlMetricStore | None = None,
+    on_event: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> AppServices:
+    """Build every shared service once. The store is opened (and migrated) unless one is handed in;
+    the metric store uses the store's engine unless one is handed in (a test's broken database)."""
+    the_store = store or open_store(settings.resolved_database_url)
+    metrics = metric_store or SqlMetricStore(the_store.engine)
+    telemetry = Telemetry()
+    cap = SeriesCap(metrics.engine, settings.max_series_per_tenant)
+    telemetry.bind(the_store.pending_count, lambda: cap.series_counts(MAX_SERIES_TENANTS))
+
+    exporter = None
+    if settings.remote_write_url:
+        from infragent.remote_write import RemoteWriteExporter  # only a server that forwards pays for it
+
+        exporter = RemoteWriteExporter(settings.remote_write_url, headers=settings.remote_write_headers)
+
+    pool = None
+    db_url = metrics.engine.url.render_as_string(hide_password=False)  # the workers open the same
+    if enabled_for(db_url, settings.ingest_processes):
+        config = WorkerConfig(db_url, settings.max_series_per_tenant, settings.max_decompressed_bytes)
+        pool = IngestPool(config, settings.ingest_processes)
+
+    wake = on_event or (lambda: None)
+
+    def event_received() -> None:  # the events route calls this once per stored event
+        telemetry.events.inc()
+        wake()
+
+    return AppServices(
+        settings=settings,
+        store=the_store,
+        metric_store=metrics,
+        clock=clock,
+        on_event=event_received,
+        telemetry=telemetry,
+        keys=KeyCache(the_store),
+        series_cap=cap,
+        ingest=Ingest(
+            metrics,
+            cap,
+            telemetry,
+            settings.max_decompressed_bytes,
+            pool=pool,
+            forward=exporter.submit if exporter is not None else None,
+        ),
+        maintenance=build_maintenance(settings, metrics, telemetry.registry, clock),
+        ingest_pool=pool,
+        exporter=exporter,
+        owns_store=store is None,
+    )
