@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export INFRAGENT_DATA_DIR ?= $(CURDIR)/.infragent
 
-.PHONY: up test check lint typecheck unit install bench demo clean
+.PHONY: up test check lint typecheck layers unit install bench demo clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -22,13 +22,17 @@ demo: $(STAMP)
 	$(BIN)/infragent demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-check: lint typecheck
+layers: $(STAMP)  ## import-linter contracts (pyproject.toml), then no import cycle and no module over 500 lines
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/check_structure.py
+
+check: lint typecheck layers
 
 test: check  ## lint + type check + the whole suite (PostgreSQL at 127.0.0.1:5432)
 	$(BIN)/python -m pytest -q

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from datagen import Dataset, decode_native
 
+from infragent.auth.registration import register_client
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.metrics.compaction import CompactionResult, compact
 from infragent.store.sql import open_store
@@ -61,7 +62,9 @@ def footprint(metrics: SqlMetricStore) -> int:
 def run(url: str, ds: Dataset, hours: int, label: str) -> None:
     store = open_store(url)
     metrics = SqlMetricStore(store.engine)
-    client = store.create_client("bench@example.com", "Bench", "http://127.0.0.1:9/hook", now=ds.t0).client.id
+    client = register_client(
+        store, "bench@example.com", "Bench", "http://127.0.0.1:9/hook", now=ds.t0
+    ).client.id
     batches = hours * 3600 // int(ds.points * ds.step_s) * ds.hosts
     now = ds.t0 + ds.span_s(batches) + 3600
     t = time.perf_counter()

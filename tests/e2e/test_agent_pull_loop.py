@@ -17,6 +17,7 @@ from infragent.server.app import create_app
 from infragent.store.sql import SqlStore
 from infragent.store.wakeup import Wakeup
 from support.agent_proc import wait_until
+from support.databases import create_client, get_agent, get_event_detail
 from support.responders import make_responder
 from support.servers import serve
 
@@ -25,7 +26,7 @@ NODE = "pull-host"
 
 
 def test_pull_mode_runs_the_allowlisted_action_once(store: SqlStore, tmp_path: Path) -> None:
-    reg = store.create_client("ops@example.com", "Acme", "http://127.0.0.1:9/unused", now=time.time())
+    reg = create_client(store, "ops@example.com", "Acme", "http://127.0.0.1:9/unused", now=time.time())
     marker = tmp_path / "restarted.txt"
     script = tmp_path / "restart.sh"
     script.write_text(f'#!/bin/sh\necho "$1" >> {marker}\necho "restarted $1"\n')
@@ -66,7 +67,7 @@ def test_pull_mode_runs_the_allowlisted_action_once(store: SqlStore, tmp_path: P
             )
 
             def registered() -> bool:
-                found = store.get_agent(reg.client.id, NODE)
+                found = get_agent(store, reg.client.id, NODE)
                 return found is not None and [a.name for a in found.actions] == ["restart"]
 
             wait_until(registered, 30, "the agent to report its allowlist")
@@ -78,7 +79,7 @@ def test_pull_mode_runs_the_allowlisted_action_once(store: SqlStore, tmp_path: P
             event_id = r.json()["event_id"]
 
             def done() -> bool:
-                detail = store.get_event_detail(reg.client.id, event_id)
+                detail = get_event_detail(store, reg.client.id, event_id)
                 return (
                     detail is not None and detail.command is not None and detail.command["status"] == "done"
                 )
@@ -95,7 +96,7 @@ def test_pull_mode_runs_the_allowlisted_action_once(store: SqlStore, tmp_path: P
         wakeup.set()
         thread.join(10)
     assert marker.read_text().splitlines() == ["web"]  # ran once, with the parameter as one argument
-    detail = store.get_event_detail(reg.client.id, event_id)
+    detail = get_event_detail(store, reg.client.id, event_id)
     assert detail is not None and detail.command is not None and "restarted web" in detail.command["output"]
     kinds = [a.kind for a in detail.audit]
     assert kinds.count("command.sent") == 1 and kinds.count("command.result") == 1

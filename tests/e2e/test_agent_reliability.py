@@ -30,6 +30,7 @@ from infragent.store.metrics import SqlMetricStore
 from infragent.store.schema import metric_batches
 from infragent.store.sql import SqlStore
 from support.agent_proc import AgentProc, ServerProc, wait_until
+from support.databases import create_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -43,7 +44,7 @@ class Deployment:
 
     def __init__(self, store: SqlStore, db_url: str, work: Path) -> None:
         self.store = store
-        reg = store.create_client("ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=time.time())
+        reg = create_client(store, "ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=time.time())
         self.client_id = reg.client.id
         self.api_key = reg.api_key
         self.server = ServerProc(db_url, work)

@@ -56,6 +56,11 @@ def register_agent(store: Database, client_id: str, node_id: str, **kw: Any) -> 
         return agents.register_agent(conn, client_id, node_id, **kw)
 
 
+def get_agent(store: Database, client_id: str, node_id: str) -> AgentRecord | None:
+    with store.read() as conn:
+        return agents.get_agent(conn, client_id, node_id)
+
+
 def insert_event(store: Database, client_id: str, **kw: Any) -> Event:
     with store.write() as conn:
         return events.insert_event(conn, client_id, **kw)

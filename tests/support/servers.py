@@ -95,10 +95,3 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-#: Kept only while files owned elsewhere still import it: tests/support/responders.py (which hands
-#: it to a server: it should use ``serve()``'s URL or ``reserve_port()``), and the connection-refused
-#: tests in tests/integration/actions/test_webhook_dispatch.py and
-#: tests/unit/remote_write/test_remote_write_exporter.py (``closed_port()`` is their name).
-free_port = closed_port

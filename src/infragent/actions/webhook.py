@@ -20,7 +20,7 @@ import httpx
 from infragent import signing
 from infragent.backoff import RetryPolicy, classify_failure, classify_status, parse_retry_after
 from infragent.model import ActionResult, ResultStatus
-from infragent.sdk.retry import transport_failure
+from infragent.transport import transport_failure
 from infragent.wire.commands import Command, encode_command
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from infragent.agent.commands import CommandProcessor
-from infragent.sdk.webhook import _read_capped
+from infragent.sdk.webhook import read_capped
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def create_push_app(processor: CommandProcessor, path: str = DEFAULT_PATH) -> St
     """An ASGI app serving ``POST {path}`` for push mode; run it with uvicorn on the agent host."""
 
     async def endpoint(request: Request) -> Response:
-        body = await _read_capped(request, processor.max_body_bytes)
+        body = await read_capped(request, processor.max_body_bytes)
         if body is None:
             status, result = processor.refuse_oversize(request.headers)
         else:

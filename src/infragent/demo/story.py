@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,9 +52,14 @@ class DemoResult:
 
 
 class SampleApp:
-    """Owns the sample app's process: start, crash (SIGKILL), restart on the same port."""
+    """Owns the sample app's process: start, crash (SIGKILL), restart on the same port.
 
-    def __init__(self, port: int) -> None:
+    The first start binds port 0 and learns its port from the ``READY <port>`` line, so no port is
+    probed and then bound (another process could take it in between); a restart reuses that port,
+    as a real service would.
+    """
+
+    def __init__(self, port: int = 0) -> None:
         self.port = port
         self.proc: subprocess.Popen[str] | None = None
         self.lock = threading.Lock()
@@ -78,6 +82,7 @@ class SampleApp:
                 proc.kill()
                 proc.wait()
                 raise RuntimeError(f"sample app did not start: {line!r}")
+            self.port = int(line.split()[1])
             self.proc = proc
             return proc.pid
 
@@ -89,12 +94,6 @@ class SampleApp:
 
     def stop(self) -> None:
         self.crash()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Late:
@@ -169,7 +168,7 @@ def run_demo(
             cleanup.append(lambda: _shutdown(server, thread))
             note(f"server and responder up at {base} (store: {store.engine.dialect.name})")
 
-            app = SampleApp(_free_port())
+            app = SampleApp()
             note(f"sample app started, pid {app.start()}, health at {app.url}")
             cleanup.append(app.stop)
 

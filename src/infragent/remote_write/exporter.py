@@ -47,7 +47,7 @@ import httpx
 from infragent import __version__
 from infragent.backoff import Backoff, classify_failure, classify_status, parse_retry_after
 from infragent.remote_write.proto import LabelCache, Labels, encode_series, to_millis
-from infragent.sdk.retry import transport_failure
+from infragent.transport import transport_failure
 from infragent.wire import MetricBatch
 
 logger = logging.getLogger(__name__)

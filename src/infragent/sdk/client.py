@@ -30,7 +30,6 @@ from infragent.backoff import RetryPolicy, classify_failure, classify_status, pa
 from infragent.errors import InfrAgentError
 from infragent.model import Severity
 from infragent.sdk.monitor import Monitor
-from infragent.sdk.retry import transport_failure
 from infragent.sdk.webhook import (
     DEFAULT_PATH,
     MAX_BODY_BYTES,
@@ -40,6 +39,7 @@ from infragent.sdk.webhook import (
     create_webhook_app,
     webhook_endpoint,
 )
+from infragent.transport import transport_failure
 
 logger = logging.getLogger(__name__)
 

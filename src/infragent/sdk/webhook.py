@@ -133,7 +133,7 @@ def _output(result: object) -> str:
     return str(result)
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
+async def read_capped(request: Request, limit: int) -> bytes | None:
     """The raw body, or None once it exceeds ``limit``; stops reading as soon as it does."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -164,7 +164,7 @@ def webhook_endpoint(
     replay_cache: signing.SeenIds = signing.MemorySeenIds() if seen is None else seen
 
     async def endpoint(request: Request) -> Response:
-        body = await _read_capped(request, max_body_bytes)
+        body = await read_capped(request, max_body_bytes)
         if body is None:
             logger.warning("webhook body over %d bytes refused", max_body_bytes)
             return _answer(CommandResult(error=f"body larger than {max_body_bytes} bytes"), 413)

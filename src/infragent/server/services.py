@@ -27,6 +27,7 @@ from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
 from infragent.server.ingest.service import Ingest
 from infragent.server.maintenance import Maintenance, build_maintenance
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
+from infragent.store import events
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import SqlStore, open_store
 
@@ -97,7 +98,7 @@ def build_services(
     metrics = metric_store or SqlMetricStore(the_store.engine)
     telemetry = Telemetry()
     cap = SeriesCap(metrics.engine, settings.max_series_per_tenant)
-    telemetry.bind(the_store.pending_count, lambda: cap.series_counts(MAX_SERIES_TENANTS))
+    telemetry.bind(lambda: _pending_events(the_store), lambda: cap.series_counts(MAX_SERIES_TENANTS))
 
     exporter = None
     if settings.remote_write_url:
@@ -139,3 +140,9 @@ def build_services(
         exporter=exporter,
         owns_store=store is None,
     )
+
+
+def _pending_events(store: SqlStore) -> int:
+    """The responder's backlog, for the ``infragent_events_pending`` gauge."""
+    with store.read() as conn:
+        return events.pending_count(conn)

@@ -2,9 +2,7 @@
 
 Why so little: what the store knows lives in one module per aggregate (``tenants``, ``agents``,
 ``events``, ``claims``, ``commands``, ``audit``), as functions over the ``Connection`` this class
-opens, so a use case composes them in one transaction. The methods below the line are
-transitional: other areas' callers (tests, the server's backlog gauge) still use them and move to
-the aggregate functions at merge; each is one transaction around one function.
+opens, so a use case composes them in one transaction.
 """
 
 from __future__ import annotations
@@ -13,9 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-
-from infragent.store import agents, events
-from infragent.store.records import AgentRecord, EventDetail, Registration
 
 
 class SqlStore:
@@ -39,26 +34,6 @@ class SqlStore:
     def ping(self) -> None:
         with self.read() as conn:
             conn.execute(sa.text("SELECT 1"))
-
-    # -- transitional: used outside this branch's files; callers move to the functions ------------
-
-    def create_client(self, email: str, company_name: str, webhook_url: str, now: float) -> Registration:
-        """``auth.registration.register_client(self, ...)``: credentials are minted in ``auth/``."""
-        from infragent.auth.registration import register_client
-
-        return register_client(self, email, company_name, webhook_url, now)
-
-    def get_agent(self, client_id: str, node_id: str) -> AgentRecord | None:
-        with self.read() as conn:
-            return agents.get_agent(conn, client_id, node_id)
-
-    def get_event_detail(self, client_id: str, event_id: str) -> EventDetail | None:
-        with self.read() as conn:
-            return events.get_event_detail(conn, client_id, event_id)
-
-    def pending_count(self) -> int:
-        with self.read() as conn:
-            return events.pending_count(conn)
 
 
 def open_store(url: str) -> SqlStore:

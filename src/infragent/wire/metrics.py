@@ -41,15 +41,12 @@ import sys
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 from msgspec.structs import replace
 
 from infragent.errors import InfrAgentError
-
-if TYPE_CHECKING:  # the server imports this module; it must not import the agent's collectors (psutil)
-    from infragent.agent.collectors.point import MetricPoint
 
 WIRE_VERSION = 1  # the list layout (``MetricBatch.version`` of a batch built in memory)
 COLUMNS_VERSION = 2  # float64 ``bin`` columns: what ``encode_batch`` sends
@@ -325,11 +322,34 @@ def _decode_columns(raw: bytes) -> tuple[MetricBatch, Columns]:
     return batch, Columns(lengths, ts, values)
 
 
+class Point(Protocol):
+    """What ``batch_from_points`` reads of a point: the agent's ``MetricPoint`` is one.
+
+    A protocol rather than the agent's class: the server imports this module and must not import the
+    agent's collectors (nor the agent this module).
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def attributes(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def kind(self) -> Literal["gauge", "sum"]: ...
+    @property
+    def monotonic(self) -> bool: ...
+    @property
+    def attribute_map(self) -> dict[str, str]: ...
+
+
 def batch_from_points(
     batch_id: str,
     node_id: str,
     resource: Mapping[str, str],
-    points: Iterable[tuple[float, MetricPoint]],
+    points: Iterable[tuple[float, Point]],
 ) -> MetricBatch:
     """Group ``(timestamp, point)`` pairs by series (name + attributes) into a column-wise batch.
 
@@ -338,7 +358,7 @@ def batch_from_points(
     which would cost every good point beside it. Two points of one series that disagree on unit or
     kind are a collector bug, so that raises ``ValueError`` rather than storing either guess.
     """
-    groups: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[MetricPoint, list[float], list[float]]] = {}
+    groups: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Point, list[float], list[float]]] = {}
     for ts, point in points:
         if not (math.isfinite(ts) and math.isfinite(point.value)):
             continue

@@ -14,6 +14,7 @@ from infragent.config import Settings
 from infragent.server.app import create_app
 from infragent.store.sql import SqlStore
 from support import victoria
+from support.databases import create_client
 from support.servers import serve
 
 pytestmark = pytest.mark.skipif(not victoria.available(), reason=victoria.MISSING_REASON)
@@ -26,7 +27,7 @@ def vm(tmp_path: Path) -> Iterator[victoria.Victoria]:
 
 
 def test_accepted_batches_are_queryable_in_victoriametrics(store: SqlStore, vm: victoria.Victoria) -> None:
-    reg = store.create_client("ops@example.com", "Acme", "http://127.0.0.1:9/h", now=time.time())
+    reg = create_client(store, "ops@example.com", "Acme", "http://127.0.0.1:9/h", now=time.time())
     now = float(int(time.time()))
     batch = wire.MetricBatch(
         batch_id="b-1",

@@ -18,6 +18,7 @@ from infragent.store.metrics import SqlMetricStore
 from infragent.store.records import Registration
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
+from support.databases import create_client
 from support.servers import serve
 
 HOUR = 3600.0
@@ -121,7 +122,7 @@ def test_the_server_runs_compaction_and_exposes_its_counts(db_url: str, tmp_path
     )
     app = create_app(settings, clock=lambda: NOW)
     services = app.state.services
-    reg = services.store.create_client("ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=NOW)
+    reg = create_client(services.store, "ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=NOW)
     with serve(app) as url:
         metrics: SqlMetricStore = services.metric_store  # built with the app, shared with ingest
         metrics.write_batch(reg.client.id, _batch("a", [NOW - 2 * HOUR + 5, NOW - 2 * HOUR + 6]), now=NOW)

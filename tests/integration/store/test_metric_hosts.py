@@ -15,6 +15,7 @@ from infragent.store.metrics import LatestSample, SqlMetricStore, hosts
 from infragent.store.metrics.hosts import CPU, FILESYSTEM, FLEET, MEMORY, backfill, note_batch
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
+from support.databases import create_client
 
 NOW = 1_764_028_800.0
 SINCE, UNTIL = NOW - 86_400, NOW + 3600
@@ -88,7 +89,7 @@ def test_samples_from_the_future_and_empty_batches_are_not_seen(metrics: SqlMetr
 def test_rows_are_per_tenant_and_backfill_rebuilds_them(
     metrics: SqlMetricStore, tenant: str, store: SqlStore
 ) -> None:
-    other = store.create_client("b@example.com", "B", "http://127.0.0.1:9/h", now=1000.0).client.id
+    other = create_client(store, "b@example.com", "B", "http://127.0.0.1:9/h", now=1000.0).client.id
     _write(metrics, tenant, "a", "host-a", _tick(NOW - 30, 0.75, 0.5, {"/": 0.3, "/data": 0.9}))
     _write(metrics, other, "b", "host-b", _tick(NOW - 20, 0.5, 0.25, {}))
     assert [r.host for r in _rows(metrics, tenant)] == ["host-a"]

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from infragent.store.metrics import Rollup, SqlMetricStore, WriteResult
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
+from support.databases import create_client
 
 DAY = 86_400.0
 NOW = 1_764_028_800.0  # midnight UTC
@@ -132,7 +133,7 @@ def test_retention_drops_old_data_keeps_the_rest_and_its_hourly_rollups(
 
 
 def test_retention_per_tenant(store: SqlStore, metrics: SqlMetricStore, tenant: str) -> None:
-    other = store.create_client("b@example.com", "Other", "http://127.0.0.1:9/hook", now=1.0).client.id
+    other = create_client(store, "b@example.com", "Other", "http://127.0.0.1:9/hook", now=1.0).client.id
     ts = [NOW - 3 * DAY + 600 * i for i in range(6)]  # 3 days old
     metrics.write_batch(tenant, _batch("a", ts, [1.0] * 6), now=NOW)
     metrics.write_batch(other, _batch("a", ts, [2.0] * 6), now=NOW)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from infragent.store.metrics import SeriesInfo, SqlMetricStore, WriteResult, labels_key
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
+from support.databases import create_client
 
 CPU = {"cpu.mode": "user"}
 
@@ -157,7 +158,7 @@ def test_concurrent_distinct_batches_share_new_series(
 
 
 def test_tenants_are_isolated(store: SqlStore, metrics: SqlMetricStore, tenant: str) -> None:
-    other = store.create_client("b@example.com", "Other", "http://127.0.0.1:9/hook", now=1.0).client.id
+    other = create_client(store, "b@example.com", "Other", "http://127.0.0.1:9/hook", now=1.0).client.id
     metrics.write_batch(tenant, _batch(), now=1.0)
     # the same batch id, host and series under another tenant is not a duplicate and stays apart
     assert metrics.write_batch(

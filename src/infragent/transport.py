@@ -1,9 +1,10 @@
 """How httpx's transport errors map onto the shared retry policy (:mod:`infragent.backoff`).
 
-Why here: the policy itself is pure and imports no HTTP library, so each client maps its own
-exceptions onto ``backoff.TransportFailure``. The SDK client, the webhook dispatch and the
-remote-write exporter all speak httpx, and share this one mapping; the agent has its own small
-HTTP client whose every ``HttpError`` is a retryable network failure.
+Why a module of its own: the policy itself is pure and imports no HTTP library, so each client maps
+its own exceptions onto ``backoff.TransportFailure``. The SDK client, the webhook dispatch and the
+remote-write exporter all speak httpx and share this one mapping, which lives outside all three so
+that the server-side senders do not import the SDK; the agent has its own small HTTP client whose
+every ``HttpError`` is a retryable network failure.
 """
 
 from __future__ import annotations

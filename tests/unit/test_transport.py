@@ -7,7 +7,7 @@ import pytest
 
 from infragent import backoff, sdk
 from infragent.backoff import Verdict
-from infragent.sdk.retry import transport_failure
+from infragent.transport import transport_failure
 
 CASES: list[tuple[httpx.TransportError, str, Verdict]] = [
     (httpx.ConnectTimeout("t"), "timeout", "retry"),
