@@ -1,14 +1,37 @@
-"""The InfrAgent exception tree.
+"""The InfrAgent exception tree: every exception class in ``src/`` is drawn here.
 
 Why one root: callers at loop boundaries (responder step, ingest batch, agent tick) catch
 ``InfrAgentError`` for expected failures and let anything else reach ``logger.exception``.
+Classes live beside the code that raises them (the module in brackets) and carry their data as
+attributes; ``tests/unit/test_errors.py`` fails when a class is missing from this tree or does not
+descend from the root.
 
     InfrAgentError
-    ├── ConfigError            a setting is unknown or has a bad value (names it)
-    ├── SignatureError         a signed message failed verification (reason in ``reason``)
-    ├── StoreError             the database refused or lost an operation
-    │   └── NotFoundError      the object does not exist for this tenant
-    └── LlmError               an LLM provider failed (transport, status, shape, timeout)
+    ├── ConfigError               a setting is unknown or has a bad value (``key``)
+    ├── SignatureError            a signed message failed verification (``code``, ``reason``)
+    ├── StoreError                the database refused or lost an operation
+    │   ├── LeaseLostError        another responder took the work item over  [responder.ports]
+    │   ├── LedgerError           the agent's command ledger cannot be read or written  [agent.ledger]
+    │   ├── ChunkFormatError      a stored chunk cannot be decoded (also ValueError)  [store.metrics.chunks]
+    │   └── _SliceChangedError    compaction's slice moved under it; retried  [store.metrics.compaction]
+    ├── WireError                 a request body is refused: HTTP ``status`` and ``reason``  [wire.metrics]
+    │   ├── PayloadTooLargeError  over the (decompressed) size cap: 413  [wire.metrics]
+    │   ├── UnsupportedEncodingError  an encoding or version we do not speak: 415  [wire.metrics]
+    │   └── OtlpError             an OTLP body that cannot be decoded: 400  [server.ingest.otlp.model]
+    ├── SeriesCapError            the tenant's series cap refuses new series: 429  [server.ingest.admission]
+    ├── QueryError                a query cannot be answered as asked: 422  [query.errors]
+    │   ├── LabelSyntaxError      a label selector does not parse  [query.errors]
+    │   └── TooManySeriesError    the query matches more series than one answer holds  [query.errors]
+    ├── LlmError                  an LLM provider failed (transport, status, shape, timeout)
+    ├── ProtoError                a remote-write protobuf cannot be encoded or read  [remote_write.proto]
+    ├── ReportError               the SDK could not report to the server  [sdk.client]
+    ├── RejectedError             the agent's allowlist refuses a command  [agent.allowlist]
+    ├── HttpError                 the agent's HTTP client failed  [agent.http]
+    │   └── _StaleConnectionError a kept-alive connection the server had closed; retried  [agent.http]
+    └── SpoolError                the agent's disk spool failed  [agent.spool.model]
+        ├── SpoolFullError        the spool is at its size cap (``directory``, ``operation``)
+        ├── SpoolLockedError      another agent process holds the spool
+        └── RecordTooLargeError   one record is larger than a segment (also ValueError)
 """
 
 from __future__ import annotations
@@ -46,10 +69,6 @@ class SignatureError(InfrAgentError):
 
 
 class StoreError(InfrAgentError):
-    pass
-
-
-class NotFoundError(StoreError):
     pass
 
 
