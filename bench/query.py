@@ -20,7 +20,7 @@ What it does: starts a real ``python -m infragent server`` subprocess on port 0
 Once closed hours exist, production compacts them (one dense chunk per series-hour), so after
 loading the bench runs ``infragent.store.metrics.compaction.compact`` until it has nothing left to do, if
 that module exists (``--no-compact`` skips it: the worst case of tick-sized raw chunks). The fleet
-view reads ``metric_hosts`` (``store/hosts.py``), which the write path keeps; if it noted nothing
+view reads ``metric_hosts`` (``store/metrics/hosts.py``), which the write path keeps; if it noted nothing
 (not wired yet), the bench fills it as migration 0005 does for existing data. Then ``ANALYZE`` on
 PostgreSQL, as autovacuum would have by the time anyone looks. It prints which of these ran.
 
@@ -145,7 +145,7 @@ def host_series(i: int, ts: float) -> list[SeriesData]:
 
 
 def settle(metrics: SqlMetricStore, now: float, *, compaction: bool) -> str:
-    """Compact closed hours (when asked and ``store/compaction.py`` exists), fill ``metric_hosts`` if
+    """Compact closed hours (when asked and ``store/metrics/compaction.py`` exists), fill ``metric_hosts`` if
     the write path did not, ANALYZE on PostgreSQL; says what ran."""
     done = "compaction: skipped (--no-compact)"
     if compaction:

@@ -24,7 +24,7 @@ def normalize_url(url: str) -> str:
 
 def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> sa.Engine:
     """``pre_ping`` checks each PostgreSQL connection before use (one round trip): right for the API,
-    wasteful on the ingest workers' hot path (server/ingest_pool.py)."""
+    wasteful on the ingest workers' hot path (server/ingest/pool.py)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
@@ -42,7 +42,7 @@ def _sqlite_setup(engine: sa.Engine) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         # Only takes effect in a new, empty file: lets compaction hand freed pages back to the
-        # file system (store/compaction.py) instead of keeping them for reuse.
+        # file system (store/metrics/compaction.py) instead of keeping them for reuse.
         cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")

@@ -124,10 +124,10 @@ audit_log = sa.Table(
 # ``metric_batches`` makes a resent batch a no-op (its primary key is the idempotency key);
 # ``metric_series`` turns (tenant, host, name, labels) into one integer once; ``metric_chunks`` holds
 # one compressed block of samples per (series, batch, clock hour) plus its 1-hour rollup partial
-# (see store/chunks.py); ``metric_rollups_1h`` keeps 1-hour rollups of chunks that retention
+# (see store/metrics/chunks.py); ``metric_rollups_1h`` keeps 1-hour rollups of chunks that retention
 # removed; ``metric_retention`` overrides the raw retention per tenant. On PostgreSQL
 # ``metric_chunks`` is partitioned by day (``postgresql_partition_by``); its partitions live in the
-# ``metric_partitions`` schema, so they are not part of this declared schema (store/metrics_pg.py).
+# ``metric_partitions`` schema, so they are not part of this declared schema (store/metrics/pg.py).
 
 metric_batches = sa.Table(
     "metric_batches",
@@ -171,7 +171,7 @@ metric_chunks = sa.Table(
     sa.Index("ix_metric_chunks_series_start", "series_id", "start_ts"),
     postgresql_partition_by="RANGE (start_ts)",
 )
-# What the compactor has still to do, found without scanning compacted chunks (store/compaction.py).
+# What the compactor has still to do, found without scanning compacted chunks (store/metrics/compaction.py).
 sa.Index(
     "ix_metric_chunks_pending",
     metric_chunks.c.start_ts,
@@ -201,7 +201,7 @@ metric_retention = sa.Table(
     sa.Column("raw_days", sa.Float, nullable=False),
 )
 
-# The fleet view's per-host row, folded in at write time (store/hosts.py): the newest sample time
+# The fleet view's per-host row, folded in at write time (store/metrics/hosts.py): the newest sample time
 # and, per fleet value (CPU idle, memory used, fullest filesystem), the newest sample's time and value.
 metric_hosts = sa.Table(
     "metric_hosts",

@@ -1,4 +1,4 @@
-"""The fleet view's ``metric_hosts`` rows (store/hosts.py) on both databases.
+"""The fleet view's ``metric_hosts`` rows (store/metrics/hosts.py) on both databases.
 
 ``note_batch`` is called directly here, as the write paths will call it in their transaction; the
 answer of ``fleet_latest`` is checked against ``latest_by_host``, which reads the samples.

@@ -14,7 +14,7 @@ _WBITS = {"gzip": _GZIP_WBITS, "x-gzip": _GZIP_WBITS, "deflate": zlib.MAX_WBITS}
 def inflate(body: bytes, content_encoding: str | None, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     """Undo ``Content-Encoding`` (none, gzip or deflate), never producing more than ``max_bytes + 1``.
 
-    Same bounded loop as ``wire.py``'s gunzip, plus ``deflate`` (zlib), which the OpenTelemetry
+    Same bounded loop as ``wire/metrics.py``'s gunzip, plus ``deflate`` (zlib), which the OpenTelemetry
     Python exporter offers; over the cap is ``PayloadTooLargeError`` (413) before inflating whole.
     """
     encoding = (content_encoding or "identity").strip().lower()

@@ -1,7 +1,7 @@
 """metrics: chunks (by day on PostgreSQL), 1-hour rollups kept past retention, retention per tenant
 
 Existing samples are converted to chunks, then ``metric_samples`` is dropped. On PostgreSQL the
-day partitions are created in the ``metric_partitions`` schema (see ``store/metrics_pg.py``).
+day partitions are created in the ``metric_partitions`` schema (see ``store/metrics/pg.py``).
 
 Revision ID: 0003
 Revises: 0002

@@ -1,4 +1,4 @@
-"""metrics: ``metric_hosts``, the fleet view's per-host row kept at write time (store/hosts.py)
+"""metrics: ``metric_hosts``, the fleet view's per-host row kept at write time (store/metrics/hosts.py)
 
 Hosts already stored get their row from each series' newest chunk.
 
