@@ -25,6 +25,7 @@ from infragent.responder import policy, prompt
 from infragent.responder.llm.base import LlmClient
 from infragent.responder.ports import Dispatcher, Latch, LeaseLostError, WorkItem, WorkQueue
 from infragent.responder.runbooks import Runbook, first_match
+from infragent.wire.commands import CommandStatus
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Responder:
     def handle(self, item: WorkItem) -> None:
         now = self.clock()
         prior = item.prior
-        if prior is not None and prior.command_id is not None and prior.command_status in ("queued", "sent"):
+        if prior is not None and prior.command_id is not None and _still_open(prior.command_status):
             # An earlier responder decided and may have sent; re-send the same command id.
             decision = Decision(
                 source="runbook"
@@ -187,3 +188,8 @@ class Responder:
         thread = threading.Thread(target=self.run, args=(stop,), name="responder", daemon=True)
         thread.start()
         return thread, stop
+
+
+def _still_open(status: str | None) -> bool:
+    """A prior command that may have been sent without its result being recorded."""
+    return status is not None and CommandStatus(status).open

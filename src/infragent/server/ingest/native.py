@@ -15,11 +15,11 @@ from collections.abc import Callable
 from infragent import wire
 from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.outcome import IngestOutcome, Tally, run
-from infragent.store.metrics import SqlMetricStore
+from infragent.store.metrics import MetricWriter
 
 
 def ingest_native(
-    metrics: SqlMetricStore,
+    metrics: MetricWriter,
     cap: SeriesCap | None,
     client_id: str,
     body: bytes,

@@ -41,7 +41,7 @@ from infragent.server.ingest.otlp.store import ingest_export
 from infragent.server.ingest.outcome import IngestOutcome
 from infragent.server.ingest.outcome import unavailable as unavailable_outcome
 from infragent.store.engine import create_engine
-from infragent.store.metrics import SqlMetricStore
+from infragent.store.metrics import MetricWriter, SqlMetricStore
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class IngestWorker:
     Built from parts so that a test can drive it in-process over an engine it controls.
     """
 
-    def __init__(self, metrics: SqlMetricStore, cap: SeriesCap | None, max_decompressed: int) -> None:
+    def __init__(self, metrics: MetricWriter, cap: SeriesCap | None, max_decompressed: int) -> None:
         self.metrics = metrics
         self.cap = cap
         self.max_decompressed = max_decompressed

@@ -25,7 +25,7 @@ from infragent.server.ingest.otlp.store import ingest_export
 from infragent.server.ingest.outcome import IngestOutcome
 from infragent.server.ingest.pool import IngestPool
 from infragent.server.telemetry import Telemetry
-from infragent.store.metrics import SqlMetricStore
+from infragent.store.metrics import MetricWriter
 
 #: Hands a newly stored batch of a tenant to the remote-write exporter.
 Forward = Callable[[str, wire.MetricBatch], None]
@@ -33,7 +33,7 @@ Forward = Callable[[str, wire.MetricBatch], None]
 
 @dataclass(frozen=True)
 class Ingest:
-    metrics: SqlMetricStore
+    metrics: MetricWriter
     cap: SeriesCap | None
     telemetry: Telemetry
     max_decompressed: int

@@ -23,11 +23,11 @@ from infragent import wire
 from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.otlp import MAX_DECOMPRESSED_BYTES, decode, encode_response, inflate
 from infragent.server.ingest.outcome import IngestOutcome, Tally, run
-from infragent.store.metrics import SqlMetricStore
+from infragent.store.metrics import MetricWriter
 
 
 def ingest_export(
-    metrics: SqlMetricStore,
+    metrics: MetricWriter,
     cap: SeriesCap | None,
     client_id: str,
     body: bytes,
