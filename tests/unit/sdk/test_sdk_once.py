@@ -212,3 +212,17 @@ def test_the_dispatcher_records_the_real_outcome_after_a_lost_answer(tmp_path: P
         2,
     )
     assert runs.count(command_id) == 1
+
+
+def test_a_rejected_command_stays_rejected_when_resent(tmp_path: Path, runs: Runs) -> None:
+    """The refusal is stored too: a re-send gets the same 422, marked duplicate, and runs nothing."""
+    raw = body_of("drop_database")
+    now = time.time()
+    with make_client(tmp_path, runs) as client, serve(client.webhook_app()) as base, httpx.Client() as http:
+        url = f"{base}/webhooks/agent"
+        first = http.post(url, content=raw, headers=sign(raw, now))
+        again = http.post(url, content=raw, headers=sign(raw, now + 1))
+    refusal = {"status": "rejected", "output": "action 'drop_database' is not allowed by this client"}
+    assert (first.status_code, first.json()) == (422, refusal)
+    assert (again.status_code, again.json()) == (422, {**refusal, "duplicate": True})
+    assert runs.ids == []
