@@ -46,3 +46,43 @@ def test_demo_cli_json() -> None:
     assert data["healed"] is True and data["action"] == "restart"
     assert set(data) >= {"detected_at", "reported_at", "decided_at", "action_sent_at", "healthy_at", "result"}
     assert "SDK detected app_down" in proc.stderr  # the timeline goes to stderr with --json
+
+
+#: The story's steps in causal order: each is caused by (or follows) the one before it.
+CAUSAL = [
+    "the app crashed",
+    "SDK detected app_down",
+    "server stored event",
+    "responder decided: restart",
+    "responder sent the signed restart command",
+    "SDK: signed restart command verified",
+    "SDK: app restarted",
+    "event processed",
+]
+
+
+def test_the_timeline_prints_in_causal_order() -> None:
+    """Steps happen on several threads; each line carries the time its step happened, in that order."""
+    lines: list[str] = []
+    result = run_demo(interval_s=0.5, timeout_s=60, say=lines.append)
+    assert result.error is None, "\n".join(lines)
+
+    def position(step: str) -> int:
+        found = [i for i, line in enumerate(lines) if step in line]
+        assert len(found) == 1, f"{step!r} printed {len(found)} times:\n" + "\n".join(lines)
+        return found[0]
+
+    # Each step is stamped when it happened, not when the main thread noticed it (the old timeline
+    # stamped the SDK's detection at its print time, after the in-process responder had acted).
+    detected = next(at for at, text in result.timeline if "SDK detected app_down" in text)
+    assert detected == result.detected_at
+    # The report that caused the command is printed before the command (it used to be after).
+    assert position("SDK detected app_down") < position("SDK: signed restart command verified")
+    positions = [position(step) for step in CAUSAL]
+    assert positions == sorted(positions), "\n".join(lines)
+    # What is printed is the timeline, one line per step, and the times are when the steps happened.
+    assert len(lines) == len(result.timeline)
+    assert all(line.endswith(text) for line, (_, text) in zip(lines, result.timeline, strict=True))
+    times = [at for at, _ in result.timeline]
+    assert times == sorted(times)
+    assert result.failed_at in times and result.healthy_at in times

@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -52,9 +53,15 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver(store: SqlStore) -> Iterator[Receiver]:
+def receiver(store: SqlStore, tmp_path: Path) -> Iterator[Receiver]:
     credentials = mint()
-    sdk = Client("http://127.0.0.1:9", credentials.key.plaintext, credentials.webhook_secret, service="web")
+    sdk = Client(
+        "http://127.0.0.1:9",
+        credentials.key.plaintext,
+        credentials.webhook_secret,
+        service="web",
+        data_dir=tmp_path / "sdk",
+    )
     recv: Receiver | None = None
 
     @sdk.action("restart", params={"name": r"[a-z0-9_-]+"})

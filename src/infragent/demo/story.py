@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infragent.cli.runtime import ThreadedServer, start_responder
 from infragent.config import Settings
+from infragent.demo.timeline import Timeline
 from infragent.sdk import Client
 from infragent.server.app import create_app
 from infragent.store.sql import open_store
@@ -140,6 +141,10 @@ def _wait(predicate: Callable[[], bool], deadline: float, step_s: float = 0.02) 
     return False
 
 
+#: The audit entries the timeline shows (``_audit_text`` words them).
+_AUDIT_STEPS = frozenset({"event.received", "decision.made", "command.sent", "command.result"})
+
+
 def run_demo(
     database_url: str = "",
     *,
@@ -150,11 +155,7 @@ def run_demo(
     result = DemoResult(healed=False)
     deadline = time.monotonic() + timeout_s
     cleanup: list[Callable[[], None]] = []
-
-    def note(text: str) -> None:
-        at = time.time()
-        result.timeline.append((at, text))
-        say(f"{time.strftime('%H:%M:%S', time.localtime(at))}.{int(at % 1 * 1000):03d}  {text}")
+    timeline = Timeline(say)
 
     with tempfile.TemporaryDirectory(prefix="infragent-demo-") as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=database_url, cooldown_s=5, sweep_interval_s=5)
@@ -166,10 +167,10 @@ def run_demo(
             cleanup.append(running.stop)
             server, thread, base = _serve(create_app(settings, store=store, on_event=wakeup.set))
             cleanup.append(lambda: _shutdown(server, thread))
-            note(f"server and responder up at {base} (store: {store.engine.dialect.name})")
+            timeline.now(f"server and responder up at {base} (store: {store.engine.dialect.name})")
 
             app = SampleApp()
-            note(f"sample app started, pid {app.start()}, health at {app.url}")
+            timeline.now(f"sample app started, pid {app.start()}, health at {app.url}")
             cleanup.append(app.stop)
 
             hook = _Late()
@@ -188,23 +189,29 @@ def run_demo(
                 .raise_for_status()
                 .json()
             )
-            client = Client(base, reg["api_key"], reg["webhook_secret"], service="demo-web")
+            client = Client(
+                base, reg["api_key"], reg["webhook_secret"], service="demo-web", data_dir=Path(tmp) / "sdk"
+            )
             cleanup.append(client.close)
 
             @client.action("restart", description="Restart the demo web app")
             def restart(_command: object) -> str:
-                note("SDK: signed restart command verified, restarting the app")
-                return f"restarted, new pid {app.start()}"
+                # Runs on the webhook's worker thread: recorded with its time, printed in order later.
+                timeline.add("SDK: signed restart command verified, restarting the app")
+                pid = app.start()
+                timeline.add(f"SDK: app restarted, new pid {pid}")
+                return f"restarted, new pid {pid}"
 
             hook.target = client.webhook_app()
             client.register_actions()
             monitor = client.monitor(app.url, interval_s=interval_s, timeout_s=1.0).start()
-            note(f"client registered; SDK monitors the app every {interval_s:g} s")
+            timeline.now(f"client registered; SDK monitors the app every {interval_s:g} s")
 
             time.sleep(min(interval_s, 1.0) + 0.1)  # let the monitor see the app healthy once
             result.failed_at = time.time()
             app.crash()
-            note("the app crashed (SIGKILL)")
+            timeline.add("the app crashed (SIGKILL)", at=result.failed_at)
+            timeline.flush()
 
             if not _wait(
                 lambda: (t := monitor.last_transition) is not None and t.reported_at is not None, deadline
@@ -213,12 +220,13 @@ def run_demo(
             down = monitor.last_transition
             assert down is not None
             result.detected_at, result.reported_at = down.detected_at, down.reported_at
-            note(f"SDK detected app_down and reported it as event {down.event_id}")
+            timeline.add(f"SDK detected app_down ({down.data.get('error')})", at=down.detected_at)
+            # Nothing caused by the report can have happened before the outage was detected.
+            timeline.flush(until=down.detected_at)
 
             if not _wait(lambda: _probe(app.url), deadline):
                 raise TimeoutError("the app did not come back")
-            result.healthy_at = time.time()
-            note("the app answers again")
+            result.healthy_at = timeline.add("the app answers again")
 
             headers = {"Authorization": f"Bearer {reg['api_key']}"}
             detail: dict[str, Any] = {}
@@ -229,23 +237,38 @@ def run_demo(
                 return detail.get("status") == "processed"
 
             _wait(processed, deadline, 0.05)
-            for entry in detail.get("audit", []):
-                if entry["kind"] == "decision.made":
-                    result.decided_at = entry["at"]
-                elif entry["kind"] == "command.sent":
-                    result.action_sent_at = entry["at"]
             command = detail.get("command") or {}
             result.action = command.get("action")
             result.result = f"{command.get('status')}: {command.get('output')}"
+            for entry in detail.get("audit", []):
+                kind, at = entry["kind"], float(entry["at"])
+                if kind == "decision.made":
+                    result.decided_at = at
+                elif kind == "command.sent":
+                    result.action_sent_at = at
+                if kind in _AUDIT_STEPS:
+                    timeline.add(_audit_text(kind, down.event_id, result), at=at)
             result.healed = command.get("status") == "done" and result.healthy_at is not None
-            note(f"event processed: decision {result.action!r}, result {result.result}")
+            timeline.now(f"event processed: decision {result.action!r}, result {result.result}")
         except Exception as exc:  # noqa: BLE001 - the demo reports any failure as "not healed"
             result.error = f"{type(exc).__name__}: {exc}"
-            note(f"demo failed: {result.error}")
+            timeline.now(f"demo failed: {result.error}")
         finally:
+            timeline.flush()
             for fn in reversed(cleanup):
                 fn()
+    result.timeline = timeline.steps
     return result
+
+
+def _audit_text(kind: str, event_id: str | None, result: DemoResult) -> str:
+    if kind == "event.received":
+        return f"server stored event {event_id}, reported by the SDK"
+    if kind == "decision.made":
+        return f"responder decided: {result.action}"
+    if kind == "command.sent":
+        return f"responder sent the signed {result.action} command"
+    return f"responder recorded the result: {result.result}"
 
 
 def _probe(url: str) -> bool:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import base64
 import logging
 import random
+import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Container, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -29,9 +32,11 @@ from infragent import signing
 from infragent.backoff import RetryPolicy, classify_failure, classify_status, parse_retry_after
 from infragent.errors import InfrAgentError
 from infragent.model import Severity
+from infragent.sdk.ledger import CommandLedger
 from infragent.sdk.monitor import Monitor
 from infragent.sdk.webhook import (
     DEFAULT_PATH,
+    HANDLER_TIMEOUT_S,
     MAX_BODY_BYTES,
     ActionRegistry,
     Endpoint,
@@ -88,6 +93,11 @@ def _detail(response: httpx.Response) -> str:
 class Client:
     """Talks to one InfrAgent server on behalf of one service instance (``node_id``).
 
+    ``handler_timeout_s`` bounds each action handler (default 8 s, below the server's 10 s
+    ``webhook_timeout_s``). ``data_dir`` holds the command ledger (``sdk-commands.sqlite3``: results
+    of commands run, replay keys), opened on the first ``webhook_app``/``webhook_endpoint``; the
+    default is ``~/.local/state/infragent/sdk/<service>``.
+
     ``sleep``, ``rng`` and ``clock`` are injectable so retry behaviour is testable without
     waiting; leave them alone in production.
     """
@@ -104,12 +114,16 @@ class Client:
         max_retries: int = 5,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
+        handler_timeout_s: float = HANDLER_TIMEOUT_S,
+        data_dir: Path | str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not api_key:
             raise ValueError("api_key is required")
+        if handler_timeout_s <= 0:
+            raise ValueError(f"handler_timeout_s must be > 0, got {handler_timeout_s}")
         if webhook_secret is not None:
             for secret in [webhook_secret] if isinstance(webhook_secret, str) else webhook_secret:
                 _check_secret(secret)
@@ -122,7 +136,10 @@ class Client:
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()  # jitter, not crypto
         self._clock = clock
-        self._seen: signing.SeenIds = signing.MemorySeenIds()
+        self.handler_timeout_s = handler_timeout_s
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir(service)
+        self._ledger: CommandLedger | None = None
+        self._ledger_lock = threading.Lock()
         self._monitors: list[Monitor] = []
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -238,13 +255,14 @@ class Client:
     # -- webhooks ------------------------------------------------------------------------------
 
     def webhook_endpoint(
-        self, *, seen: signing.SeenIds | None = None, max_body_bytes: int = MAX_BODY_BYTES
+        self, *, ledger: CommandLedger | None = None, max_body_bytes: int = MAX_BODY_BYTES
     ) -> Endpoint:
         """The command endpoint as a request handler, to add to an existing Starlette/FastAPI app."""
         return webhook_endpoint(
             self._require_secret(),
             self.actions,
-            seen=self._seen if seen is None else seen,
+            ledger=self.ledger() if ledger is None else ledger,
+            handler_timeout_s=self.handler_timeout_s,
             max_body_bytes=max_body_bytes,
             clock=self._clock,
         )
@@ -253,18 +271,27 @@ class Client:
         self,
         path: str = DEFAULT_PATH,
         *,
-        seen: signing.SeenIds | None = None,
+        ledger: CommandLedger | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> Starlette:
-        """A standalone ASGI app serving ``POST {path}``; endpoints of one client share a replay cache."""
+        """A standalone ASGI app serving ``POST {path}``; endpoints of one client share its ledger."""
         return create_webhook_app(
             self._require_secret(),
             self.actions,
             path=path,
-            seen=self._seen if seen is None else seen,
+            ledger=self.ledger() if ledger is None else ledger,
+            handler_timeout_s=self.handler_timeout_s,
             max_body_bytes=max_body_bytes,
             clock=self._clock,
         )
+
+    def ledger(self) -> CommandLedger:
+        """The persisted command ledger in ``data_dir``, opened once; raises StoreError if it cannot be."""
+        with self._ledger_lock:
+            if self._ledger is None:
+                self._ledger = CommandLedger.in_directory(self.data_dir)
+                logger.info("SDK command ledger at %s", self._ledger.path)
+            return self._ledger
 
     def _require_secret(self) -> str | list[str]:
         if self._webhook_secret is None:
@@ -309,6 +336,10 @@ class Client:
         for monitor in monitors:
             monitor.close()
         self._http.close()
+        with self._ledger_lock:
+            ledger, self._ledger = self._ledger, None
+        if ledger is not None:
+            ledger.close()
 
     def __enter__(self) -> Client:
         return self
@@ -333,6 +364,16 @@ def _check_secret(secret: str) -> None:
         raise ValueError("webhook_secret is not whsec_ + base64") from exc
     if len(key) < MIN_SECRET_BYTES:
         raise ValueError(f"webhook_secret must hold at least {MIN_SECRET_BYTES} random bytes")
+
+
+def default_data_dir(service: str | None) -> Path:
+    """``~/.local/state/infragent/sdk/<service>``: per user and per service, outside the app's code.
+
+    Not read from the environment: the SDK is a library, and the app passes ``data_dir`` from its own
+    configuration when this default does not suit it (a read-only home, a container volume).
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", service or "default")
+    return Path.home() / ".local" / "state" / "infragent" / "sdk" / name
 
 
 def _default_node_id(service: str) -> str:

@@ -3,8 +3,10 @@ receiver's machine-readable ``code`` reaches ``ActionResult.code``."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -123,9 +125,9 @@ def test_not_implemented_is_final(script: Script, url: str, status: int) -> None
 
 
 @pytest.fixture
-def sdk_hook() -> Iterator[tuple[Client, str]]:
-    """A real SDK webhook app (its own replay cache) under uvicorn on port 0."""
-    client = Client("http://127.0.0.1:9", "key", SECRET, service="shop")
+def sdk_hook(tmp_path: Path) -> Iterator[tuple[Client, str]]:
+    """A real SDK webhook app (its own command ledger) under uvicorn on port 0."""
+    client = Client("http://127.0.0.1:9", "key", SECRET, service="shop", data_dir=tmp_path)
 
     @client.action("restart", params={"name": "[a-z]+"})
     def restart(command: object) -> str:
@@ -138,14 +140,20 @@ def sdk_hook() -> Iterator[tuple[Client, str]]:
 
 def test_the_receivers_replay_code_reaches_the_result(sdk_hook: tuple[Client, str]) -> None:
     _, url = sdk_hook
-    d = _dispatcher([])
+    now = time.time()
+    d = WebhookDispatcher(timeout_s=2, retries=3, sleep=[].append, clock=lambda: now)
     command = _command("cmd-replayed", name="nginx")
     first = d.send(url, SECRET, command)
-    again = d.send(url, SECRET, command)  # signed afresh, same webhook-id: a replay for the SDK
+    again = d.send(url, SECRET, command)  # the same second: the byte-identical message, a replay
     d.close()
     assert (first.status, first.output, first.code) == ("ok", "restarted", None)
     assert (again.status, again.http_status, again.attempts) == ("rejected", 401, 1)
     assert again.code == "replay"
+    # Signed afresh (a later timestamp), the same id is a re-send: its stored result, not a refusal.
+    later = WebhookDispatcher(timeout_s=2, retries=3, sleep=[].append, clock=lambda: now + 1)
+    resent = later.send(url, SECRET, command)
+    later.close()
+    assert (resent.status, resent.output, resent.http_status, resent.code) == ("ok", "restarted", 200, None)
 
 
 def test_the_code_is_read_from_the_answer_not_its_text() -> None:

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from starlette.routing import Route
 
 from infragent import signing
 from infragent.sdk import MAX_BODY_BYTES, Client, Command
+from infragent.sdk.ledger import DB_NAME, CommandLedger, message_key
 from support.servers import serve
 
 SECRET = signing.new_secret()
@@ -41,9 +43,10 @@ class Hook:
 
 
 @pytest.fixture(scope="module")
-def _hook() -> Iterator[Hook]:
+def _hook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hook]:
     calls = Calls()
-    client = Client("http://127.0.0.1:9", "ia_test_key", SECRET, service="shop")
+    data_dir = tmp_path_factory.mktemp("sdk")
+    client = Client("http://127.0.0.1:9", "ia_test_key", SECRET, service="shop", data_dir=data_dir)
 
     @client.action("restart", params={"name": r"^[a-z0-9_-]+$"})
     def restart(command: Command) -> str:
@@ -345,11 +348,11 @@ def test_other_methods_and_paths_run_nothing(hook: Hook) -> None:
     assert hook.calls.commands == []
 
 
-def test_endpoint_mounts_in_the_users_app_with_injected_replay_cache() -> None:
+def test_endpoint_mounts_in_the_users_app_with_injected_ledger(tmp_path: Path) -> None:
     calls: list[str] = []
-    seen = signing.MemorySeenIds()
+    ledger = CommandLedger(tmp_path / "shared.sqlite3")
     with Client(
-        "http://127.0.0.1:9", "ia_test_key", [signing.new_secret(), SECRET], service="shop"
+        "http://127.0.0.1:9", "ia_test_key", [signing.new_secret(), SECRET], service="shop", data_dir=tmp_path
     ) as client:
 
         @client.action("restart", params={"name": r"[a-z]+"})
@@ -363,7 +366,7 @@ def test_endpoint_mounts_in_the_users_app_with_injected_replay_cache() -> None:
         app = Starlette(
             routes=[
                 Route("/", home),
-                Route("/hooks/infragent", client.webhook_endpoint(seen=seen), methods=["POST"]),
+                Route("/hooks/infragent", client.webhook_endpoint(ledger=ledger), methods=["POST"]),
             ]
         )
         raw, headers = signed(command_body())
@@ -373,7 +376,13 @@ def test_endpoint_mounts_in_the_users_app_with_injected_replay_cache() -> None:
 
     assert response.json() == {"status": "ok", "output": "ok"}
     assert len(calls) == 1
-    assert not seen.add_if_new(headers["webhook-id"], time.time())  # the injected cache was used
+    # The injected ledger was used: it holds the run and the replay key of the message.
+    entry = ledger.get(headers["webhook-id"])
+    assert entry is not None and entry.state == "done"
+    key = message_key(headers["webhook-id"], headers["webhook-timestamp"])
+    assert not ledger.add_if_new(key, time.time())
+    assert not (tmp_path / DB_NAME).exists()  # the client's own ledger was never opened
+    ledger.close()
 
 
 def test_webhook_app_needs_a_secret() -> None:
