@@ -63,6 +63,11 @@ class Settings(BaseModel):
     #: server/ingest/pool.py and docs/scaling.md.
     ingest_processes: int = Field(default=0, ge=0, le=64)
 
+    #: Client registrations one IP address may make per ``registration_rate_window_s`` (429 past
+    #: it, with ``Retry-After``); 0 turns the limit off. Per server process (server/ratelimit.py).
+    registration_rate_limit: int = Field(default=10, ge=0)
+    registration_rate_window_s: float = Field(default=3600.0, gt=0)
+
     # metric store upkeep in the server (server/maintenance.py); an interval of 0 turns the job off
     metrics_compact_interval_s: float = Field(default=60.0, ge=0)
     #: An hour is compacted once it ended this long ago (late batches still arrive raw before that).

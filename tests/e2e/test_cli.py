@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -138,8 +139,9 @@ def test_bad_runbooks_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_up_starts_an_agent_that_ships_to_it(tmp_path: Path) -> None:
     with infragent(tmp_path, "up", "--port", "0", "--agent-port", "0", METRICS_INTERVAL="1") as run:
-        run.out.wait_for(IS_UP, 30)
-        agent_url = run.out.wait_for(r"agent for this machine: pid \d+, health at (http://\S+)/health", 30)[1]
+        base = run.out.wait_for(IS_UP, 30)[1]
+        started = run.out.wait_for(r"agent for this machine: pid (\d+), health at (http://\S+)/health", 30)
+        agent_pid, agent_url = int(started[1]), started[2]
 
         def sent() -> float:
             try:
@@ -157,4 +159,11 @@ def test_up_starts_an_agent_that_ships_to_it(tmp_path: Path) -> None:
         wait_until(shipped, 60, "the agent to ship to the server")
         creds = tmp_path / "data" / "local-agent.json"
         assert oct(creds.stat().st_mode & 0o777) == "0o600"
+        # the agent holds an ingest-only key: it ships, but cannot read the tenant's data
+        keys = json.loads(creds.read_text())
+        environ = Path(f"/proc/{agent_pid}/environ").read_bytes().split(b"\0")
+        assert f"INFRAGENT_API_KEY={keys['agent_api_key']}".encode() in environ
+        assert keys["api_key"].encode() not in b"\0".join(environ)
+        r = httpx.get(f"{base}/api/v1/events", headers={"Authorization": f"Bearer {keys['agent_api_key']}"})
+        assert r.status_code == 403 and r.json()["required_scope"] == "read"
     assert run.proc.returncode == 0, run.err()

@@ -3,17 +3,27 @@
 Why an environment file rather than a config file: the agent reads the same variable names from
 the environment everywhere (container, shell, systemd), so the unit only has to point
 ``EnvironmentFile=`` at it; the API key stays out of the unit, which any user may read.
+
+Why the key is checked with the server first (``agent_key``): an admin key on every host would
+let anyone with root on one host manage the whole tenant. Given the admin key shown at
+registration, the installer mints an ``ingest``-only key for this host (``POST /api/v1/keys``)
+and writes that one; given a key that is not an admin key (the server answers that call with 403),
+it writes the key as given. No admin key is ever written to the host (docs/agent.md).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
+from infragent.agent.http import HttpClient, HttpError, json_headers
 from infragent.auth import apikeys
 from infragent.errors import ConfigError
 
@@ -58,6 +68,38 @@ def validate(plan: InstallPlan) -> None:
     for key, value in plan.extra_env.items():
         if "\n" in value or "\n" in key:
             raise ConfigError(key, "environment values cannot contain newlines")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentKey:
+    """The key to write to the host, and what was done to get it (printed by the CLI)."""
+
+    api_key: str
+    note: str
+
+
+def agent_key(plan: InstallPlan, *, timeout_s: float = 10.0) -> AgentKey:
+    """The key this host's agent gets: a new ``ingest``-only key when ``plan.api_key`` is an admin key,
+    else ``plan.api_key`` itself. Raises ``ConfigError`` when the server refuses the key or cannot
+    be reached (nothing is installed then: whether the key is an admin key is unknown)."""
+    name = f"agent {plan.node_id or socket.gethostname()}"
+    body = msgspec.json.encode({"scopes": ["ingest"], "name": name})
+    try:
+        with HttpClient(plan.server_url, timeout_s=timeout_s) as http:
+            r = http.request("POST", "/api/v1/keys", body, json_headers(plan.api_key))
+    except HttpError as exc:
+        raise ConfigError("--server", f"cannot reach the server to check the key: {exc}") from exc
+    if r.status == 201:
+        minted = msgspec.json.decode(r.body)
+        return AgentKey(
+            str(minted["api_key"]),
+            f"minted ingest-only key {minted['key_id']} for this host (the admin key is not written)",
+        )
+    if r.status == 403:
+        return AgentKey(plan.api_key, "the key is not an admin key: written as given")
+    if r.status == 401:
+        raise ConfigError("--key", f"the server refuses this key: {r.text(200)}")
+    raise ConfigError("--server", f"unexpected answer {r.status} from {plan.server_url}: {r.text(200)}")
 
 
 def render_env(plan: InstallPlan) -> str:

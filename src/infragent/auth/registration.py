@@ -1,31 +1,50 @@
-"""Registering a client: mint its API key and webhook secret, store only what may be stored.
+"""Registering a client and minting or revoking its keys: store only what may be stored.
 
-Why minting lives here and not in the store: the plaintext API key exists only in this function's
-answer (shown to the user once); the store is handed its id and hash. The webhook secret is stored
+Why minting lives here and not in the store: the plaintext API key exists only in this module's
+answers (shown to the user once); the store is handed its id and hash. The webhook secret is stored
 in clear because the server must sign commands with it.
 
 ``credentials`` may be minted ahead (``mint()``) by a caller that needs the secret before the client
 exists, e.g. a test that starts a webhook receiver first and registers the URL it got.
+
+The key a registration returns is the tenant owner's: scope ``admin`` (``auth/scopes.py``), which
+implies every other scope. Agents and SDKs get narrower keys from ``mint_key``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from infragent import signing
-from infragent.auth import apikeys
+from infragent.auth import apikeys, scopes
+from infragent.errors import InfrAgentError
 from infragent.store import tenants
 from infragent.store.base import Database
 from infragent.store.records import Registration
 
-#: What a client's first key may do.
-DEFAULT_SCOPES = ("ingest", "read", "admin")
+
+class EmailTakenError(InfrAgentError):
+    """The e-mail already owns a tenant: answered 409 (one tenant per address)."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__("a client with this e-mail address is already registered")
+        self.email = email
 
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
     key: apikeys.NewKey
     webhook_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class MintedKey:
+    """A new key: ``plaintext`` is its only copy."""
+
+    key_id: str
+    plaintext: str
+    scopes: tuple[str, ...]
 
 
 def mint() -> Credentials:
@@ -41,9 +60,14 @@ def register_client(
     *,
     credentials: Credentials | None = None,
 ) -> Registration:
-    """Create the client with its first key; the answer carries the plaintext key, the only copy."""
+    """Create the client with its admin key; the answer carries the plaintext key, the only copy.
+
+    Raises ``EmailTakenError`` when ``email`` (case-insensitively) already owns a client.
+    """
     creds = credentials or mint()
     with db.write() as conn:
+        if tenants.client_by_email(conn, email) is not None:
+            raise EmailTakenError(email)
         client = tenants.create_client(
             conn,
             email=email,
@@ -52,7 +76,41 @@ def register_client(
             webhook_secret=creds.webhook_secret,
             key_id=creds.key.key_id,
             secret_hash=creds.key.secret_hash,
-            scopes=DEFAULT_SCOPES,
+            scopes=scopes.REGISTRATION_SCOPES,
             now=now,
         )
     return Registration(client=client, api_key=creds.key.plaintext)
+
+
+def mint_key(
+    db: Database, client_id: str, key_scopes: Sequence[str], now: float, *, actor: str, name: str = ""
+) -> MintedKey:
+    """Store a new key of ``client_id`` with ``key_scopes`` and return its plaintext, once.
+
+    Raises ``ValueError`` when the scopes are empty, unknown or repeated (``scopes.problems``).
+    """
+    problem = scopes.problems(key_scopes)
+    if problem:
+        raise ValueError(problem)
+    key = apikeys.generate()
+    with db.write() as conn:
+        tenants.create_key(
+            conn,
+            client_id,
+            key_id=key.key_id,
+            secret_hash=key.secret_hash,
+            scopes=key_scopes,
+            now=now,
+            actor=actor,
+            name=name,
+        )
+    return MintedKey(key.key_id, key.plaintext, tuple(key_scopes))
+
+
+def revoke_key(db: Database, client_id: str, key_id: str, now: float, *, actor: str) -> bool:
+    """Revoke ``client_id``'s key ``key_id``; False when the client has no such key.
+
+    The caller must also drop the key from any cache of keys (``server/auth.KeyCache.drop``).
+    """
+    with db.write() as conn:
+        return tenants.revoke_key(conn, client_id, key_id, now, actor)

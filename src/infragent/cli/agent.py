@@ -35,7 +35,14 @@ def run_agent(
 @agent_app.command("install")
 def install_agent(
     server: Annotated[str, typer.Option("--server", help="The InfrAgent server's URL.")],
-    key: Annotated[str, typer.Option("--key", help="The API key shown at registration.")],
+    key: Annotated[
+        str,
+        typer.Option(
+            "--key",
+            help="An API key: the admin key shown at registration (an ingest-only key is minted from it "
+            "for this host) or an ingest key (written as given).",
+        ),
+    ],
     node_id: Annotated[str | None, typer.Option(help="This host's id (default: its hostname).")] = None,
     webhook_secret: Annotated[
         str | None, typer.Option(help="The client's webhook secret, to verify commands.")
@@ -53,7 +60,9 @@ def install_agent(
     ] = False,
 ) -> None:
     """Install the agent as a systemd service: agent.env (0600) and infragent-agent.service."""
-    from infragent.agent.install import InstallPlan, install, render_env, render_unit, validate
+    import dataclasses
+
+    from infragent.agent.install import InstallPlan, agent_key, install, render_env, render_unit, validate
     from infragent.errors import ConfigError
 
     plan = InstallPlan(
@@ -69,12 +78,19 @@ def install_agent(
         validate(plan)
         if dry_run:
             masked = render_env(plan).replace(key, key[:16] + "…")
+            typer.echo(
+                "# --key is checked with the server when installing for real: from an admin key an"
+                " ingest-only key is minted for this host and written instead"
+            )
             typer.echo(f"# would write {plan.env_path} (mode 0600)\n{masked}")
             typer.echo(f"# would write {plan.unit_path}\n{render_unit(plan)}")
             typer.echo(
                 "# then, where systemd runs: systemctl daemon-reload; systemctl enable --now infragent-agent"
             )
             return
+        chosen = agent_key(plan)
+        typer.echo(chosen.note)
+        plan = dataclasses.replace(plan, api_key=chosen.api_key)
         for step in install(plan, start=not no_start):
             typer.echo(step)
     except ConfigError as exc:

@@ -15,8 +15,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from infragent import __version__
+from infragent.auth.scopes import ScopeError
 from infragent.config import Settings
-from infragent.server.api import agents, clients, commands, events, health, metrics, otlp, query, selfmetrics
+from infragent.server.api import (
+    agents,
+    clients,
+    commands,
+    events,
+    health,
+    keys,
+    metrics,
+    otlp,
+    query,
+    selfmetrics,
+)
+from infragent.server.auth import scope_refused
 from infragent.server.limits import BodyLimitMiddleware
 from infragent.server.services import build_services
 from infragent.server.telemetry import RequestCounter
@@ -71,12 +84,14 @@ def create_app(
     )
     app.state.services = services  # the only thing on app.state: routes read it via api/deps.py
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ScopeError, scope_refused)
     for router in (
         health.router,
         clients.router,
         events.router,
         agents.router,
         commands.router,
+        keys.router,
         metrics.router,
         otlp.router,
         query.router,

@@ -1,20 +1,48 @@
-"""Bearer API-key authentication, with a short cache so ingest does not hit the database per request."""
+"""Bearer API-key authentication and the scope each route declares, with a short key cache so ingest
+does not hit the database per request.
+
+How a route declares and enforces its scope: it takes ``Depends(require("<operation>"))``, where the
+operation is a row of ``auth/scopes.py``'s table. That one dependency checks the key (401), checks
+the scope (403 with ``required_scope``, by ``ScopeError``) and declares the scope to OpenAPI as a
+``security`` requirement on the ``ApiKey`` scheme (``declared_scopes`` reads it back, and
+``tests/integration/server/test_scopes.py`` fails on a route that declares none). OTLP takes
+``attempt(...)`` instead, which returns the refusal as a value so the route can answer it as a
+``google.rpc.Status``.
+
+Why a revoked key is refused at once: ``revoke`` drops it from this process's cache; other server
+processes keep a cached key for at most ``CACHE_TTL_S`` (docs/api.md "Keys").
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import anyio.to_thread
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from infragent.auth import apikeys
+from infragent.auth import apikeys, scopes
+from infragent.auth.scopes import ScopeError
 from infragent.store import tenants
 from infragent.store.base import Database
 from infragent.store.records import KeyRecord
 
 CACHE_TTL_S = 30.0
+
+#: The security scheme every authenticated route declares, with its scope (OpenAPI ``security``).
+API_KEY = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    bearerFormat="ia_<key_id>_<secret>",
+    description="An InfrAgent API key. Each operation lists the one scope it needs "
+    "(ingest, read, operate, admin); a key holding admin is granted every scope.",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +50,15 @@ class Principal:
     client_id: str
     key_id: str
     scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request was not authorized, for a route that answers it in its own format (OTLP)."""
+
+    status: int
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class KeyCache:
@@ -72,34 +109,75 @@ def _bearer(request: Request) -> tuple[str, str]:
     return parsed
 
 
-def _principal(cache: KeyCache, key_id: str, secret: str, scope: str) -> Principal:
+def _principal(cache: KeyCache, key_id: str, secret: str, operation: str) -> Principal:
     record = cache.get(key_id)
-    if record is None or record.revoked or not apikeys.matches(secret, record.secret_hash):
+    if record is None or not apikeys.matches(secret, record.secret_hash):
         raise _unauthorized("invalid API key")
-    if scope not in record.scopes:
-        raise HTTPException(status_code=403, detail=f"API key lacks the {scope!r} scope")
+    if record.revoked:  # said only to a caller that holds the secret
+        raise _unauthorized("API key revoked")
+    scopes.check(record.scopes, operation)
     return Principal(record.client_id, record.key_id, record.scopes)
 
 
-def authenticate(request: Request, scope: str) -> Principal:
-    key_id, secret = _bearer(request)
-    return _principal(request.app.state.services.keys, key_id, secret, scope)
-
-
-def ingest_principal(request: Request) -> Principal:
-    return authenticate(request, "ingest")
-
-
-async def ingest_principal_async(request: Request) -> Principal:
-    """``ingest_principal`` without a thread hop when the key is in the cache (every batch but the
-    first of each key): FastAPI runs a sync dependency in its thread pool, which measured ~0.5 ms
-    of the HTTP process's CPU per ingest request."""
+async def authorize(request: Request, operation: str) -> Principal:
+    """The caller's principal if its key may do ``operation``; else 401 (HTTPException) or 403
+    (``ScopeError``). No thread hop when the key is in the cache (every request but the first of
+    each key): a thread-pool hop measured ~0.5 ms of the HTTP process's CPU per ingest request."""
     key_id, secret = _bearer(request)
     cache: KeyCache = request.app.state.services.keys
     if cache.fresh(key_id):
-        return _principal(cache, key_id, secret, "ingest")  # no I/O: served from the cache
-    return await anyio.to_thread.run_sync(_principal, cache, key_id, secret, "ingest")
+        return _principal(cache, key_id, secret, operation)  # no I/O: served from the cache
+    return await anyio.to_thread.run_sync(_principal, cache, key_id, secret, operation)
 
 
-def read_principal(request: Request) -> Principal:
-    return authenticate(request, "read")
+def require(operation: str) -> Callable[..., Awaitable[Principal]]:
+    """The dependency of a route doing ``operation``: enforces its scope and declares it to OpenAPI."""
+    scope = scopes.required(operation)
+
+    async def principal(
+        request: Request,
+        _declared: HTTPAuthorizationCredentials | None = Security(API_KEY, scopes=[scope]),
+    ) -> Principal:
+        return await authorize(request, operation)
+
+    principal.__name__ = f"require_{operation.replace('.', '_')}"
+    return principal
+
+
+def attempt(operation: str) -> Callable[..., Awaitable[Principal | Refusal]]:
+    """``require`` for a route that answers refusals in its own format: the refusal is returned."""
+    scope = scopes.required(operation)
+
+    async def principal_or_refusal(
+        request: Request,
+        _declared: HTTPAuthorizationCredentials | None = Security(API_KEY, scopes=[scope]),
+    ) -> Principal | Refusal:
+        try:
+            return await authorize(request, operation)
+        except HTTPException as exc:
+            return Refusal(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+        except ScopeError as exc:
+            return Refusal(403, str(exc))
+
+    principal_or_refusal.__name__ = f"attempt_{operation.replace('.', '_')}"
+    return principal_or_refusal
+
+
+def declared_scopes(route: APIRoute) -> list[str]:
+    """The scopes ``route`` declares on the ``ApiKey`` scheme (what OpenAPI shows as its ``security``)."""
+    found: list[str] = []
+
+    def walk(dependant: Dependant) -> None:
+        if dependant.call is API_KEY:
+            found.extend(s for s in dependant.own_oauth_scopes or [] if s not in found)
+        for sub in dependant.dependencies:
+            walk(sub)
+
+    walk(route.dependant)
+    return found
+
+
+async def scope_refused(_request: Request, exc: Exception) -> JSONResponse:
+    """The app's handler of ``ScopeError``: 403 whose body names the scope the key lacks."""
+    assert isinstance(exc, ScopeError)
+    return JSONResponse({"detail": str(exc), "required_scope": exc.required_scope}, status_code=403)

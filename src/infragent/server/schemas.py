@@ -32,7 +32,8 @@ class RegisterIn(Strict):
 
 class RegisterOut(BaseModel):
     client_id: str
-    api_key: str = Field(description="Shown once; only its hash is stored.")
+    api_key: str = Field(description="Shown once; only its hash is stored. An admin key: keep it off hosts.")
+    scopes: list[str] = Field(description="The key's scopes: admin, which implies every other.")
     webhook_secret: str = Field(description="Standard Webhooks secret used to sign commands to webhook_url.")
 
 

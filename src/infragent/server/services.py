@@ -26,6 +26,7 @@ from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
 from infragent.server.ingest.service import Ingest
 from infragent.server.maintenance import Maintenance, build_maintenance
+from infragent.server.ratelimit import RateLimit
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
 from infragent.store import events
 from infragent.store.metrics import SqlMetricStore
@@ -54,6 +55,8 @@ class AppServices:
     #: The one ingest entry of both ingest routes.
     ingest: Ingest
     maintenance: Maintenance
+    #: Registrations per client IP (``registration_rate_limit`` per ``registration_rate_window_s``).
+    registrations: RateLimit
     #: Worker processes for ingest (PostgreSQL, ``ingest_processes`` > 0); None: in-process.
     ingest_pool: IngestPool | None = None
     #: Forwards accepted batches to remote write, when ``remote_write_url`` is set.
@@ -136,6 +139,9 @@ def build_services(
             forward=exporter.submit if exporter is not None else None,
         ),
         maintenance=build_maintenance(settings, metrics, telemetry.registry, clock),
+        registrations=RateLimit(
+            "register", settings.registration_rate_limit, settings.registration_rate_window_s
+        ),
         ingest_pool=pool,
         exporter=exporter,
         owns_store=store is None,

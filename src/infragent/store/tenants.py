@@ -1,4 +1,4 @@
-"""Clients (tenants) and their API keys.
+"""Clients (tenants) and their API keys: create, look up, revoke.
 
 Why the store takes credentials rather than making them: keys and webhook secrets are minted in
 ``auth/`` (``auth/registration.py``); the store is handed a key id, the SHA-256 of its secret and
@@ -16,6 +16,10 @@ import sqlalchemy as sa
 from infragent.store import audit
 from infragent.store.records import ClientRecord, KeyRecord
 from infragent.store.schema import api_keys, clients
+
+#: The advisory-lock class of registrations by e-mail (the two-key form keeps it apart from the
+#: audit log's one-key locks).
+_EMAIL_LOCKS = 7301
 
 
 def client_from_row(row: sa.Row[Any]) -> ClientRecord:
@@ -48,11 +52,7 @@ def create_client(
             created_at=now,
         )
     )
-    conn.execute(
-        api_keys.insert().values(
-            key_id=key_id, client_id=client.id, secret_hash=secret_hash, scopes=list(scopes), created_at=now
-        )
-    )
+    _insert_key(conn, client.id, key_id, secret_hash, scopes, now)
     audit.append(
         conn,
         client.id,
@@ -63,6 +63,61 @@ def create_client(
         now,
     )
     return client
+
+
+def client_by_email(conn: sa.Connection, email: str) -> ClientRecord | None:
+    """The client that owns ``email``, compared case-insensitively (one tenant per e-mail).
+
+    On PostgreSQL a transaction-scoped advisory lock on the address is taken first, so two
+    registrations of one address serialize and the second finds the first; on SQLite every write
+    transaction already holds the database's write lock.
+    """
+    if conn.dialect.name == "postgresql":
+        lock = sa.func.pg_advisory_xact_lock(_EMAIL_LOCKS, sa.func.hashtext(email.lower()))
+        conn.execute(sa.select(lock))
+    row = conn.execute(sa.select(clients).where(sa.func.lower(clients.c.email) == email.lower())).first()
+    return client_from_row(row) if row else None
+
+
+def _insert_key(
+    conn: sa.Connection, client_id: str, key_id: str, secret_hash: str, scopes: Sequence[str], now: float
+) -> None:
+    conn.execute(
+        api_keys.insert().values(
+            key_id=key_id, client_id=client_id, secret_hash=secret_hash, scopes=list(scopes), created_at=now
+        )
+    )
+
+
+def create_key(
+    conn: sa.Connection,
+    client_id: str,
+    *,
+    key_id: str,
+    secret_hash: str,
+    scopes: Sequence[str],
+    now: float,
+    actor: str,
+    name: str = "",
+) -> None:
+    """Store another key of ``client_id`` (minted in ``auth/``), and audit who created it."""
+    _insert_key(conn, client_id, key_id, secret_hash, scopes, now)
+    audit.append(conn, client_id, actor, "key.created", key_id, {"scopes": list(scopes), "name": name}, now)
+
+
+def revoke_key(conn: sa.Connection, client_id: str, key_id: str, now: float, actor: str) -> bool:
+    """Mark the key revoked (kept, for the audit trail); False when ``client_id`` has no such key.
+
+    Revoking a key twice is not an error: the first time stands.
+    """
+    owned = sa.and_(api_keys.c.key_id == key_id, api_keys.c.client_id == client_id)
+    row = conn.execute(sa.select(api_keys.c.revoked_at).where(owned)).first()
+    if row is None:
+        return False
+    if row.revoked_at is None:
+        conn.execute(api_keys.update().where(owned).values(revoked_at=now))
+        audit.append(conn, client_id, actor, "key.revoked", key_id, {}, now)
+    return True
 
 
 def get_client(conn: sa.Connection, client_id: str) -> ClientRecord | None:

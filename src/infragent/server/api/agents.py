@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 
 from infragent.model import ActionSpec
 from infragent.server.api.deps import AppServices, services
-from infragent.server.auth import Principal, ingest_principal
+from infragent.server.auth import Principal, require
 from infragent.server.schemas import AgentIn, AgentOut
 from infragent.store import agents
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 @router.post("", response_model=AgentOut)
 def register_agent(
     body: AgentIn,
-    who: Annotated[Principal, Depends(ingest_principal)],
+    who: Annotated[Principal, Depends(require("agents.register"))],
     svc: Annotated[AppServices, Depends(services)],
 ) -> AgentOut:
     """The reported allowlist is what the responder may ever send to this agent."""

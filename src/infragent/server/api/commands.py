@@ -16,7 +16,7 @@ from pydantic import Field
 from infragent import signing
 from infragent.model import ActionResult
 from infragent.server.api.deps import AppServices, services
-from infragent.server.auth import Principal, ingest_principal
+from infragent.server.auth import Principal, require
 from infragent.server.schemas import Strict
 from infragent.store import commands
 from infragent.store.records import PulledCommand
@@ -50,7 +50,7 @@ class ResultIn(Strict):
 )
 async def poll_commands(
     node_id: str,
-    who: Annotated[Principal, Depends(ingest_principal)],
+    who: Annotated[Principal, Depends(require("commands.poll"))],
     svc: Annotated[AppServices, Depends(services)],
     wait: Annotated[float, Query(ge=0, le=30, description="Seconds to hold the request open.")] = 25.0,
 ) -> Response:
@@ -81,7 +81,7 @@ async def poll_commands(
 def report_result(
     command_id: str,
     body: ResultIn,
-    who: Annotated[Principal, Depends(ingest_principal)],
+    who: Annotated[Principal, Depends(require("commands.report"))],
     svc: Annotated[AppServices, Depends(services)],
 ) -> dict[str, bool]:
     output = body.output if body.exit_code is None else f"exit {body.exit_code}: {body.output}"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from infragent.model import Event
 from infragent.server.api.deps import AppServices, services
-from infragent.server.auth import Principal, ingest_principal, read_principal
+from infragent.server.auth import Principal, require
 from infragent.server.schemas import AuditOut, EventAccepted, EventDetailOut, EventIn, EventOut
 from infragent.store import events
 
@@ -33,7 +33,7 @@ def _out(e: Event) -> EventOut:
 @router.post("", response_model=EventAccepted, status_code=202)
 def report_event(
     body: EventIn,
-    who: Annotated[Principal, Depends(ingest_principal)],
+    who: Annotated[Principal, Depends(require("events.report"))],
     svc: Annotated[AppServices, Depends(services)],
 ) -> EventAccepted:
     """Store the event as pending and wake the responder; decisions happen asynchronously."""
@@ -55,7 +55,7 @@ def report_event(
 
 @router.get("", response_model=list[EventOut])
 def list_events(
-    who: Annotated[Principal, Depends(read_principal)],
+    who: Annotated[Principal, Depends(require("events.read"))],
     svc: Annotated[AppServices, Depends(services)],
     status: Literal["pending", "processed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -68,7 +68,7 @@ def list_events(
 @router.get("/{event_id}", response_model=EventDetailOut)
 def get_event(
     event_id: str,
-    who: Annotated[Principal, Depends(read_principal)],
+    who: Annotated[Principal, Depends(require("events.read"))],
     svc: Annotated[AppServices, Depends(services)],
 ) -> EventDetailOut:
     """Another client's event is a 404, exactly like a missing one."""

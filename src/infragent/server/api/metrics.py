@@ -1,9 +1,10 @@
 """Native metric ingest: ``POST /api/v1/metrics`` takes one gzip'd msgpack ``MetricBatch`` from an agent.
 
-Thin: the key (401/403), the Content-Type (415) and the raw size (413, by ``BodyLimitMiddleware``
-while the body streams) are checked here; decoding, admission and the write are the ingest use case
-(``server/ingest/native.py``, run by ``AppServices.ingest`` in a thread or a worker process), whose
-``IngestOutcome`` this route turns into JSON. Every failure is answered by the one map in
+Thin: the key and its ``ingest`` scope (401/403, ``server/auth.py``), the Content-Type (415) and
+the raw size (413, by ``BodyLimitMiddleware`` while the body streams) are checked here; decoding,
+admission and the write are the ingest use case (``server/ingest/native.py``, run by
+``AppServices.ingest`` in a thread or a worker process), whose ``IngestOutcome`` this route turns
+into JSON. Every failure is answered by the one map in
 ``server/errors.py``: storage down or the connection pool exhausted is 503 with ``Retry-After``.
 
 Why the raw body and not a pydantic model: msgspec decodes and validates a batch several times
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 
 from infragent import wire
 from infragent.server.api.deps import services
-from infragent.server.auth import Principal, ingest_principal_async
+from infragent.server.auth import Principal, require
 from infragent.server.errors import retry_after_header
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
@@ -58,7 +59,7 @@ _BODY_DOC = {
     },
 )
 async def ingest_metrics(
-    request: Request, who: Annotated[Principal, Depends(ingest_principal_async)]
+    request: Request, who: Annotated[Principal, Depends(require("metrics.write"))]
 ) -> MetricsAccepted:
     """Store a batch once; a resent batch id answers ``duplicate: true`` and stores nothing."""
     svc = services(request)  # not dependencies: a sync one would cost a thread-pool hop per batch

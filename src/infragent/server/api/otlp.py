@@ -3,9 +3,10 @@
 The request and every answer follow the OTLP specification rather than our own API's conventions:
 the response has the request's content type (protobuf or JSON); success is 200 with an
 ``ExportMetricsServiceResponse`` (with ``partialSuccess`` when some data points were rejected); every
-4xx/5xx carries a ``google.rpc.Status``. That is why authentication is called here rather than as
-a dependency: FastAPI would answer a 401 with its own ``{"detail": …}`` body. The check order is
-the native route's (``api/metrics.py``): API key (401/403), Content-Type (415), raw size (413, by
+4xx/5xx carries a ``google.rpc.Status``. That is why the key is checked by ``attempt`` rather than
+``require``: it hands the refusal (401, or 403 naming the ``ingest`` scope) to this route as a value
+instead of FastAPI's ``{"detail": …}`` body. The check order is the native route's
+(``api/metrics.py``): API key and scope (401/403), Content-Type (415), raw size (413, by
 ``BodyLimitMiddleware``, whose 413 body is its own JSON), then the use case
 (``server/ingest/otlp/store.py``, run by ``AppServices.ingest`` in a thread or a worker process):
 decompressed size (413), shape (400), the series cap (429 with ``Retry-After``).
@@ -17,11 +18,12 @@ down, or a full connection pool, is a 503 with ``Retry-After``, which OTLP clien
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from infragent.server.api.deps import services
-from infragent.server.auth import ingest_principal_async
+from infragent.server.auth import Principal, Refusal, attempt
 from infragent.server.errors import retry_after_header
 from infragent.server.ingest import otlp
 
@@ -59,6 +61,7 @@ _ANSWER = {"content": {otlp.PROTOBUF: _BINARY, otlp.JSON: {"schema": {"type": "o
         | _ANSWER,
         400: {"description": "google.rpc.Status: the body cannot be decoded"} | _ANSWER,
         401: {"description": "google.rpc.Status: missing or invalid API key"} | _ANSWER,
+        403: {"description": "google.rpc.Status: the key lacks the ingest scope"} | _ANSWER,
         413: {"description": "body or decompressed body over the limit"} | _ANSWER,
         415: {"description": "google.rpc.Status: unsupported Content-Type or Content-Encoding"} | _ANSWER,
         429: {"description": "google.rpc.Status: series cap reached; retry after Retry-After seconds"}
@@ -66,15 +69,15 @@ _ANSWER = {"content": {otlp.PROTOBUF: _BINARY, otlp.JSON: {"schema": {"type": "o
         503: {"description": "google.rpc.Status: storage busy; retry after Retry-After seconds"} | _ANSWER,
     },
 )
-async def export_metrics(request: Request) -> Response:
+async def export_metrics(
+    request: Request, who: Annotated[Principal | Refusal, Depends(attempt("metrics.write"))]
+) -> Response:
     """Store what is valid, count what is not, and answer in the request's own encoding."""
     svc = services(request)  # not dependencies: a sync one costs a thread-pool hop per request
     media_type = _media_type(request.headers.get("content-type"))
     answer_type = media_type if media_type in otlp.MEDIA_TYPES else otlp.JSON
-    try:
-        who = await ingest_principal_async(request)
-    except HTTPException as exc:
-        return _failure(answer_type, exc.status_code, str(exc.detail), exc.headers)
+    if isinstance(who, Refusal):
+        return _failure(answer_type, who.status, who.message, who.headers or None)
     if media_type not in otlp.MEDIA_TYPES:
         shown = media_type or "(none)"
         message = f"unsupported Content-Type {shown!r}: send {otlp.PROTOBUF!r} or {otlp.JSON!r}"

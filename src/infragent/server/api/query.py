@@ -27,7 +27,7 @@ from infragent.query.errors import QueryError, TooManySeriesError
 from infragent.query.plan import Source, plan
 from infragent.query.selector import parse_labels
 from infragent.server.api.deps import AppServices, metric_store, services
-from infragent.server.auth import Principal, read_principal
+from infragent.server.auth import Principal, require
 from infragent.store.metrics import LatestSample, MetricReader
 from infragent.store.metrics.hosts import CPU, FILESYSTEM, MEMORY
 
@@ -101,7 +101,7 @@ def _json(body: dict[str, Any]) -> Response:
     responses={200: {"model": QueryRangeAnswer}, 422: {"description": "a parameter is invalid"}},
 )
 def query_range(
-    who: Annotated[Principal, Depends(read_principal)],
+    who: Annotated[Principal, Depends(require("metrics.read"))],
     store: Annotated[MetricReader, Depends(metric_store)],
     host: Annotated[str, Query(min_length=1)],
     metric: Annotated[str, Query(min_length=1)],
@@ -181,7 +181,7 @@ def fleet(
 
 @router.get("/hosts", response_model=None, responses={200: {"model": HostsAnswer}})
 def hosts(
-    who: Annotated[Principal, Depends(read_principal)],
+    who: Annotated[Principal, Depends(require("metrics.read"))],
     svc: Annotated[AppServices, Depends(services)],
     store: Annotated[MetricReader, Depends(metric_store)],
     interval: Annotated[
@@ -200,7 +200,7 @@ def hosts(
 
 @router.get("/series", response_model=SeriesAnswer)
 def series(
-    who: Annotated[Principal, Depends(read_principal)],
+    who: Annotated[Principal, Depends(require("metrics.read"))],
     store: Annotated[MetricReader, Depends(metric_store)],
     host: Annotated[str | None, Query(min_length=1)] = None,
     metric: Annotated[str | None, Query(min_length=1)] = None,

@@ -1,0 +1,98 @@
+"""Which scope each operation needs, and whether a key's scopes grant it: the one table.
+
+Why one table of operations rather than a scope written on each route: the routes name *what*
+they do (``events.read``), this module says *who* may do it. The dashboard issue adds user roles
+(admin / operator / viewer) as another way to hold scopes; it extends ``OPERATIONS`` and
+``allows``, and no route changes. Pure: no I/O, no framework, testable as a table.
+
+The scopes (docs/api.md "Scopes"):
+
+* ``ingest``: what an agent or an SDK does from a host: send metrics and events, register itself
+  as an agent, poll its own commands, post their results;
+* ``read``: read the tenant's data (events with their decisions and audit trail, metrics, hosts);
+* ``operate``: act on the tenant's hosts through the server (reserved: no route acts yet);
+* ``admin``: manage keys and settings, and everything the other scopes allow.
+
+**admin implies all.** A key stores the scopes it was given; a key holding ``admin`` is granted
+every scope, so the registration key is stored as ``["admin"]`` and a scope added later (say
+``operate`` routes) is granted to existing admin keys without rewriting them. No other scope
+implies another: an ``ingest`` key on every host cannot read the tenant's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final, Literal, get_args
+
+from infragent.errors import InfrAgentError
+
+Scope = Literal["ingest", "read", "operate", "admin"]
+ALL_SCOPES: Final[tuple[Scope, ...]] = get_args(Scope)
+#: The scope that implies every other.
+ADMIN: Final[Scope] = "admin"
+
+#: The key returned at registration: the tenant owner's.
+REGISTRATION_SCOPES: Final[tuple[Scope, ...]] = ("admin",)
+#: The key an agent is installed with (``infragent up``, ``infragent agent install``).
+AGENT_SCOPES: Final[tuple[Scope, ...]] = ("ingest",)
+#: The key an application's SDK reports with.
+SDK_SCOPES: Final[tuple[Scope, ...]] = ("ingest",)
+
+#: operation → the scope it needs. Every authenticated route names one operation from here.
+OPERATIONS: Final[dict[str, Scope]] = {
+    # ingest: from a host
+    "metrics.write": "ingest",  # POST /api/v1/metrics, POST /v1/metrics (OTLP)
+    "events.report": "ingest",  # POST /api/v1/events
+    "agents.register": "ingest",  # POST /api/v1/agents
+    "commands.poll": "ingest",  # GET /api/v1/agents/{node_id}/commands
+    "commands.report": "ingest",  # POST /api/v1/commands/{command_id}/result
+    # read: the tenant's data
+    "events.read": "read",  # GET /api/v1/events, GET /api/v1/events/{event_id}
+    "metrics.read": "read",  # GET /api/v1/query_range, /api/v1/series, /api/v1/hosts
+    # admin: credentials
+    "keys.create": "admin",  # POST /api/v1/keys
+    "keys.revoke": "admin",  # POST /api/v1/keys/{key_id}/revoke
+}
+
+
+class ScopeError(InfrAgentError):
+    """A valid key lacks the scope an operation needs: answered 403 with ``required_scope``.
+
+    Why its own type: the answer must name the missing scope as data (``required_scope``), so a
+    client can tell "wrong key for this" (403) from "no valid key" (401) without parsing text.
+    """
+
+    def __init__(self, operation: str, required_scope: Scope) -> None:
+        super().__init__(f"this API key lacks the {required_scope!r} scope, which {operation} needs")
+        self.operation = operation
+        self.required_scope: Scope = required_scope
+
+
+def required(operation: str) -> Scope:
+    """The scope ``operation`` needs; an unknown operation is a programming error (KeyError)."""
+    return OPERATIONS[operation]
+
+
+def allows(held: Iterable[str], needed: Scope) -> bool:
+    """Whether a key holding ``held`` may do what ``needed`` guards; ``admin`` implies every scope."""
+    have = set(held)
+    return needed in have or ADMIN in have
+
+
+def check(held: Iterable[str], operation: str) -> None:
+    """Raise ``ScopeError`` unless ``held`` grants ``operation``."""
+    needed = required(operation)
+    if not allows(held, needed):
+        raise ScopeError(operation, needed)
+
+
+def problems(scopes: Sequence[str]) -> str | None:
+    """Why ``scopes`` cannot be given to a key (empty, unknown or repeated), or None when they can."""
+    if not scopes:
+        return "at least one scope is needed"
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown:
+        return f"unknown scope(s) {', '.join(map(repr, unknown))}: choose from {', '.join(ALL_SCOPES)}"
+    if len(set(scopes)) != len(scopes):
+        return "a scope is listed twice"
+    return None
