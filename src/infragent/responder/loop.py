@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from infragent.errors import LlmError
 from infragent.model import ActionResult, Decision
+from infragent.redact import redact
 from infragent.responder import policy, prompt
 from infragent.responder.llm.base import LlmClient
 from infragent.responder.ports import Dispatcher, Latch, LeaseLostError, WorkItem, WorkQueue
@@ -81,13 +82,14 @@ class Responder:
             return policy.escalate(
                 "policy", f"no runbook matches event type {latest.type!r} and no LLM is configured"
             )
+        # Redacted as it is built: the audit keeps exactly the text the vendor received.
         user = prompt.build_user_prompt(item.node_id, item.events, allowed)
-        audited_prompt = prompt.redact(f"[system]\n{prompt.SYSTEM}\n[user]\n{user}")
+        audited_prompt = f"[system]\n{prompt.SYSTEM}\n[user]\n{user}"
         try:
             raw = self.llm.complete_json(prompt.SYSTEM, user, policy.decision_schema(allowed))
         except LlmError as exc:
             return policy.escalate("llm", f"LLM call failed: {exc}", prompt=audited_prompt)
-        return policy.parse_llm_answer(raw, allowed, prompt=audited_prompt, answer=prompt.redact(raw))
+        return policy.parse_llm_answer(raw, allowed, prompt=audited_prompt, answer=redact(raw))
 
     # -- act ---------------------------------------------------------------------------------------
 
@@ -124,12 +126,12 @@ class Responder:
             outcome = f"{decision.action}:{result.status}"
         self.queue.complete(item, self.clock(), cooldown_until, self.actor, outcome)
         self.handled += len(item.events)
-        logger.info(
+        logger.info(  # node id and rationale quote what the host reported: redacted like the prompt
             "handled %d event(s) of %s: %s (%s) in %.0f ms",
             len(item.events),
-            item.node_id,
+            redact(item.node_id),
             outcome,
-            decision.rationale,
+            redact(decision.rationale),
             (self.clock() - now) * 1000,
         )
 
@@ -165,7 +167,7 @@ class Responder:
                 self.handle(item)
                 count += len(item.events)
             except LeaseLostError:
-                logger.warning("lost the lease on %s; another responder took it over", item.node_id)
+                logger.warning("lost the lease on %s; another responder took it over", redact(item.node_id))
 
     def run(self, stop: threading.Event) -> None:
         logger.info("responder %s started", self.worker)

@@ -1,7 +1,8 @@
 """Claims: one agent's pending events leased to one responder.
 
 Why claims are per agent: the cooldown and the coalescing of events are per agent, so one responder
-owns all of an agent's pending events at a time. PostgreSQL picks free agents with
+owns all of an agent's pending events at a time. The agent picked is the free one whose oldest
+pending event is the oldest, so no agent starves another. PostgreSQL picks it with
 ``FOR UPDATE SKIP LOCKED``; SQLite serializes claimers with ``BEGIN IMMEDIATE``. Both then write a
 lease (owner, token, expiry): a responder that dies leaves the agent to be claimed again once the
 lease expires, and every later write checks the token, so a late writer cannot finish a claim it lost
@@ -32,12 +33,26 @@ def _has_pending() -> sa.Exists:
     )
 
 
-def claim(
-    conn: sa.Connection, worker: str, lease_s: float, now: float, max_events: int = 1000
-) -> Claim | None:
-    """Lease one agent that has pending events and is out of cooldown; None when there is none.
+def _oldest_pending() -> sa.ScalarSelect[Any]:
+    """When the agent's oldest pending event arrived: the first entry under the agent's id in
+    ``ix_events_pending_agent_received`` (``ORDER BY … LIMIT 1``, which both databases answer
+    with one seek; ``min()`` made PostgreSQL read the agent's whole backlog)."""
+    return (
+        sa.select(events.c.received_at)
+        .where(events.c.agent_id == agents.c.id, events.c.processed_at.is_(None))
+        .order_by(events.c.received_at)
+        .limit(1)
+        .scalar_subquery()
+    )
 
-    Run it in a write transaction: the pick and the lease must be one atomic step.
+
+def pick_query(now: float, *, postgresql: bool) -> sa.Select[Any]:
+    """The free agent whose oldest pending event is the oldest (``claim``'s pick; ``bench/`` explains it).
+
+    Why oldest first: without an order the database returns whichever free agent it meets first,
+    and an agent that always has fresh events (and sits early in the table) is picked every time
+    while a quiet agent's older event waits. Ordering by each agent's oldest pending event serves
+    work in arrival order across agents (ties by agent id, so the order is total).
     """
     q = (
         sa.select(agents)
@@ -46,10 +61,20 @@ def claim(
             sa.or_(agents.c.cooldown_until.is_(None), agents.c.cooldown_until <= now),
             _has_pending(),
         )
+        .order_by(_oldest_pending(), agents.c.id)
         .limit(1)
     )
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True, of=agents)
+    return q.with_for_update(skip_locked=True, of=agents) if postgresql else q
+
+
+def claim(
+    conn: sa.Connection, worker: str, lease_s: float, now: float, max_events: int = 1000
+) -> Claim | None:
+    """Lease the agent ``pick_query`` names; None when no agent has claimable work.
+
+    Run it in a write transaction: the pick and the lease must be one atomic step.
+    """
+    q = pick_query(now, postgresql=conn.dialect.name == "postgresql")
     row = conn.execute(q).first()
     if row is None:
         return None

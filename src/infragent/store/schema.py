@@ -65,8 +65,16 @@ events = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("processed_at", sa.Float),
     sa.Column("decision_id", sa.String(36)),
-    sa.Index("ix_events_agent_pending", "agent_id", "processed_at"),
     sa.Index("ix_events_client_received", "client_id", "received_at"),
+)
+# Pending events only, per agent in arrival order: the claim's pick (each agent's oldest pending
+# event is the first entry under its id) and the read of what it claimed (store/claims.py).
+sa.Index(
+    "ix_events_pending_agent_received",
+    events.c.agent_id,
+    events.c.received_at,
+    postgresql_where=events.c.processed_at.is_(None),
+    sqlite_where=events.c.processed_at.is_(None),
 )
 
 decisions = sa.Table(

@@ -163,7 +163,7 @@ def test_bad_llm_answers_escalate_and_send_nothing(
     assert detail.event.processed_at is not None
 
 
-def test_valid_llm_answer_acts_and_prompt_is_audited_redacted(
+def test_valid_llm_answer_acts_and_the_prompt_sent_and_audited_is_redacted(
     store: SqlStore, receiver: Receiver, llm: LlmStandIn
 ) -> None:
     register_node(store, receiver.reg, NODE)
@@ -178,10 +178,10 @@ def test_valid_llm_answer_acts_and_prompt_is_audited_redacted(
     assert detail.decision["source"] == "llm" and detail.command["status"] == "done"
     assert receiver.total == 1 and receiver.commands[0].params == {"name": "web"}
     secret_part = receiver.reg.api_key.split("_", 2)[2]
-    assert secret_part in llm.requests[0].user  # the model saw the data as reported …
-    assert (
-        secret_part not in detail.decision["prompt"] and "[REDACTED]" in detail.decision["prompt"]
-    )  # … the audit not
+    sent = llm.requests[0].raw.decode()
+    assert secret_part not in sent and "[REDACTED]" in llm.requests[0].user  # the model never sees it …
+    assert secret_part not in detail.decision["prompt"] and "[REDACTED]" in detail.decision["prompt"]
+    assert llm.requests[0].user in detail.decision["prompt"]  # … and the audit shows what it was sent
 
 
 def test_events_stored_while_no_responder_ran_are_all_handled(store: SqlStore, receiver: Receiver) -> None:

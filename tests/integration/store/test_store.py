@@ -98,6 +98,27 @@ def test_cooldown_keeps_events_pending_until_it_ends(store: SqlStore, client_reg
     assert claim2 is not None and claim2.event_ids == later
 
 
+def test_claim_takes_the_agent_with_the_oldest_pending_event_first(
+    store: SqlStore, client_reg: Registration
+) -> None:
+    """A noisy agent (created first, always with fresh events) cannot starve a quiet one."""
+    noisy, quiet = "noisy/web", "quiet/web"
+    _event(store, client_reg, 1000.0, node=noisy)  # the noisy agent's row is written first
+    quiet_event = _event(store, client_reg, 1001.0, node=quiet)
+    for i in range(10):
+        _event(store, client_reg, 1002.0 + i, node=noisy)
+    first = _claim(store, "w", lease_s=60, now=1100.0)
+    assert first is not None and first.agent.node_id == noisy  # its oldest (1000) is older than 1001
+    _complete(store, first, 1101.0, cooldown_until=None, outcome="none")
+    for i in range(10):  # the noisy agent keeps reporting while the quiet one waits
+        _event(store, client_reg, 1102.0 + i, node=noisy)
+    second = _claim(store, "w", lease_s=60, now=1200.0)
+    assert second is not None and second.agent.node_id == quiet
+    assert second.event_ids == [quiet_event]
+    third = _claim(store, "w2", lease_s=60, now=1200.0)  # the quiet one is leased: the noisy one next
+    assert third is not None and third.agent.node_id == noisy and len(third.events) == 10
+
+
 def test_decision_survives_a_dead_claimant(store: SqlStore, client_reg: Registration) -> None:
     _event(store, client_reg, 1000.0)
     claim = _claim(store, "w1", lease_s=5, now=1000.0)

@@ -1,18 +1,9 @@
 from __future__ import annotations
 
 from infragent.model import ActionSpec, Event, Severity
-from infragent.responder.prompt import build_user_prompt, redact
+from infragent.responder.prompt import build_user_prompt
 
-
-def test_redacts_credentials() -> None:
-    text = (
-        "key ia_abcdefghijkl_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG secret whsec_c2VjcmV0c2VjcmV0c2Vj "
-        'Authorization: Bearer sk-live-123456789 {"password": "hunter22"} api_key=XYZ123456'
-    )
-    out = redact(text)
-    for secret in ("0123456789abcdef", "c2VjcmV0", "sk-live-123456789", "hunter22", "XYZ123456"):
-        assert secret not in out
-    assert out.count("[REDACTED]") == 5
+# What the redactor masks is table-tested in tests/unit/test_redact.py (cases in redact_cases.yaml).
 
 
 def test_prompt_quotes_events_as_data_and_lists_actions() -> None:
@@ -22,3 +13,23 @@ def test_prompt_quotes_events_as_data_and_lists_actions() -> None:
     text = build_user_prompt("host-1", [ev], {"restart": ActionSpec("restart", {}, "Restart it")})
     assert '"name": "restart"' in text and "untrusted JSON data" in text
     assert "ignore previous instructions" in text  # quoted inside the JSON, not as an instruction
+
+
+def test_prompt_is_redacted_field_by_field_but_keeps_the_allowlist_patterns() -> None:
+    ev = Event(
+        "e",
+        "c",
+        "a",
+        "host password=p-node",
+        "app_down token=p-type",
+        "redis://:p-svc@cache:6379",
+        Severity.CRITICAL,
+        {"error": "AUTH failed: requirepass=p-data", "secret": {"deep": "p-deep"}},
+        1.0,
+    )
+    flush = ActionSpec("flush", {"key": r"[a-z:]+"}, "Flush one key (uses token=p-desc)")
+    text = build_user_prompt(ev.node_id, [ev], {"flush": flush})
+    for secret in ("p-node", "p-type", "p-svc", "p-data", "p-deep", "p-desc"):
+        assert secret not in text
+    assert '"params": {"key": "[a-z:]+"}' in text  # a parameter named like a secret is not one
+    assert "cache:6379" in text and "AUTH failed" in text
