@@ -22,7 +22,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from infragent.server.api.deps import services
 from infragent.server.auth import ingest_principal_async
-from infragent.server.errors import retry_after_header
+from infragent.server.errors import answer_for, is_storage_failure, retry_after_header
 from infragent.server.ingest import otlp
 
 router = APIRouter(tags=["otlp"])
@@ -75,6 +75,11 @@ async def export_metrics(request: Request) -> Response:
         who = await ingest_principal_async(request)
     except HTTPException as exc:
         return _failure(answer_type, exc.status_code, str(exc.detail), exc.headers)
+    except Exception as exc:  # checking a key not in the cache reads the database
+        if not is_storage_failure(exc):
+            raise
+        answer = answer_for(exc)  # 503 as a google.rpc.Status, like the use case's own
+        return _failure(answer_type, answer.status, answer.reason, retry_after_header(answer.retry_after_s))
     if media_type not in otlp.MEDIA_TYPES:
         shown = media_type or "(none)"
         message = f"unsupported Content-Type {shown!r}: send {otlp.PROTOBUF!r} or {otlp.JSON!r}"
