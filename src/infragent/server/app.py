@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 
 from infragent import __version__
@@ -105,7 +106,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
-    for router in (
+    routers = (
         health.router,
         clients.router,
         events.router,
@@ -115,8 +116,14 @@ def create_app(
         otlp.router,
         query.router,
         selfmetrics.router,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    services.telemetry.bind_routes(
+        r.path for router in routers for r in router.routes if isinstance(r, APIRoute)
+    )
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_refused=services.telemetry.body_too_large
+    )
     app.add_middleware(RequestCounter, telemetry=services.telemetry)
     return app
