@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from infragent import __version__
 from infragent.config import Settings
 from infragent.server.api import agents, clients, commands, events, health, metrics, otlp, query, selfmetrics
+from infragent.server.docs import install_docs
 from infragent.server.errors import ROUTE_INTERNAL_ERROR, Answer, answer_for, retry_after_header
 from infragent.server.limits import BodyLimitMiddleware
 from infragent.server.services import build_services
@@ -101,6 +102,8 @@ def create_app(
         version=__version__,
         description="Observe, detect, decide, act, verify, record.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from the server's own files (no CDN)
+        redoc_url=None,
     )
     app.state.services = services  # the only thing on app.state: routes read it via api/deps.py
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -119,6 +122,7 @@ def create_app(
     )
     for router in routers:
         app.include_router(router)
+    install_docs(app)
     services.telemetry.bind_routes(
         r.path for router in routers for r in router.routes if isinstance(r, APIRoute)
     )
