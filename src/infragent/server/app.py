@@ -2,10 +2,15 @@
 
 Every shared service is built here, once, by ``server/services.py``'s ``build_services``, and
 started and stopped by the app's lifespan; the routes in ``server/api`` only read them.
+
+Failures a route does not answer itself are answered here, by the one map in ``server/errors.py``:
+a database that is down or saturated is 503 with ``Retry-After`` on every route (as on ingest),
+anything else a JSON 500 whose text names no SQL, parameter or driver message.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +18,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.exc import SQLAlchemyError
 
 from infragent import __version__
 from infragent.auth.scopes import ScopeError
@@ -30,11 +37,15 @@ from infragent.server.api import (
     selfmetrics,
 )
 from infragent.server.auth import scope_refused
+from infragent.server.docs import install_docs
+from infragent.server.errors import ROUTE_INTERNAL_ERROR, Answer, answer_for, retry_after_header
 from infragent.server.limits import BodyLimitMiddleware
 from infragent.server.services import build_services
 from infragent.server.telemetry import RequestCounter
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import SqlStore
+
+logger = logging.getLogger(__name__)
 
 
 def _summary(exc: RequestValidationError) -> str:
@@ -51,6 +62,29 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
     ]
     return JSONResponse({"detail": _summary(exc), "errors": errors}, status_code=422)
+
+
+def _answer(answer: Answer) -> JSONResponse:
+    headers = retry_after_header(answer.retry_after_s)
+    return JSONResponse({"detail": answer.reason}, status_code=answer.status, headers=headers)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any SQLAlchemy error a route let through: 503 + ``Retry-After`` when the database is down or
+    its pool exhausted, else a 500 (a bug), logged here because nothing re-raises it."""
+    answer = answer_for(exc, internal=ROUTE_INTERNAL_ERROR)
+    if answer.storage_unavailable:  # the driver's message, not the statement and its parameters
+        cause = getattr(exc, "orig", None) or exc
+        logger.warning("%s %s: storage unavailable: %s", request.method, request.url.path, cause)
+    else:
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _answer(answer)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    """Any other exception: a JSON 500 in the API's error shape. Starlette re-raises the exception
+    after this answer is sent, so the server logs it with its traceback once, there."""
+    return _answer(answer_for(exc, internal=ROUTE_INTERNAL_ERROR))
 
 
 def create_app(
@@ -81,11 +115,15 @@ def create_app(
         version=__version__,
         description="Observe, detect, decide, act, verify, record.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from the server's own files (no CDN)
+        redoc_url=None,
     )
     app.state.services = services  # the only thing on app.state: routes read it via api/deps.py
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ScopeError, scope_refused)
-    for router in (
+    app.add_exception_handler(SQLAlchemyError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)
+    routers = (
         health.router,
         clients.router,
         events.router,
@@ -96,8 +134,15 @@ def create_app(
         otlp.router,
         query.router,
         selfmetrics.router,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_docs(app)
+    services.telemetry.bind_routes(
+        r.path for router in routers for r in router.routes if isinstance(r, APIRoute)
+    )
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_refused=services.telemetry.body_too_large
+    )
     app.add_middleware(RequestCounter, telemetry=services.telemetry)
     return app

@@ -29,6 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from infragent.auth import apikeys, scopes
 from infragent.auth.scopes import ScopeError
+from infragent.server.errors import answer_for, is_storage_failure, retry_after_header
 from infragent.store import tenants
 from infragent.store.base import Database
 from infragent.store.records import KeyRecord
@@ -158,6 +159,11 @@ def attempt(operation: str) -> Callable[..., Awaitable[Principal | Refusal]]:
             return Refusal(exc.status_code, str(exc.detail), dict(exc.headers or {}))
         except ScopeError as exc:
             return Refusal(403, str(exc))
+        except Exception as exc:  # checking a key not in the cache reads the database
+            if not is_storage_failure(exc):
+                raise
+            answer = answer_for(exc)  # 503, answered in the route's own format like its other failures
+            return Refusal(answer.status, answer.reason, retry_after_header(answer.retry_after_s) or {})
 
     principal_or_refusal.__name__ = f"attempt_{operation.replace('.', '_')}"
     return principal_or_refusal

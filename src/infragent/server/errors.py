@@ -13,9 +13,17 @@ The table (failure → status, ``Retry-After``, counted as a refusal with reason
 * ``wire.WireError`` and its subclasses (``OtlpError``, too large, bad encoding) → its own
   ``status`` (400, 413, 415), no ``Retry-After``, reason from ``REASON_BY_STATUS``;
 * ``SeriesCapError`` (``ingest/admission.py``) → 429, ``Retry-After: 60``, reason ``series_cap``;
-* SQLAlchemy ``OperationalError`` (storage down) and pool ``TimeoutError`` (pool exhausted) →
-  503, ``Retry-After: RETRY_AFTER_S``, not a refusal (a retry);
+* SQLAlchemy ``OperationalError`` (storage down), any driver error SQLAlchemy recognised as a lost
+  connection (``connection_invalidated``) and pool ``TimeoutError`` (pool exhausted) → 503,
+  ``Retry-After: RETRY_AFTER_S``, not a refusal (a retry);
 * anything else (a bug) → 500, logged with its traceback, not a refusal.
+
+Every HTTP route answers through this map too, not only ingest: ``server/app.py`` installs it as the
+app's handler of SQLAlchemy's errors and of any other exception, so a route that touches the
+database (events, agents, commands, queries, registration, key checks) answers a database that is
+down with the same 503 and ``Retry-After`` as ingest, never an unhandled 500. The answer's text is
+the table's, never the exception's: a failing statement's SQL, its parameters and the driver's
+message go to the server log only.
 
 Why one ``Retry-After`` of 1 s on every 503 (storage down, pool exhausted, an ingest worker
 restarted): it is a floor, not a schedule. Agents, the SDK and OTLP exporters back off
@@ -27,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from infragent.server.ingest.admission import SeriesCapError
@@ -37,6 +45,8 @@ from infragent.wire import WireError
 RETRY_AFTER_S = 1
 STORAGE_UNAVAILABLE = "storage is busy or unavailable; retry later"
 INTERNAL_ERROR = "internal error while storing the batch"
+#: The 500 of any other route: the details are in the server log, never in the answer.
+ROUTE_INTERNAL_ERROR = "internal error; the server log has the details"
 #: The telemetry reason counted for a request refused whole with this HTTP status.
 REASON_BY_STATUS = {400: "bad_request", 413: "too_large", 415: "unsupported"}
 
@@ -57,15 +67,23 @@ class Answer:
         return self.status == 503
 
 
-def answer_for(exc: BaseException) -> Answer:
-    """The answer to ``exc``; anything not in the table is a 500, never a guess at a 4xx."""
+def is_storage_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or is saturated (a retry), not a bug."""
+    if isinstance(exc, OperationalError | PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def answer_for(exc: BaseException, *, internal: str = INTERNAL_ERROR) -> Answer:
+    """The answer to ``exc``; anything not in the table is a 500 saying ``internal``, never a guess
+    at a 4xx. Ingest keeps the default; the other routes pass ``ROUTE_INTERNAL_ERROR``."""
     if isinstance(exc, WireError):
         return Answer(exc.status, exc.reason, label=REASON_BY_STATUS.get(exc.status, "bad_request"))
     if isinstance(exc, SeriesCapError):
         return Answer(exc.status, str(exc), exc.retry_after_s, "series_cap", exc.points)
-    if isinstance(exc, OperationalError | PoolTimeoutError):
+    if is_storage_failure(exc):
         return Answer(503, STORAGE_UNAVAILABLE, RETRY_AFTER_S)
-    return Answer(500, INTERNAL_ERROR)
+    return Answer(500, internal)
 
 
 def unavailable(reason: str) -> Answer:

@@ -3,9 +3,15 @@
 Why ASGI middleware and not a dependency: by the time a route runs, the body may already be in
 memory. Here a declared ``Content-Length`` over the cap is refused at once, and a chunked body is
 counted as it streams and cut off at the cap.
+
+A declared body is refused before routing, so no route counts it: ``on_refused`` is told of every
+413 sent here, before it is sent, and the app's telemetry counts it on its ingest path
+(``Telemetry.body_too_large``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,9 +28,12 @@ def _too_large_response(limit: int) -> tuple[Message, Message]:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, on_refused: Callable[[Scope], None] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.on_refused = on_refused or (lambda _scope: None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,6 +42,7 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            self.on_refused(scope)
             for message in _too_large_response(self.max_bytes):
                 await send(message)
             return
@@ -50,6 +60,7 @@ class BodyLimitMiddleware:
                 if seen > self.max_bytes:
                     # Answer now; the app sees a disconnected client and stores nothing.
                     refused = True
+                    self.on_refused(scope)
                     if not started:
                         for reply in _too_large_response(self.max_bytes):
                             await send(reply)

@@ -23,6 +23,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infragent.server.ingest.outcome import IngestOutcome
@@ -37,6 +38,29 @@ REASONS = ("bad_request", "too_large", "unsupported", "series_cap", "invalid_poi
 WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: At most this many tenants get an ``infragent_series`` sample (the largest): a scrape stays bounded.
 MAX_SERIES_TENANTS = 1000
+#: The ingest path of each ingest route (``api/metrics.py``, ``api/otlp.py``), by route template.
+INGEST_ROUTES: dict[str, Path] = {"/api/v1/metrics": "native", "/v1/metrics": "otlp"}
+
+
+class RouteTemplates:
+    """The app's route templates, to name the route of a request answered before FastAPI routed it.
+
+    Why: ``BodyLimitMiddleware`` refuses a body whose declared size is over the cap before any
+    route runs, so FastAPI never puts the route in the scope; without this, such a 413 would be
+    counted on ``other`` and on no ingest path. ``create_app`` binds the templates of its routers.
+    """
+
+    def __init__(self, templates: Iterable[str] = ()) -> None:
+        self._patterns = [(compile_path(t)[0], t) for t in dict.fromkeys(templates)]
+
+    def template(self, scope: Scope) -> str:
+        """The template of the route that serves ``scope`` (``/api/v1/events/{event_id}``), or ``other``."""
+        route = scope.get("route")
+        found = getattr(route, "path", None)
+        if found:
+            return str(found)
+        path = str(scope.get("path", ""))
+        return next((t for regex, t in self._patterns if regex.match(path)), "other")
 
 
 class _ScrapeGauges(Collector):
@@ -128,11 +152,16 @@ class Telemetry:
                 self.rejected_requests.labels(path, reason)
         self._gauges = _ScrapeGauges()
         r.register(self._gauges)
+        self.routes = RouteTemplates()
 
     def bind(self, pending: Callable[[], int], series: Callable[[], Mapping[str, int]]) -> None:
         """Give the scrape-time gauges their sources (the store is opened after this object)."""
         self._gauges.pending = pending
         self._gauges.series = series
+
+    def bind_routes(self, templates: Iterable[str]) -> None:
+        """Learn the app's route templates (``RouteTemplates``), once its routers are known."""
+        self.routes = RouteTemplates(templates)
 
     def stored(self, path: Path, points: int, *, duplicate: bool) -> None:
         self.batches.labels(path, "duplicate" if duplicate else "stored").inc()
@@ -158,6 +187,12 @@ class Telemetry:
         if outcome.rejected_points:
             self.rejected(path, "invalid_point", outcome.rejected_points, whole_request=False)
 
+    def body_too_large(self, scope: Scope) -> None:
+        """Count a body ``BodyLimitMiddleware`` refused (413), on its ingest path if it was sent to one."""
+        path = INGEST_ROUTES.get(self.routes.template(scope))
+        if path is not None:
+            self.rejected(path, "too_large")
+
     def rejected(self, path: Path, reason: str, points: int = 0, *, whole_request: bool = True) -> None:
         """Count a refusal; ``whole_request`` False for points dropped from an otherwise stored request."""
         if whole_request:
@@ -170,7 +205,8 @@ class RequestCounter:
     """ASGI middleware counting requests by route *template* (``/api/v1/events/{event_id}``).
 
     Why the template: a label per concrete path would grow with every id. Unmatched paths count as
-    ``other``. FastAPI puts the matched route in the request scope, which this middleware shares.
+    ``other``. FastAPI puts the matched route in the request scope, which this middleware shares;
+    a request answered before routing is matched by ``Telemetry.routes``.
     """
 
     def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
@@ -192,6 +228,4 @@ class RequestCounter:
         try:
             await self.app(scope, receive, record)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "other"
-            self.telemetry.http.labels(template, str(status)).inc()
+            self.telemetry.http.labels(self.telemetry.routes.template(scope), str(status)).inc()

@@ -137,3 +137,35 @@ def test_metrics_are_per_app_not_global(store: SqlStore) -> None:
     first.state.services.telemetry.stored("native", 5, duplicate=False)
     registry = second.state.services.telemetry.registry
     assert registry.get_sample_value("infragent_ingest_points_total", {"path": "native"}) == 0
+
+
+def test_a_body_refused_before_routing_is_counted_too_large_on_its_path(store: SqlStore) -> None:
+    """``BodyLimitMiddleware`` answers 413 before any route runs (a declared ``Content-Length``) or
+    while the body streams; both are refusals of that ingest path, and the HTTP counter names the
+    route, not ``other``."""
+    limit = 4096
+    app = create_app(Settings(max_body_bytes=limit), store=store)
+
+    def streamed() -> Iterator[bytes]:  # no Content-Length: cut off once past the cap
+        for _ in range(limit // 1024 + 2):
+            yield b"\0" * 1024
+
+    with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
+        api = Api(http)
+        _, auth = api.register()
+        native = {"content-type": CONTENT_TYPE, "content-encoding": "gzip", **auth}
+        otlp = {"content-type": "application/x-protobuf", **auth}
+        for route, headers in (("/api/v1/metrics", native), ("/v1/metrics", otlp)):
+            for body in (b"\0" * (limit + 1), streamed()):
+                with httpx.Client(base_url=base, timeout=10) as once:  # a refused upload ends its connection
+                    assert once.post(route, content=body, headers=headers).status_code == 413, route
+        got = api.scrape()
+        assert value(got, "infragent_ingest_rejected_requests_total", path="native", reason="too_large") == 2
+        assert value(got, "infragent_ingest_rejected_requests_total", path="otlp", reason="too_large") == 2
+        for _ in range(100):  # the HTTP counter moves when the request ends, just after its answer
+            got = api.scrape()
+            if value(got, "infragent_http_requests_total", route="/v1/metrics", status="413") == 2:
+                break
+        assert value(got, "infragent_http_requests_total", route="/api/v1/metrics", status="413") == 2
+        assert value(got, "infragent_http_requests_total", route="/v1/metrics", status="413") == 2
+        assert value(got, "infragent_http_requests_total", route="other", status="413") == 0

@@ -8,10 +8,17 @@ failures reach this map on every path.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from infragent.server.errors import RETRY_AFTER_S, Answer, answer_for, retry_after_header, unavailable
+from infragent.server.errors import (
+    RETRY_AFTER_S,
+    ROUTE_INTERNAL_ERROR,
+    Answer,
+    answer_for,
+    retry_after_header,
+    unavailable,
+)
 from infragent.server.ingest.admission import SeriesCapError
 from infragent.server.ingest.otlp import OtlpError
 from infragent.server.ingest.outcome import IngestOutcome, Tally, run
@@ -87,3 +94,14 @@ def test_run_returns_the_work_s_outcome_and_a_refusal_carries_its_points() -> No
         12,
         60,
     )
+
+
+def test_a_lost_connection_is_a_retry_and_any_other_database_error_a_500_naming_no_sql() -> None:
+    """Routes pass their own 500 text; neither answer carries the statement or its parameters."""
+    lost = InterfaceError(
+        "SELECT secret FROM t", {"p": "x"}, Exception("closed"), connection_invalidated=True
+    )
+    bug = IntegrityError("INSERT INTO t VALUES (%(p)s)", {"p": "x"}, Exception("duplicate key"))
+    assert answer_for(lost) == Answer(503, STORAGE, 1)
+    assert answer_for(bug, internal=ROUTE_INTERNAL_ERROR) == Answer(500, ROUTE_INTERNAL_ERROR)
+    assert answer_for(InterfaceError("SELECT 1", {}, Exception("misuse"))).status == 500
