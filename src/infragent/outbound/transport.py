@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Iterable, Sequence
 
 import httpcore
@@ -108,7 +109,7 @@ class GuardedTransport(httpx.HTTPTransport):
         policy: OutboundPolicy,
         *,
         resolve: Resolver = system_resolver,
-        verify: bool = True,
+        verify: ssl.SSLContext | bool = True,
         limits: httpx.Limits | None = None,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=20, max_keepalive_connections=10)
@@ -123,11 +124,18 @@ class GuardedTransport(httpx.HTTPTransport):
 
 
 def guarded_client(
-    policy: OutboundPolicy, *, timeout_s: float, resolve: Resolver = system_resolver
+    policy: OutboundPolicy,
+    *,
+    timeout_s: float,
+    resolve: Resolver = system_resolver,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.Client:
-    """An httpx client for tenant URLs: guarded connections, no redirects, nothing from the environment."""
+    """An httpx client for tenant URLs: guarded connections, no redirects, nothing from the environment.
+
+    ``verify`` is for tests with their own certificate authority; certificates are always checked.
+    """
     return httpx.Client(
-        transport=GuardedTransport(policy, resolve=resolve),
+        transport=GuardedTransport(policy, resolve=resolve, verify=verify),
         timeout=timeout_s,
         follow_redirects=False,
         trust_env=False,

@@ -8,12 +8,20 @@ connect) would connect to the second answer; this one cannot.
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpcore
 import httpx
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -158,3 +166,82 @@ def test_proxies_from_the_environment_are_not_used(
         with guarded_client(LOOPBACK, timeout_s=5) as client:
             assert client.get(f"http://127.0.0.1:{port}/hook").text == "hello"
     assert proxied == [] and len(hits.seen) == 1
+
+
+# -- https: the name stays the TLS server name ------------------------------------------------------
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for ``hook.test`` signed by it (made with the openssl tool)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=ca",
+        cwd=tmp_path,
+    )
+    _openssl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=hook.test", cwd=tmp_path)
+    (tmp_path / "san.ext").write_text("subjectAltName=DNS:hook.test\n")
+    _openssl(
+        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "leaf.pem", "-days", "1", "-extfile", "san.ext",
+        cwd=tmp_path,
+    )  # fmt: skip
+    return tmp_path / "ca.pem", tmp_path / "leaf.pem", tmp_path / "leaf.key"
+
+
+@contextmanager
+def _serve_tls(app: Starlette, cert: Path, key: Path) -> Iterator[int]:
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", ssl_certfile=str(cert), ssl_keyfile=str(key)
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def test_https_keeps_the_name_for_sni_and_the_certificate(tls_files: tuple[Path, Path, Path]) -> None:
+    ca, cert, key = tls_files
+    seen: list[str] = []
+
+    async def hook(request: Request) -> Response:
+        seen.append(request.headers["host"])
+        return PlainTextResponse("hello over tls")
+
+    trust = ssl.create_default_context(cafile=str(ca))
+    resolve = Rebinding(["127.0.0.1"])
+    app = Starlette(routes=[Route("/hook", hook)])
+    with (
+        _serve_tls(app, cert, key) as port,
+        guarded_client(LOOPBACK, timeout_s=5, resolve=resolve, verify=trust) as client,
+    ):
+        # connected to 127.0.0.1, verified as hook.test: the name was the TLS server name
+        assert client.get(f"https://hook.test:{port}/hook").text == "hello over tls"
+        # the same server by its address: the certificate does not name it, so it is refused
+        with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED|hostname"):
+            client.get(f"https://127.0.0.1:{port}/hook")
+    assert seen == [f"hook.test:{port}"] and resolve.calls == [("hook.test", port)]
