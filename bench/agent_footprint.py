@@ -52,7 +52,12 @@ def measure_ours(anchors: Path | None, interval: int, warmup: float, duration: f
         with server_log.open("wb") as log:
             server = subprocess.Popen(
                 [sys.executable, "-m", "infragent", "server", "--port", "0"],
-                env={**env, "INFRAGENT_DATA_DIR": f"{tmp}/server", "INFRAGENT_LOG_LEVEL": "warning"},
+                env={
+                    **env,
+                    "INFRAGENT_DATA_DIR": f"{tmp}/server",
+                    "INFRAGENT_LOG_LEVEL": "warning",
+                    "INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the (unused) webhook is local
+                },
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

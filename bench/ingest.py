@@ -224,6 +224,7 @@ def infragent_server(
         "INFRAGENT_HOST": "127.0.0.1",
         "INFRAGENT_PORT": "0",
         "INFRAGENT_LOG_LEVEL": "warning",
+        "INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tenant's (unused) webhook is local
         "INFRAGENT_MAX_BODY_BYTES": str(16 << 20),
         "INFRAGENT_INGEST_PROCESSES": str(ingest_processes),
     }

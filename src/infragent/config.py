@@ -9,6 +9,7 @@ message naming it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -80,6 +81,9 @@ class Settings(BaseModel):
     cooldown_s: float = Field(default=300.0, ge=0)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_retries: int = Field(default=3, ge=0, le=10)
+    #: CIDRs a tenant's webhook may reach besides public addresses (loopback and private ranges are
+    #: refused otherwise; link-local and cloud metadata always): see ``infragent/outbound/policy.py``.
+    webhook_allowed_networks: tuple[str, ...] = ()
     runbooks_path: Path | None = None
     command_ttl_s: float = Field(default=300.0, gt=0)
 
@@ -107,6 +111,23 @@ class Settings(BaseModel):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        """A list (file) or a comma-separated string or JSON array (environment) of CIDRs, normalised."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [p for p in text.split(",") if p.strip()]
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of networks in CIDR notation")
+        networks = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=True)))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not a network in CIDR notation ({exc})") from exc
+        return tuple(networks)
 
     @field_validator("max_decompressed_bytes")
     @classmethod

@@ -27,6 +27,7 @@ descend from the root.
     ├── LlmError                  an LLM provider failed (transport, status, shape, timeout)
     ├── ProtoError                a remote-write protobuf cannot be encoded or read  [remote_write.proto]
     ├── ReportError               the SDK could not report to the server  [sdk.client]
+    ├── OutboundRefusedError      a tenant URL reaches only refused addresses  [outbound.policy]
     ├── RejectedError             the agent's allowlist refuses a command  [agent.allowlist]
     ├── HttpError                 the agent's HTTP client failed  [agent.http]
     │   └── _StaleConnectionError a kept-alive connection the server had closed; retried  [agent.http]

@@ -63,6 +63,11 @@ def infragent(tmp_path: Path, *args: str, **env: str) -> Iterator[Running]:
             proc.stdout.close()
 
 
+def _register_local_webhook(url: str) -> httpx.Response:
+    body = {"email": "ops@example.com", "company_name": "Acme", "webhook_url": "http://127.0.0.1:9000/hook"}
+    return httpx.post(f"{url}/api/v1/clients/register", json=body, timeout=10)
+
+
 def _ready(url: str) -> bool:
     try:
         return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
@@ -76,6 +81,9 @@ def test_up_serves_ready_on_sqlite_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert int(port) != 0
         wait_until(lambda: _ready(url), 30, "the server to be ready")
         assert (tmp_path / "data" / "infragent.db").exists()
+        # one machine: the app receiving commands runs here too, so loopback webhooks are allowed
+        assert run.out.wait_for(r"webhooks may reach public addresses and 127\.0\.0\.0/8", 10)
+        assert _register_local_webhook(url).status_code == 201
     assert run.proc.returncode == 0, run.err()
 
 
@@ -84,6 +92,8 @@ def test_server_on_port_0_says_which_port_it_bound(tmp_path: Path) -> None:
         url, port = run.out.wait_for(IS_UP, 30).groups()
         assert int(port) != 0
         wait_until(lambda: _ready(url), 30, "the server to be ready")
+        refused = _register_local_webhook(url)  # the server alone allows no loopback webhook
+        assert refused.status_code == 422 and "webhook_allowed_networks" in refused.json()["detail"]
     assert "Traceback" not in run.err(), run.err()
 
 

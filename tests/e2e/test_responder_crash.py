@@ -35,6 +35,7 @@ def responder_process(db_url: str, **env: str) -> Iterator[subprocess.Popen[byte
             "INFRAGENT_SWEEP_INTERVAL_S": "30",
             "INFRAGENT_COOLDOWN_S": "0",
             "INFRAGENT_LOG_LEVEL": "warning",
+            "INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the receiver runs on this machine
             **env,
         }
     )

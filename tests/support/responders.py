@@ -18,6 +18,7 @@ import pytest
 from infragent.actions.webhook import WebhookDispatcher
 from infragent.auth.registration import mint
 from infragent.model import ActionSpec
+from infragent.outbound.policy import OutboundPolicy
 from infragent.responder.loop import Responder, ResponderConfig
 from infragent.responder.runbooks import DEFAULT_RUNBOOKS
 from infragent.sdk import Client, Command
@@ -109,7 +110,9 @@ def make_responder(store: SqlStore, clock: Clock | None = None, **kw: object) ->
         args["clock"] = clock
     args.update(kw)
     args.setdefault("wakeup", Wakeup())
-    dispatcher = WebhookDispatcher(timeout_s=5, retries=1, sleep=lambda _s: None)
+    # the receivers of the tests run on this machine: loopback is allowed explicitly, as by ``up``
+    policy = OutboundPolicy.from_cidrs(["127.0.0.0/8"])
+    dispatcher = WebhookDispatcher(policy=policy, timeout_s=5, retries=1, sleep=lambda _s: None)
     responder = Responder(SqlWorkQueue(store), dispatcher, **args)  # type: ignore[arg-type]
     _made.append(responder)
     return responder

@@ -73,3 +73,29 @@ def test_the_agents_variables_do_not_stop_the_server() -> None:
         "INFRAGENT_PORT": "9",
     }
     assert load_settings(environ=env).port == 9
+
+
+@pytest.mark.parametrize(
+    ("environ", "file_text", "expected"),
+    [
+        ({}, None, ()),
+        ({"INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}, None, ("127.0.0.0/8",)),
+        ({"INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8, fd12::/16"}, None, ("10.0.0.0/8", "fd12::/16")),
+        ({"INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": '["10.1.2.3"]'}, None, ("10.1.2.3/32",)),
+        ({}, "webhook_allowed_networks: [127.0.0.0/8, '::1/128']\n", ("127.0.0.0/8", "::1/128")),
+    ],
+)
+def test_webhook_allowed_networks(
+    tmp_path: Path, environ: dict[str, str], file_text: str | None, expected: tuple[str, ...]
+) -> None:
+    path = None
+    if file_text is not None:
+        path = tmp_path / "c.yaml"
+        path.write_text(file_text)
+    assert load_settings(path, environ=environ).webhook_allowed_networks == expected
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/8", "localhost", "10.0.0.0/33"])
+def test_a_bad_allowed_network_names_the_setting_and_the_entry(value: str) -> None:
+    with pytest.raises(ConfigError, match=f"INFRAGENT_WEBHOOK_ALLOWED_NETWORKS: .*{value}"):
+        load_settings(environ={"INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": f"127.0.0.0/8,{value}"})

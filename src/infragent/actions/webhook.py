@@ -5,32 +5,58 @@ Each attempt is signed afresh (new timestamp) so a retry after a long back-off i
 What is retried, and how long to wait, is the shared policy of :mod:`infragent.backoff`: transport
 failures, 408, 425, 429 and 5xx (but 501/505) are retried with full jitter, at least the receiver's
 ``Retry-After`` and at most ``backoff_cap_s``; any other answer is final.
+
+Why the URL is guarded and the answer is parsed, never copied: the webhook URL is the tenant's
+choice and what is stored from the answer can be read back (``GET /api/v1/events/{id}``), which
+would make the server a proxy into its own network. So every connection goes through the outbound
+policy (``outbound.transport``: checked after resolution, connected to the checked address, no
+redirect followed) and a refusal is an ``ActionResult`` with ``code="outbound_refused"``, never a
+connection; and only the receiver's documented result (``status``, ``output`` or ``error``,
+``code``), parsed from JSON, is kept. Any other body is recorded as ``bad answer (N bytes,
+content-type X)``, so not one byte of an unexpected answer reaches the store or the audit.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
+import msgspec
 
 from infragent import signing
 from infragent.backoff import RetryPolicy, classify_failure, classify_status, parse_retry_after
 from infragent.model import ActionResult, ResultStatus
+from infragent.outbound.policy import OutboundPolicy, OutboundRefusedError, Resolver
+from infragent.outbound.transport import guarded_client, system_resolver
 from infragent.transport import transport_failure
-from infragent.wire.commands import Command, encode_command
+from infragent.wire.commands import Command, CommandResult, encode_command
 
 logger = logging.getLogger(__name__)
 MAX_OUTPUT = 10_000
+#: The most of an answer that is read; a longer one is a bad answer, unread past this.
+MAX_ANSWER_BYTES = 64 * 1024
+#: ``ActionResult.code`` of a command the outbound policy kept from being sent.
+OUTBOUND_REFUSED = "outbound_refused"
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,60}/[A-Za-z0-9!#$&^_.+-]{1,60}")
+_result_decoder = msgspec.json.Decoder(CommandResult)
 
 
 class WebhookDispatcher:
+    """Sends commands to tenants' webhook URLs under ``policy`` (``webhook_allowed_networks``).
+
+    ``resolve`` is the name lookup of every connection (injected by tests; the system's otherwise).
+    """
+
     def __init__(
         self,
         *,
+        policy: OutboundPolicy,
+        resolve: Resolver = system_resolver,
         timeout_s: float = 10.0,
         retries: int = 3,
         backoff_base_s: float = 0.5,
@@ -39,7 +65,7 @@ class WebhookDispatcher:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self._client = guarded_client(policy, timeout_s=timeout_s, resolve=resolve)
         self._policy = RetryPolicy(max_retries=retries, base_s=backoff_base_s, cap_s=backoff_cap_s)
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -64,7 +90,12 @@ class WebhookDispatcher:
             headers["content-type"] = "application/json"
             retry_after: float | None = None
             try:
-                response = self._client.post(url, content=body, headers=headers)
+                with self._client.stream("POST", url, content=body, headers=headers) as response:
+                    answer = _read_capped(response)
+            except OutboundRefusedError as exc:
+                logger.warning("command %s not sent to %s: %s", command_id, url, exc.reason)
+                output = f"not sent: {exc.reason} (outbound policy)"
+                return ActionResult(status="rejected", output=output, attempts=attempt, code=OUTBOUND_REFUSED)
             except httpx.TransportError as exc:
                 if isinstance(exc, httpx.TimeoutException):
                     last = ActionResult(status="timeout", output=f"timed out: {exc}", attempts=attempt)
@@ -74,7 +105,7 @@ class WebhookDispatcher:
                 if classify_failure(transport_failure(exc)) == "final":
                     return last
             else:
-                last = _interpret(response, attempt)
+                last = _interpret(response, answer, attempt)
                 if classify_status(response.status_code) != "retry":
                     return last
                 retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
@@ -87,21 +118,52 @@ class WebhookDispatcher:
         return last
 
 
-def _interpret(response: httpx.Response, attempt: int) -> ActionResult:
-    """The receiver's answer as an ``ActionResult``; any JSON shape (or none) is accepted.
+def _read_capped(response: httpx.Response) -> bytes | None:
+    """The answer's body, or None when it is longer than ``MAX_ANSWER_BYTES`` (not read past that)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
-    A receiver is any user's endpoint, so the body is read leniently: ``status``, ``output``
-    (else ``error``) and ``code`` are taken when they are there with the right type, and a body
-    that is not JSON leaves them unset.
-    """
+
+def _documented(body: bytes | None) -> CommandResult | None:
+    """The receiver's result when the body is the documented JSON (``docs/sdk.md``), else None."""
+    if not body:
+        return None
     try:
-        data = response.json()
-    except ValueError:
-        data = None
-    answer: dict[str, Any] = data if isinstance(data, dict) else {}
-    text = answer.get("output") or answer.get("error") or response.text
-    output = str(text)[:MAX_OUTPUT]
-    code = answer.get("code") if isinstance(answer.get("code"), str) else None
+        result = _result_decoder.decode(body)
+    except msgspec.DecodeError:  # not JSON, or JSON of another shape
+        return None
+    if result.status is None and result.error is None:
+        return None  # a JSON object, but none of ours: nothing in it is a result
+    return result
+
+
+def bad_answer(response: httpx.Response, body: bytes | None) -> str:
+    """What is recorded of an answer that is not a documented result: its size and type, no content."""
+    size = f"more than {MAX_ANSWER_BYTES}" if body is None else str(len(body))
+    declared = response.headers.get("content-type", "").split(";", 1)[0].strip()
+    media = declared.lower() if _MEDIA_TYPE.fullmatch(declared) else "none" if not declared else "invalid"
+    return f"bad answer ({size} bytes, content-type {media})"
+
+
+def _interpret(response: httpx.Response, body: bytes | None, attempt: int) -> ActionResult:
+    """The receiver's answer as an ``ActionResult``: its documented fields only, or ``bad answer``.
+
+    A receiver is any user's endpoint, and an SSRF target answers whatever it serves, so nothing of
+    the body is kept unless it parses as the documented result; ``code`` is kept only when it looks
+    like one (a short lower-case word, ``replay`` on a 401 meaning it already had this command).
+    """
+    answer = _documented(body)
+    if answer is None:
+        output, code = bad_answer(response, body), None
+    else:
+        output = (answer.output or answer.error or "")[:MAX_OUTPUT]
+        code = answer.code if answer.code is not None and _CODE.fullmatch(answer.code) else None
     http = response.status_code
 
     def result(status: ResultStatus, output: str = output) -> ActionResult:
@@ -109,13 +171,16 @@ def _interpret(response: httpx.Response, attempt: int) -> ActionResult:
 
     if http >= 500 or classify_status(http) == "retry":  # the receiver failed to take it
         return result("error")
+    if 300 <= http < 400:
+        return result("rejected", f"the receiver answered a redirect ({http}); redirects are not followed")
     if http == 401:
         return result("rejected", f"receiver refused the signature: {output}")
     if http >= 400:
         return result("rejected")
-    status = answer.get("status")
-    if status == "ok":
+    if answer is None:
+        return result("error")
+    if answer.status == "ok":
         return result("ok")
-    if status == "rejected":
+    if answer.status == "rejected":
         return result("rejected")
     return result("error")

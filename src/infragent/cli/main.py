@@ -91,9 +91,15 @@ def up(
 ) -> None:
     """Server, responder and an agent for this machine; SQLite unless INFRAGENT_DATABASE_URL is set."""
     from infragent.cli.local_agent import local_credentials, start_local_agent, stop_local_agent
-    from infragent.cli.runtime import ThreadedServer, configure_logging, start_responder
+    from infragent.cli.runtime import (
+        ThreadedServer,
+        allowing_local_webhooks,
+        configure_logging,
+        start_responder,
+    )
 
-    settings = settings_or_exit(config, host=host, port=port)
+    # one machine: the apps whose webhooks the responder calls run here too (docs/configuration.md)
+    settings = allowing_local_webhooks(settings_or_exit(config, host=host, port=port))
     configure_logging(settings.log_level)
     store = open_store(settings.resolved_database_url)
     wakeup = Wakeup()
@@ -122,6 +128,8 @@ def up(
     typer.echo(
         f"  health: {settings.base_url}/health/ready   API docs: {settings.base_url}/docs   Ctrl-C stops"
     )
+    allowed = ", ".join(settings.webhook_allowed_networks)
+    typer.echo(f"  webhooks may reach public addresses and {allowed} (webhook_allowed_networks)")
     agent = None
     if not no_agent:
         creds = local_credentials(settings, store, time.time())

@@ -14,6 +14,7 @@ import uvicorn
 
 from infragent.actions.webhook import WebhookDispatcher
 from infragent.config import Settings
+from infragent.outbound.policy import OutboundPolicy
 from infragent.responder.llm import LlmClient, build_llm_client
 from infragent.responder.loop import Responder, ResponderConfig
 from infragent.responder.runbooks import load_runbooks
@@ -39,6 +40,19 @@ def configure_logging(level: str, json_logs: bool = False) -> None:
     if level != "debug":  # migrations announce every plugin at info; only their problems matter here
         logging.getLogger("alembic").setLevel(logging.WARNING)
         logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # "Running upgrade …" stays
+
+
+#: What ``infragent up`` and ``infragent demo`` add to ``webhook_allowed_networks``: both run the
+#: app that receives the commands on this machine, so its webhook is on loopback.
+LOCAL_WEBHOOKS = "127.0.0.0/8"
+
+
+def allowing_local_webhooks(settings: Settings) -> Settings:
+    """``settings`` with webhooks to this machine allowed (``up``, ``demo``), said once in their banner."""
+    if LOCAL_WEBHOOKS in settings.webhook_allowed_networks:
+        return settings
+    networks = (*settings.webhook_allowed_networks, LOCAL_WEBHOOKS)
+    return settings.model_copy(update={"webhook_allowed_networks": networks})
 
 
 def llm_from_settings(settings: Settings) -> LlmClient | None:
@@ -75,7 +89,11 @@ def start_responder(
     """Start a responder thread; with ``watch`` it also listens for events stored by other processes."""
     responder = Responder(
         SqlWorkQueue(store),
-        WebhookDispatcher(timeout_s=settings.webhook_timeout_s, retries=settings.webhook_retries),
+        WebhookDispatcher(
+            policy=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
+            timeout_s=settings.webhook_timeout_s,
+            retries=settings.webhook_retries,
+        ),
         runbooks=load_runbooks(settings.runbooks_path),
         llm=llm_from_settings(settings),
         config=ResponderConfig(

@@ -23,7 +23,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from infragent.cli.runtime import ThreadedServer, start_responder
+from infragent.cli.runtime import ThreadedServer, allowing_local_webhooks, start_responder
 from infragent.config import Settings
 from infragent.demo.timeline import Timeline
 from infragent.sdk import Client
@@ -159,6 +159,7 @@ def run_demo(
 
     with tempfile.TemporaryDirectory(prefix="infragent-demo-") as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=database_url, cooldown_s=5, sweep_interval_s=5)
+        settings = allowing_local_webhooks(settings)  # the sample app's webhook is on this machine
         try:
             store = open_store(settings.resolved_database_url)
             cleanup.append(store.close)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from infragent.config import Settings
+from infragent.outbound.policy import OutboundPolicy
 from infragent.server.auth import KeyCache
 from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
@@ -63,6 +64,8 @@ class AppServices:
     exporter: RemoteWriteExporter | None = None
     #: Whether ``stop`` closes ``store`` (it was opened here, not handed in).
     owns_store: bool = False
+    #: What a tenant's URLs may reach (``webhook_allowed_networks``), checked when one is registered.
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
     @property
     def command_ttl_s(self) -> float:
@@ -145,6 +148,7 @@ def build_services(
         ingest_pool=pool,
         exporter=exporter,
         owns_store=store is None,
+        outbound=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
     )
 
 

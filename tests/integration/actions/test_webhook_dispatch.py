@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from infragent import signing
 from infragent.actions.webhook import WebhookDispatcher
+from infragent.outbound.policy import OutboundPolicy
 from infragent.sdk import Client
 from infragent.wire.commands import Command, decode_command
 from support.servers import closed_port, serve
@@ -52,7 +53,8 @@ def url(script: Script) -> Iterator[str]:
 
 
 def _dispatcher(sleeps: list[float]) -> WebhookDispatcher:
-    return WebhookDispatcher(timeout_s=2, retries=3, sleep=sleeps.append)
+    loopback = OutboundPolicy.from_cidrs(["127.0.0.0/8"])  # the receiver runs on this machine
+    return WebhookDispatcher(policy=loopback, timeout_s=2, retries=3, sleep=sleeps.append)
 
 
 def _command(command_id: str, action: str = "restart", **params: str) -> Command:

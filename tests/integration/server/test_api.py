@@ -35,7 +35,9 @@ class Api:
 
 @pytest.fixture
 def api(store: SqlStore) -> Iterator[Api]:
-    app = create_app(Settings(max_body_bytes=MAX_BODY), store=store)
+    app = create_app(
+        Settings(webhook_allowed_networks=("127.0.0.0/8",), max_body_bytes=MAX_BODY), store=store
+    )
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield Api(http, store)
 

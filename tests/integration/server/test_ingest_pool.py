@@ -36,7 +36,9 @@ def pg_store(store: SqlStore) -> SqlStore:
 
 @contextmanager
 def _server(store: SqlStore, **settings: int) -> Iterator[httpx.Client]:
-    app = create_app(Settings(ingest_processes=2, **settings), store=store)
+    app = create_app(
+        Settings(webhook_allowed_networks=("127.0.0.0/8",), ingest_processes=2, **settings), store=store
+    )
     with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
         yield http
 
@@ -117,7 +119,7 @@ def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 
 def test_a_dead_worker_costs_a_retryable_503_then_ingest_goes_on(pg_store: SqlStore) -> None:
-    app = create_app(Settings(ingest_processes=2), store=pg_store)
+    app = create_app(Settings(webhook_allowed_networks=("127.0.0.0/8",), ingest_processes=2), store=pg_store)
     pool = app.state.services.ingest_pool
     assert pool is not None
     with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:

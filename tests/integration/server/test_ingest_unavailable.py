@@ -79,7 +79,11 @@ def _assert_retryable_503(r: httpx.Response, protocol: str) -> None:
 
 def _ingest_through(store: SqlStore, metrics: SqlMetricStore, workers: int, protocol: str) -> httpx.Response:
     """One body through a real server whose metric store is ``metrics`` (its workers open the same)."""
-    app = create_app(Settings(ingest_processes=workers), store=store, metric_store=metrics)
+    app = create_app(
+        Settings(webhook_allowed_networks=("127.0.0.0/8",), ingest_processes=workers),
+        store=store,
+        metric_store=metrics,
+    )
     with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
         response = _post(http, protocol, _register(http))
         text = http.get("/metrics").text
@@ -139,7 +143,9 @@ def test_an_exhausted_connection_pool_in_a_worker_answers_503_with_retry_after(
 def test_storage_down_is_a_retryable_503(store: SqlStore, tmp_path: Path) -> None:
     """OTLP on either database: a SQLite file in a directory that does not exist cannot be opened."""
     broken = sa.create_engine(f"sqlite:///{tmp_path / 'missing' / 'metrics.db'}")
-    app = create_app(Settings(), store=store, metric_store=SqlMetricStore(broken))
+    app = create_app(
+        Settings(webhook_allowed_networks=("127.0.0.0/8",)), store=store, metric_store=SqlMetricStore(broken)
+    )
     try:
         with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
             key = _register(http)

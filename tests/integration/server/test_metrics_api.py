@@ -65,7 +65,12 @@ class Api:
 def api(request: pytest.FixtureRequest, store: SqlStore) -> Iterator[Api]:
     """Each test runs with ingest in the server process and, on PostgreSQL, in 2 worker processes."""
     workers = ingest_workers(request, store)
-    app = create_app(Settings(max_body_bytes=MAX_BODY, ingest_processes=workers), store=store)
+    app = create_app(
+        Settings(
+            webhook_allowed_networks=("127.0.0.0/8",), max_body_bytes=MAX_BODY, ingest_processes=workers
+        ),
+        store=store,
+    )
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield Api(base, http, store, SqlMetricStore(store.engine))
 
@@ -186,7 +191,10 @@ def test_the_decompressed_cap_is_the_max_decompressed_bytes_setting(mode: str, s
         pytest.skip("ingest workers are used on PostgreSQL only")
     limit = MAX_BODY  # the lowest the setting may be: max_body_bytes
     settings = Settings(
-        max_body_bytes=MAX_BODY, max_decompressed_bytes=limit, ingest_processes=2 * (mode == "workers")
+        webhook_allowed_networks=("127.0.0.0/8",),
+        max_body_bytes=MAX_BODY,
+        max_decompressed_bytes=limit,
+        ingest_processes=2 * (mode == "workers"),
     )
     app = create_app(settings, store=store)
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:

@@ -69,7 +69,12 @@ class Api:
 def api(request: pytest.FixtureRequest, store: SqlStore) -> Iterator[Api]:
     """Each test runs with ingest in the server process and, on PostgreSQL, in 2 worker processes."""
     workers = ingest_workers(request, store)
-    app = create_app(Settings(max_body_bytes=MAX_BODY, ingest_processes=workers), store=store)
+    app = create_app(
+        Settings(
+            webhook_allowed_networks=("127.0.0.0/8",), max_body_bytes=MAX_BODY, ingest_processes=workers
+        ),
+        store=store,
+    )
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield Api(base, http, store, SqlMetricStore(store.engine))
 

@@ -59,7 +59,7 @@ class Api:
 
 @pytest.fixture
 def api(store: SqlStore) -> Iterator[Api]:
-    app = create_app(Settings(), store=store, clock=lambda: NOW)
+    app = create_app(Settings(webhook_allowed_networks=("127.0.0.0/8",)), store=store, clock=lambda: NOW)
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield Api(http)
 

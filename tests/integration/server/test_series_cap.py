@@ -28,7 +28,9 @@ T1 = 1_700_000_000_000_000_000  # ns
 
 @contextmanager
 def _server(store: SqlStore) -> Iterator[httpx.Client]:
-    app = create_app(Settings(max_series_per_tenant=CAP), store=store)
+    app = create_app(
+        Settings(webhook_allowed_networks=("127.0.0.0/8",), max_series_per_tenant=CAP), store=store
+    )
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield http
 

@@ -85,7 +85,7 @@ def _otlp(*values: float) -> ExportMetricsServiceRequest:
 
 @pytest.fixture
 def api(store: SqlStore) -> Iterator[Api]:
-    app = create_app(Settings(), store=store)
+    app = create_app(Settings(webhook_allowed_networks=("127.0.0.0/8",)), store=store)
     with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         yield Api(http)
 
