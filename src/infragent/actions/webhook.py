@@ -85,8 +85,13 @@ class WebhookDispatcher:
         command_id = command.command_id
         last = ActionResult(status="unreachable", output="not attempted", attempts=0)
         attempts = self._policy.attempts
+        signed_at = -1
         for attempt in range(1, attempts + 1):
-            headers = signing.signed_headers(secret, command_id, body, now=self._clock())
+            # Each attempt carries a later timestamp than the one before, even within one second: a
+            # byte-identical retry (same id and timestamp) is what a receiver refuses as a replay, so a
+            # retry after a lost answer must be a fresh message, which gets the stored result instead.
+            signed_at = max(int(self._clock()), signed_at + 1)
+            headers = signing.signed_headers(secret, command_id, body, now=signed_at)
             headers["content-type"] = "application/json"
             retry_after: float | None = None
             try:
@@ -181,6 +186,6 @@ def _interpret(response: httpx.Response, body: bytes | None, attempt: int) -> Ac
         return result("error")
     if answer.status == "ok":
         return result("ok")
-    if answer.status == "rejected":
-        return result("rejected")
+    if answer.status in ("rejected", "timeout"):  # the handler overran the receiver's own timeout
+        return result(answer.status)
     return result("error")

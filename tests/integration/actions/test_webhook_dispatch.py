@@ -143,7 +143,8 @@ def sdk_hook(tmp_path: Path) -> Iterator[tuple[Client, str]]:
 def test_the_receivers_replay_code_reaches_the_result(sdk_hook: tuple[Client, str]) -> None:
     _, url = sdk_hook
     now = time.time()
-    d = WebhookDispatcher(timeout_s=2, retries=3, sleep=[].append, clock=lambda: now)
+    loopback = OutboundPolicy.from_cidrs(["127.0.0.0/8"])  # the receiver runs on this machine
+    d = WebhookDispatcher(policy=loopback, timeout_s=2, retries=3, sleep=[].append, clock=lambda: now)
     command = _command("cmd-replayed", name="nginx")
     first = d.send(url, SECRET, command)
     again = d.send(url, SECRET, command)  # the same second: the byte-identical message, a replay
@@ -152,7 +153,7 @@ def test_the_receivers_replay_code_reaches_the_result(sdk_hook: tuple[Client, st
     assert (again.status, again.http_status, again.attempts) == ("rejected", 401, 1)
     assert again.code == "replay"
     # Signed afresh (a later timestamp), the same id is a re-send: its stored result, not a refusal.
-    later = WebhookDispatcher(timeout_s=2, retries=3, sleep=[].append, clock=lambda: now + 1)
+    later = WebhookDispatcher(policy=loopback, timeout_s=2, retries=3, sleep=[].append, clock=lambda: now + 1)
     resent = later.send(url, SECRET, command)
     later.close()
     assert (resent.status, resent.output, resent.http_status, resent.code) == ("ok", "restarted", 200, None)
@@ -190,3 +191,29 @@ def test_the_code_is_parsed_leniently(body: bytes, code: str | None) -> None:
         result = d.send(f"{base}/hook", SECRET, _command("cmd-8"))
     d.close()
     assert (result.status, result.http_status, result.code) == ("rejected", 401, code)
+
+
+def test_retries_within_one_second_are_fresh_messages_not_replays(script: Script, url: str) -> None:
+    """A retry after a lost answer must not be byte-identical: the receiver would refuse it as a replay."""
+    script.statuses = [503, 503, 200]
+    loopback = OutboundPolicy.from_cidrs(["127.0.0.0/8"])
+    frozen = float(int(time.time()))  # the clock does not move between attempts
+    d = WebhookDispatcher(
+        policy=loopback, timeout_s=2, retries=3, sleep=lambda _s: None, clock=lambda: frozen
+    )
+    result = d.send(url, SECRET, _command("cmd-fresh"))
+    d.close()
+    stamps = [int(h["webhook-timestamp"]) - int(frozen) for h in script.seen]
+    assert result.status == "ok" and stamps == [0, 1, 2]
+
+
+def test_a_handler_timeout_is_recorded_as_timeout() -> None:
+    async def hook(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "timeout", "output": "action 'restart' did not finish within 8 s"})
+
+    d = _dispatcher([])
+    with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        result = d.send(f"{base}/hook", SECRET, _command("cmd-slow"))
+    d.close()
+    assert (result.status, result.http_status, result.attempts) == ("timeout", 200, 1)
+    assert "did not finish within 8 s" in result.output

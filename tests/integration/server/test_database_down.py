@@ -47,7 +47,7 @@ class Running:
 @pytest.fixture
 def running() -> Iterator[Running]:
     with throwaway_postgres() as pg:
-        app = create_app(Settings(database_url=pg.url))
+        app = create_app(Settings(database_url=pg.url, webhook_allowed_networks=("127.0.0.0/8",)))
         with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
             yield Running(pg, http)
 

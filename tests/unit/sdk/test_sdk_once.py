@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infragent import signing
 from infragent.actions.webhook import WebhookDispatcher
+from infragent.outbound.policy import OutboundPolicy
 from infragent.sdk import Client, Command
 from infragent.wire.commands import Command as WireCommand
 from support.servers import serve
@@ -196,7 +197,11 @@ def test_the_dispatcher_records_the_real_outcome_after_a_lost_answer(tmp_path: P
     base_time = time.time()
     # Each attempt is signed a second later, as after a real back-off.
     dispatcher = WebhookDispatcher(
-        timeout_s=5, retries=3, sleep=lambda _s: None, clock=lambda: base_time + next(ticks)
+        policy=OutboundPolicy.from_cidrs(["127.0.0.0/8"]),  # the receiver runs on this machine
+        timeout_s=5,
+        retries=3,
+        sleep=lambda _s: None,
+        clock=lambda: base_time + next(ticks),
     )
     with make_client(tmp_path, runs) as client:
         proxy = LoseFirstAnswer(client.webhook_app())
