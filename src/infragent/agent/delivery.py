@@ -61,12 +61,13 @@ def pause_backoff() -> Backoff:
 
 
 def pause_delay(backoff: Backoff, retry_after: float | None) -> float:
-    """Seconds to pause after a refusal: at least ``PAUSE_MIN_S`` (or the server's ``Retry-After``).
+    """Seconds to pause after a refusal: at least the backoff's base (or the server's ``Retry-After``).
 
-    The draw is the shared full-jitter window (60, 120, 240 … 600 s) with the minute as a floor, so
-    the first pause is one minute and later ones spread up to ten, never beyond.
+    With ``pause_backoff()`` the draw is the shared full-jitter window (60, 120, 240 … 600 s) with
+    the minute as a floor, so the first pause is one minute and later ones spread up to ten, never
+    beyond. Tests pass a backoff with a tiny base.
     """
-    floor = PAUSE_MIN_S if retry_after is None else max(PAUSE_MIN_S, retry_after)
+    floor = backoff.base_s if retry_after is None else max(backoff.base_s, retry_after)
     return backoff.next_delay(floor)
 
 
