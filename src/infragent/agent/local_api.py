@@ -248,6 +248,8 @@ class BoundAddress(msgspec.Struct, frozen=True):
     pid: int
     host: str
     port: int
+    #: Push mode: the port of the push endpoint (``INFRAGENT_PUSH_PORT=0`` picks any free one).
+    push_port: int | None = None
 
     @property
     def url(self) -> str:

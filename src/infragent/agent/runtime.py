@@ -9,6 +9,8 @@ Threads, and why each exists (each one blocks on something different; none polls
     events      check transitions → POST /api/v1/events at once, retried (bounded queue)
     register    POST /api/v1/agents until it succeeds, then exits; never delays metrics
     commands    pull mode only, when a command handler is given: long-poll, run, report
+    push        push mode only, when a command processor is given: uvicorn serving the signed
+                ``POST /commands`` on INFRAGENT_PUSH_HOST:INFRAGENT_PUSH_PORT (``agent/push.py``)
     local-api   /health, /health/live, /health/ready, /metrics on 127.0.0.1:8471; where it
                 listens (port 0: any free port) goes to ``local-api.json`` in the data dir
     checks      the CheckRunner's scheduler and its probe pool, only when checks are configured
@@ -71,6 +73,8 @@ from infragent.backoff import Backoff
 
 if TYPE_CHECKING:
     from infragent.agent.checks import CheckRunner, CheckTransition
+    from infragent.agent.commands import CommandProcessor
+    from infragent.agent.push import PushServer
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +95,15 @@ class Agent:
         clock: Callable[[], float] = time.time,
         host: HostCollector | None = None,
         command_handler: CommandHandler | None = None,
+        push_processor: CommandProcessor | None = None,
         actions: list[dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
         self.host = host if host is not None else HostCollector()
         self._command_handler = command_handler
+        self._push_processor = push_processor
+        self.push: PushServer | None = None
         self._actions = actions or []
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -178,8 +185,15 @@ class Agent:
 
             self.checks = CheckRunner(s.checks, self._on_transition, clock=self._clock)
             self.checks.start()
+        push_port = None
+        if self._push_processor is not None and s.command_mode == "push":
+            from infragent.agent.push import PushServer  # uvicorn and starlette: push mode only
+
+            self.push = PushServer(self._push_processor, s.push_host, s.push_port)
+            self.push.start()
+            push_port = self.push.address[1]
         self.api.start()
-        publish_address(s.data_dir, BoundAddress(os.getpid(), *self.api.address))
+        publish_address(s.data_dir, BoundAddress(os.getpid(), *self.api.address, push_port))
         logger.info(
             "agent %s started: server %s, every %g s, local API on %s:%d",
             s.node_id,
@@ -198,6 +212,8 @@ class Agent:
             client.abort()  # a long poll or a slow send returns now
         if self.checks is not None:
             self.checks.close()
+        if self.push is not None:
+            self.push.close(timeout_s)
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
