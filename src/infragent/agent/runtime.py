@@ -58,10 +58,10 @@ from infragent.agent.local_api import (
     render_prometheus,
     withdraw_address,
 )
+from infragent.agent.poller import CommandPoller
 from infragent.agent.settings import AgentSettings
 from infragent.agent.shipper import (
     CommandHandler,
-    CommandPoller,
     Connectivity,
     EventSender,
     MetricShipper,

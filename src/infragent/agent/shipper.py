@@ -1,4 +1,4 @@
-"""Everything the agent sends to its server: metric batches, events, registration, pulled commands.
+"""Everything the agent sends to its server: metric batches, events, registration (commands: ``poller.py``).
 
 Why each loop owns its ``HttpClient``: a client holds one kept-alive connection and is not shared
 between threads, so a 25 s command long-poll can never hold up a metric batch or an ``app_down``
@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
-from urllib.parse import quote
 
 import msgspec
 
@@ -71,7 +70,8 @@ class Connectivity:
             return self._status
 
 
-def _reason(response: Response) -> str:
+def reason_of(response: Response) -> str:
+    """The server's answer for a log line or a health reason: ``HTTP 401: <body, cut>``."""
     return f"HTTP {response.status}: {response.text(300)}"
 
 
@@ -172,12 +172,12 @@ class MetricShipper:
         retry_after = parse_retry_after(response.header("retry-after"), self._clock())
         if verdict == "pause":
             delay = pause_delay(self._pause, retry_after)
-            self._link.answered(self._clock(), latency_ms, _reason(response))
-            self._refusals.refused("metrics", _reason(response))
+            self._link.answered(self._clock(), latency_ms, reason_of(response))
+            self._refusals.refused("metrics", reason_of(response))
             logger.error(
                 "metrics: %s; the data stays in the spool, shipping paused for %.0f s (check the "
                 "API key and server URL)",
-                _reason(response),
+                reason_of(response),
                 delay,
             )
             return delay
@@ -185,8 +185,8 @@ class MetricShipper:
         self._pause.reset()
         if verdict == "retry":
             delay = self._backoff.next_delay(retry_after)
-            self._link.answered(self._clock(), latency_ms, _reason(response))
-            logger.warning("metrics: %s; retrying in %.1f s", _reason(response), delay)
+            self._link.answered(self._clock(), latency_ms, reason_of(response))
+            logger.warning("metrics: %s; retrying in %.1f s", reason_of(response), delay)
             return delay
         if verdict == "dead_letter":
             try:
@@ -196,7 +196,7 @@ class MetricShipper:
                     record.points,
                     record.payload,
                     response.status,
-                    _reason(response),
+                    reason_of(response),
                 )
             except (SpoolError, OSError):
                 logger.exception(
@@ -215,13 +215,13 @@ class MetricShipper:
         if verdict == "ack":
             self._link.answered(self._clock(), latency_ms)
         else:
-            self._link.answered(self._clock(), latency_ms, _reason(response))
+            self._link.answered(self._clock(), latency_ms, reason_of(response))
             logger.error(
                 "metrics: server refused batch %s (%d points) as malformed, moved to %s: %s",
                 record.batch_id,
                 record.points,
                 self._dead_letters.path,
-                _reason(response),
+                reason_of(response),
             )
         return None
 
@@ -306,8 +306,8 @@ class EventSender:
         retry_after = parse_retry_after(response.header("retry-after"), time.time())
         if verdict == "pause":
             delay = pause_delay(self._pause, retry_after)
-            self._refusals.refused("events", _reason(response))
-            logger.error("events: %s; kept, sending paused for %.0f s", _reason(response), delay)
+            self._refusals.refused("events", reason_of(response))
+            logger.error("events: %s; kept, sending paused for %.0f s", reason_of(response), delay)
             return delay
         self._refusals.accepted("events")
         self._pause.reset()
@@ -316,7 +316,7 @@ class EventSender:
         if verdict == "dead_letter" and self._dead_letters is not None:
             item_id = f"{event.get('type')}/{event.get('service')}"
             try:
-                self._dead_letters.add("event", item_id, 0, body, response.status, _reason(response))
+                self._dead_letters.add("event", item_id, 0, body, response.status, reason_of(response))
             except (SpoolError, OSError):
                 logger.exception("events: cannot dead-letter %s; dropped", item_id)
         with self._cond:
@@ -328,7 +328,7 @@ class EventSender:
             logger.info("events: sent %s for %s", event.get("type"), event.get("service"))
         else:
             self.dead_lettered += 1
-            logger.error("events: server refused %s as malformed: %s", event.get("type"), _reason(response))
+            logger.error("events: server refused %s as malformed: %s", event.get("type"), reason_of(response))
         return None
 
 
@@ -368,129 +368,11 @@ def register(
                 return True
             retry_after = parse_retry_after(response.header("retry-after"), time.time())
             if verdict == "pause":
-                refusals.refused("register", _reason(response))
+                refusals.refused("register", reason_of(response))
                 delay = pause_delay(pause, retry_after)
             else:
                 delay = backoff.next_delay(retry_after)
             log = logger.warning if verdict == "retry" else logger.error
-            log("registration refused: %s; retrying in %.1f s", _reason(response), delay)
+            log("registration refused: %s; retrying in %.1f s", reason_of(response), delay)
         stop.wait(delay)
     return False
-
-
-class _PulledCommand(msgspec.Struct):
-    headers: dict[str, str]
-    body: str
-
-
-class _Pulled(msgspec.Struct):
-    commands: list[_PulledCommand] = []
-
-
-class CommandPoller:
-    """Pull mode: long-polls for signed commands, hands each to ``handler``, reports its result."""
-
-    def __init__(
-        self,
-        client: HttpClient,
-        api_key: str,
-        node_id: str,
-        handler: CommandHandler,
-        *,
-        stop: threading.Event,
-        wait_s: int = 25,
-        backoff: Backoff | None = None,
-        refusals: Refusals | None = None,
-        pause: Backoff | None = None,
-    ) -> None:
-        self._client = client
-        self._refusals = refusals or Refusals()
-        self._pause = pause or pause_backoff()
-        self._headers = {"Authorization": f"Bearer {api_key}"}
-        self._json_headers = json_headers(api_key)
-        self._path = f"/api/v1/agents/{quote(node_id, safe='')}/commands?wait={wait_s}"
-        self._handler = handler
-        self._stop = stop
-        self._wait_s = wait_s
-        self._backoff = backoff or Backoff(base_s=0.5, cap_s=60.0)
-        self.handled = 0
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                delay = self.poll_once()
-            except Exception:  # loop boundary
-                logger.exception("commands: unexpected error in the pull loop")
-                delay = self._backoff.next_delay()
-            if delay:
-                self._stop.wait(delay)
-
-    def poll_once(self) -> float:
-        """One long-poll; returns how long to wait before the next (0 after a normal answer)."""
-        try:
-            response = self._client.request(
-                "GET", self._path, headers=self._headers, timeout_s=self._wait_s + 15
-            )
-        except HttpError as exc:
-            if self._stop.is_set():
-                return 0.0
-            delay = self._backoff.next_delay()
-            logger.warning("commands: server unreachable (%s); polling again in %.1f s", exc, delay)
-            return delay
-        retry_after = parse_retry_after(response.header("retry-after"), time.time())
-        if classify(response.status) == "pause":
-            delay = pause_delay(self._pause, retry_after)
-            self._refusals.refused("commands", _reason(response))
-            logger.error("commands: poll refused: %s; polling paused for %.0f s", _reason(response), delay)
-            return delay
-        self._refusals.accepted("commands")
-        self._pause.reset()
-        if response.status == 204:
-            self._backoff.reset()
-            return 0.0
-        if response.status != 200:
-            delay = self._backoff.next_delay(retry_after)
-            logger.warning("commands: poll answered %s; polling again in %.1f s", _reason(response), delay)
-            return delay
-        self._backoff.reset()
-        try:
-            pulled = msgspec.json.decode(response.body, type=_Pulled)
-        except msgspec.DecodeError as exc:
-            logger.error("commands: malformed poll answer (%s); ignored", exc)
-            return self._backoff.next_delay()
-        for command in pulled.commands:
-            self._handle(command)
-        return 0.0
-
-    def _handle(self, command: _PulledCommand) -> None:
-        headers = {key.lower(): value for key, value in command.headers.items()}
-        result = self._handler(headers, command.body.encode())
-        self.handled += 1
-        command_id = result.get("command_id") or headers.get("webhook-id")
-        if not command_id:
-            logger.error("commands: a pulled command has no id; its result cannot be reported")
-            return
-        # The handler answers {"command_id", "http_status", "result", "report"}; only "report" goes to the
-        # server, and None means the same id is still running here (that run reports when it ends).
-        report = result.get("report", result)
-        if report is None:
-            return
-        self._report(str(command_id), report)
-
-    def _report(self, command_id: str, result: dict[str, Any]) -> None:
-        """POST the result until the server takes it: the command ran, its outcome must not be lost."""
-        body = msgspec.json.encode(result)
-        path = f"/api/v1/commands/{quote(command_id, safe='')}/result"
-        backoff = Backoff(base_s=0.5, cap_s=30.0)
-        while not self._stop.is_set():
-            try:
-                response = self._client.request("POST", path, body, self._json_headers)
-            except HttpError as exc:
-                logger.warning("commands: cannot report %s yet: %s", command_id, exc)
-            else:
-                verdict = classify(response.status)
-                if verdict != "retry":
-                    log = logger.info if verdict == "ack" else logger.error
-                    log("commands: result of %s reported: HTTP %d", command_id, response.status)
-                    return
-            self._stop.wait(backoff.next_delay())

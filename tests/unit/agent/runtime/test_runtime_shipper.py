@@ -16,7 +16,8 @@ from scripted import Scripted, scripted_server
 from infragent import wire
 from infragent.agent.delivery import Refusals
 from infragent.agent.http import HttpClient
-from infragent.agent.shipper import CommandPoller, Connectivity, EventSender, MetricShipper, register
+from infragent.agent.poller import CommandPoller
+from infragent.agent.shipper import Connectivity, EventSender, MetricShipper, register
 from infragent.agent.spool import DeadLetters, Spool
 from infragent.backoff import Backoff
 from support.servers import closed_port
