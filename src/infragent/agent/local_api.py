@@ -248,6 +248,8 @@ class BoundAddress(msgspec.Struct, frozen=True):
     pid: int
     host: str
     port: int
+    #: Push mode: the port of the push endpoint (``INFRAGENT_PUSH_PORT=0`` picks any free one).
+    push_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -339,16 +341,19 @@ class Snapshot(msgspec.Struct, frozen=True):
     buffer_bytes: int
     buffer_max_bytes: int
     buffer_records: int
+    buffer_points: int
     checks: Mapping[str, str]  # check name → "up" | "down" | "unknown"
     cpu_percent: float
     rss_bytes: int
     points_collected: int
     points_sent: int
     points_dropped: int
-    points_set_aside: int
+    points_dead_lettered: int
     corrupt_records: int
     collector_errors: Mapping[str, int]
     events_sent: int
+    #: Why the server refuses this agent (401/403/404 …: key, scope, URL), or None.
+    refused: str | None = None
 
     @property
     def usage_percent(self) -> float:
@@ -356,8 +361,8 @@ class Snapshot(msgspec.Struct, frozen=True):
 
     @property
     def degraded(self) -> bool:
-        """Degraded: the server is unreachable, or the spool is more than 80 % full."""
-        return self.reachable is False or self.usage_percent > 80.0
+        """Degraded: the server is unreachable or refuses the agent, or the spool is over 80 % full."""
+        return self.reachable is False or self.refused is not None or self.usage_percent > 80.0
 
 
 def _iso(ts: float | None) -> str | None:
@@ -380,6 +385,7 @@ def health_document(s: Snapshot) -> dict[str, object]:
                 "last_successful_send": _iso(s.last_success),
                 "latency_ms": None if s.latency_ms is None else round(s.latency_ms, 2),
                 "error": s.error,
+                "refused": s.refused,
             },
             "buffer": {
                 "current_size": s.buffer_bytes,
@@ -405,13 +411,23 @@ def metric_families(s: Snapshot) -> list[Family]:
         one("agent_buffer_size", "gauge", "Bytes held by the disk spool.", s.buffer_bytes),
         one("agent_buffer_usage_percent", "gauge", "Spool use in percent of its cap.", s.usage_percent),
         one("agent_buffer_records", "gauge", "Batches waiting in the spool.", s.buffer_records),
+        one("agent_buffer_points", "gauge", "Points waiting in the spool.", s.buffer_points),
         one("agent_server_reachable", "gauge", "1 if the last send reached the server.", s.reachable is True),
+        one(
+            "agent_server_auth_failing",
+            "gauge",
+            "1 while the server refuses the agent (401/403/404 …): data kept, shipping paused.",
+            s.refused is not None,
+        ),
         one("agent_server_latency_ms", "gauge", "Latency of the last answered send.", s.latency_ms or 0.0),
         one("agent_points_collected_total", "counter", "Points collected and spooled.", s.points_collected),
         one("agent_points_sent_total", "counter", "Points the server acknowledged.", s.points_sent),
         one("agent_points_dropped_total", "counter", "Points dropped: spool over its cap.", s.points_dropped),
         one(
-            "agent_points_set_aside_total", "counter", "Points the server refused (4xx).", s.points_set_aside
+            "agent_points_dead_lettered_total",
+            "counter",
+            "Points the server refused as malformed (400/413/422), moved to the dead-letter file.",
+            s.points_dead_lettered,
         ),
         one("agent_corrupt_records_total", "counter", "Damaged spool regions set aside.", s.corrupt_records),
         Family(

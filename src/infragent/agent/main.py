@@ -30,6 +30,7 @@ from infragent.agent.settings import AgentSettings, load_settings
 from infragent.errors import ConfigError, InfrAgentError
 
 if TYPE_CHECKING:
+    from infragent.agent.commands import CommandProcessor
     from infragent.agent.shipper import CommandHandler
 
 logger = logging.getLogger("infragent.agent")
@@ -95,17 +96,20 @@ def print_once(settings: AgentSettings) -> None:
     sys.stdout.flush()
 
 
-def command_setup(settings: AgentSettings) -> tuple[CommandHandler | None, list[dict[str, Any]]]:
-    """The command handler (pull mode) and the actions to report, from the ``actions:`` section.
+def command_setup(
+    settings: AgentSettings,
+) -> tuple[CommandHandler | None, CommandProcessor | None, list[dict[str, Any]]]:
+    """The pull handler, the command processor and the actions to report, from ``actions:``.
 
     This is the seam for signed command execution: with no ``actions:`` configured nothing is
     imported (the allowlist and processor use pydantic and httpx, ~20 MB) and the agent reports an
     empty allowlist. With actions but no ``INFRAGENT_WEBHOOK_SECRET`` the actions are reported but
-    no command can be verified, so none is fetched. In push mode the actions are reported; serving
-    the push endpoint (``agent/push.py``) is not part of this runtime yet.
+    no command can be verified, so none is fetched or served. In pull mode the handler feeds the
+    long-poll loop; in push mode the processor is served by ``agent/push.py``'s ``PushServer``.
+    Both share one processor (signature, replay ledger, allowlist, executor).
     """
     if not settings.actions:
-        return None, []
+        return None, None, []
     from infragent.agent.allowlist import Allowlist
 
     allowlist = Allowlist.from_config(settings.actions)
@@ -113,10 +117,9 @@ def command_setup(settings: AgentSettings) -> tuple[CommandHandler | None, list[
         {"name": spec.name, "params": dict(spec.params), "description": spec.description}
         for spec in allowlist.specs()
     ]
-    if settings.command_mode != "pull" or not settings.webhook_secret:
-        if not settings.webhook_secret:
-            logger.warning("actions configured but INFRAGENT_WEBHOOK_SECRET is not set: commands are off")
-        return None, actions
+    if not settings.webhook_secret:
+        logger.warning("actions configured but INFRAGENT_WEBHOOK_SECRET is not set: commands are off")
+        return None, None, actions
     import functools
 
     from infragent.agent.commands import CommandProcessor
@@ -126,19 +129,22 @@ def command_setup(settings: AgentSettings) -> tuple[CommandHandler | None, list[
 
     ledger = Ledger(settings.data_dir / "commands", now=time.time())
     processor = CommandProcessor(settings.webhook_secret, allowlist, ledger, Executor())
-    return functools.partial(process_pulled, processor), actions
+    if settings.command_mode == "push":
+        return None, processor, actions
+    return functools.partial(process_pulled, processor), processor, actions
 
 
 def serve(settings: AgentSettings) -> int:
     """Run the agent until SIGTERM or SIGINT; returns the exit code."""
     from infragent.agent.runtime import Agent
 
-    handler, actions = command_setup(settings)
+    handler, processor, actions = command_setup(settings)
     # Block the stop signals before any thread starts (threads inherit the mask), then wait for
     # them synchronously: no handler racing the loops, no polling timer.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    agent = Agent(settings, command_handler=handler, actions=actions)
+    push = processor if settings.command_mode == "push" else None
+    agent = Agent(settings, command_handler=handler, push_processor=push, actions=actions)
     try:
         agent.start()
     except (InfrAgentError, OSError) as exc:

@@ -10,22 +10,27 @@ transport is a thin adapter around ``CommandProcessor.handle``:
   and the blocking run happens in a worker thread so the event loop keeps answering.
 * ``process_pulled`` — what the pull loop calls for each fetched command; it returns the result,
   the HTTP-equivalent status and the report to send back to the server.
+* ``PushServer`` — what the agent runtime starts in push mode (``COMMAND_MODE=push``): the push app
+  under uvicorn on a thread of its own, on ``INFRAGENT_PUSH_HOST:INFRAGENT_PUSH_PORT`` (default
+  ``0.0.0.0:8472``), separate from the local API, which stays on loopback and read-only.
+
+Starlette and uvicorn are imported only when push mode is used: the pull-mode agent (and
+``process_pulled``) must not pay their memory.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Mapping
-from typing import Any
-
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from typing import TYPE_CHECKING, Any
 
 from infragent.agent.commands import CommandProcessor
-from infragent.sdk.webhook import read_capped
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.applications import Starlette
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +40,14 @@ REPORT_FIELDS = ("status", "output", "exit_code", "duration_ms", "duplicate")
 
 
 def create_push_app(processor: CommandProcessor, path: str = DEFAULT_PATH) -> Starlette:
-    """An ASGI app serving ``POST {path}`` for push mode; run it with uvicorn on the agent host."""
+    """An ASGI app serving ``POST {path}`` for push mode; ``PushServer`` runs it on the agent host."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from infragent.sdk.webhook import read_capped
 
     async def endpoint(request: Request) -> Response:
         body = await read_capped(request, processor.max_body_bytes)
@@ -67,3 +79,51 @@ def process_pulled(processor: CommandProcessor, headers: Mapping[str, str], body
     if result["status"] != "running":
         report = {key: result[key] for key in REPORT_FIELDS if key in result}
     return {"command_id": command_id, "http_status": status, "result": result, "report": report}
+
+
+class PushServer:
+    """The push endpoint of a running agent: ``create_push_app`` under uvicorn, on its own thread.
+
+    Why the socket is bound here, before uvicorn runs: a port in use is then an ``OSError`` from
+    ``start()`` (the agent exits 1 naming it) instead of a failure inside a thread, and a listening
+    socket queues the server's first command even before uvicorn's loop is up, so nothing waits.
+    """
+
+    def __init__(self, processor: CommandProcessor, host: str, port: int, path: str = DEFAULT_PATH) -> None:
+        self._processor = processor
+        self._host = host
+        self._port = port
+        self.path = path
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self.address: tuple[str, int] = (host, port)
+
+    def start(self) -> None:
+        import uvicorn
+
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        self._sock = socket.create_server((self._host, self._port), family=family, backlog=64)
+        self.address = self._sock.getsockname()[:2]
+        config = uvicorn.Config(
+            create_push_app(self._processor, self.path),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+        )
+        self._server = uvicorn.Server(config)  # off the main thread: it installs no signal handlers
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="infragent-push", daemon=True
+        )
+        self._thread.start()
+        logger.info("push endpoint on %s:%d%s", *self.address, self.path)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop accepting, let a running command finish (up to ``timeout_s``), close the socket."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._sock is not None:
+            self._sock.close()

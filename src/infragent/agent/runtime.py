@@ -4,10 +4,13 @@ Threads, and why each exists (each one blocks on something different; none polls
 
     collector   every METRICS_INTERVAL on the wall-clock grid (…:00, :10, :20 …, no drift):
                 host families + the agent's own series → one MetricBatch → spool.append → wake
-    shipper     spool.peek → POST /api/v1/metrics → ack / retry with backoff / set aside
+    shipper     spool.peek → POST /api/v1/metrics → ack / retry with backoff / pause on a refused
+                key or URL (401/403/404: data kept) / dead-letter a malformed batch (400/413/422)
     events      check transitions → POST /api/v1/events at once, retried (bounded queue)
     register    POST /api/v1/agents until it succeeds, then exits; never delays metrics
     commands    pull mode only, when a command handler is given: long-poll, run, report
+    push        push mode only, when a command processor is given: uvicorn serving the signed
+                ``POST /commands`` on INFRAGENT_PUSH_HOST:INFRAGENT_PUSH_PORT (``agent/push.py``)
     local-api   /health, /health/live, /health/ready, /metrics on 127.0.0.1:8471; where it
                 listens (port 0: any free port) goes to ``local-api.json`` in the data dir
     checks      the CheckRunner's scheduler and its probe pool, only when checks are configured
@@ -17,6 +20,11 @@ SIGKILL, so a point exists once ``append`` returned and until the server acknowl
 ``journal`` on (``INFRAGENT_AGENT_JOURNAL=1``, a test hook) each appended batch id and its point
 count is also written to ``journal.log`` in the data directory, so a test that kills the agent can
 compare what was created with what the server stored.
+
+Why one ``books`` lock: the collector's "append + count collected" and the shipper's "ack + count
+sent or dead-lettered" each happen under it, and so does ``snapshot``; one ``/metrics`` answer then
+always satisfies collected = sent + dead-lettered + dropped + waiting (``agent_buffer_points``),
+which is what an operator (and the reliability tests) check.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import psutil
 from infragent import __version__, wire
 from infragent.agent.collectors import HostCollector, MetricPoint, resource_attributes
 from infragent.agent.collectors.point import counter, gauge
+from infragent.agent.delivery import Refusals
 from infragent.agent.http import HttpClient
 from infragent.agent.local_api import (
     PROMETHEUS_CONTENT_TYPE,
@@ -49,20 +58,23 @@ from infragent.agent.local_api import (
     render_prometheus,
     withdraw_address,
 )
+from infragent.agent.poller import CommandPoller
 from infragent.agent.settings import AgentSettings
 from infragent.agent.shipper import (
     CommandHandler,
-    CommandPoller,
     Connectivity,
     EventSender,
     MetricShipper,
     register,
 )
-from infragent.agent.spool import Spool, SpoolError
+from infragent.agent.spool import DeadLetters, Spool, SpoolError
+from infragent.agent.spool.deadletter import FILE_NAME as DEAD_LETTER_FILE
 from infragent.backoff import Backoff
 
 if TYPE_CHECKING:
     from infragent.agent.checks import CheckRunner, CheckTransition
+    from infragent.agent.commands import CommandProcessor
+    from infragent.agent.push import PushServer
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +95,15 @@ class Agent:
         clock: Callable[[], float] = time.time,
         host: HostCollector | None = None,
         command_handler: CommandHandler | None = None,
+        push_processor: CommandProcessor | None = None,
         actions: list[dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
         self.host = host if host is not None else HostCollector()
         self._command_handler = command_handler
+        self._push_processor = push_processor
+        self.push: PushServer | None = None
         self._actions = actions or []
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -101,6 +116,11 @@ class Agent:
         self.spool: Spool | None = None
         self.api: LocalApi | None = None
         self.link = Connectivity(settings.server_url)
+        self.refusals = Refusals()
+        self.dead_letters = DeadLetters(
+            settings.data_dir / DEAD_LETTER_FILE, max_bytes=_dead_letter_bytes(settings)
+        )
+        self._books = threading.Lock()
         self.shipper: MetricShipper | None = None
         self.events: EventSender | None = None
         self.checks: CheckRunner | None = None
@@ -132,9 +152,19 @@ class Agent:
             wake=self._wake,
             stop=self._stop,
             link=self.link,
+            dead_letters=self.dead_letters,
+            refusals=self.refusals,
+            backoff=self._backoff(),
+            books=self._books,
+        )
+        self.events = EventSender(
+            self._client(),
+            s.api_key,
+            stop=self._stop,
+            refusals=self.refusals,
+            dead_letters=self.dead_letters,
             backoff=self._backoff(),
         )
-        self.events = EventSender(self._client(), s.api_key, stop=self._stop, backoff=self._backoff())
         self._spawn("collector", self._collect_loop)
         self._spawn("shipper", self.shipper.run)
         self._spawn("events", self.events.run)
@@ -147,6 +177,7 @@ class Agent:
                 self._command_handler,
                 stop=self._stop,
                 backoff=self._backoff(),
+                refusals=self.refusals,
             )
             self._spawn("commands", poller.run)
         if s.checks:
@@ -154,8 +185,15 @@ class Agent:
 
             self.checks = CheckRunner(s.checks, self._on_transition, clock=self._clock)
             self.checks.start()
+        push_port = None
+        if self._push_processor is not None and s.command_mode == "push":
+            from infragent.agent.push import PushServer  # uvicorn and starlette: push mode only
+
+            self.push = PushServer(self._push_processor, s.push_host, s.push_port)
+            self.push.start()
+            push_port = self.push.address[1]
         self.api.start()
-        publish_address(s.data_dir, BoundAddress(os.getpid(), *self.api.address))
+        publish_address(s.data_dir, BoundAddress(os.getpid(), *self.api.address, push_port))
         logger.info(
             "agent %s started: server %s, every %g s, local API on %s:%d",
             s.node_id,
@@ -174,6 +212,8 @@ class Agent:
             client.abort()  # a long poll or a slow send returns now
         if self.checks is not None:
             self.checks.close()
+        if self.push is not None:
+            self.push.close(timeout_s)
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -248,13 +288,15 @@ class Agent:
             )
             count = batch.point_count
             assert self.spool is not None
+            payload = wire.encode_batch(batch, compresslevel=GZIP_LEVEL)
             try:
-                self.spool.append(batch_id, count, wire.encode_batch(batch, compresslevel=GZIP_LEVEL))
+                with self._books:
+                    self.spool.append(batch_id, count, payload)
+                    self.points_collected += count
             except (SpoolError, OSError):
                 self.spool_errors += 1
                 logger.exception("cannot spool batch %s (%d points); it is lost", batch_id, count)
                 return 0
-            self.points_collected += count
             if self._journal is not None:
                 os.write(self._journal, f"{batch_id} {count}\n".encode())
             self._ready = True
@@ -298,9 +340,14 @@ class Agent:
     # -- what the agent reports about itself ---------------------------------------------------
 
     def snapshot(self) -> Snapshot:
+        """The agent's figures; the spool and the point counters are read in one ``books`` hold."""
         link = self.link.status
         assert self.spool is not None
-        stats = self.spool.stats
+        with self._books:
+            stats = self.spool.stats
+            collected = self.points_collected
+            sent = self.shipper.points_sent if self.shipper else 0
+            dead_lettered = self.shipper.points_dead_lettered if self.shipper else 0
         checks = {} if self.checks is None else {n: st.status for n, st in self.checks.states.items()}
         return Snapshot(
             version=__version__,
@@ -314,16 +361,18 @@ class Agent:
             buffer_bytes=stats.current_bytes,
             buffer_max_bytes=stats.max_bytes,
             buffer_records=stats.records,
+            buffer_points=stats.points_pending,
             checks=checks,
             cpu_percent=self.cpu_percent,
             rss_bytes=self._process.memory_info().rss,
-            points_collected=self.points_collected,
-            points_sent=self.shipper.points_sent if self.shipper else 0,
+            points_collected=collected,
+            points_sent=sent,
             points_dropped=stats.dropped_points,
-            points_set_aside=self.shipper.points_set_aside if self.shipper else 0,
+            points_dead_lettered=dead_lettered,
             corrupt_records=stats.corrupt_records,
             collector_errors=self.collector_errors,
             events_sent=self.events.sent if self.events else 0,
+            refused=self.refusals.reason,
         )
 
     def routes(self) -> dict[str, Handler]:
@@ -331,9 +380,13 @@ class Agent:
             return Reply(200, msgspec.json.encode(health_document(self.snapshot())))
 
         def ready() -> Reply:
+            refused = self.refusals.reason
+            if refused is not None:  # collecting, but nothing reaches the server: not ready
+                reason = f"the server refuses this agent (check its API key and server URL): {refused}"
+                return Reply(503, msgspec.json.encode({"status": "not ready", "reason": reason}))
             if self.ready:
                 return Reply(200, b'{"status": "ready"}')
-            return Reply(503, b'{"status": "not ready"}')
+            return Reply(503, b'{"status": "not ready", "reason": "no collection spooled yet"}')
 
         def metrics() -> Reply:
             return Reply(200, render_prometheus(metric_families(self.snapshot())), PROMETHEUS_CONTENT_TYPE)
@@ -358,7 +411,14 @@ class Agent:
 
     def _register(self) -> None:
         client = self._client()
-        register(client, self.settings.api_key, self.registration(), stop=self._stop, backoff=self._backoff())
+        register(
+            client,
+            self.settings.api_key,
+            self.registration(),
+            stop=self._stop,
+            refusals=self.refusals,
+            backoff=self._backoff(),
+        )
         client.close()  # registration is done: its connection is not kept for the agent's life
 
     def _on_transition(self, transition: CheckTransition) -> None:
@@ -374,6 +434,11 @@ class Agent:
                 "node_id": self.settings.node_id,
             }
         )
+
+
+def _dead_letter_bytes(settings: AgentSettings) -> int:
+    """The dead-letter file rolls over at a tenth of the spool's cap (at least 1 MiB)."""
+    return max(1024 * 1024, settings.buffer_max_size // 10)
 
 
 def _segment_bytes(settings: AgentSettings) -> int:

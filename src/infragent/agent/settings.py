@@ -50,6 +50,8 @@ ENV_NAMES: dict[str, str] = {
     "log_level": "LOG_LEVEL",
     "data_dir": "INFRAGENT_AGENT_DATA_DIR",
     "command_mode": "COMMAND_MODE",
+    "push_host": "INFRAGENT_PUSH_HOST",
+    "push_port": "INFRAGENT_PUSH_PORT",
     "journal": "INFRAGENT_AGENT_JOURNAL",
     "retry_max_delay": "INFRAGENT_AGENT_RETRY_MAX_S",
 }
@@ -88,6 +90,9 @@ class AgentSettings:
     buffer_max_size: int = 100 * MiB
     log_level: LogLevel = "info"
     command_mode: CommandMode = "pull"
+    #: Push mode only: where the agent serves ``POST /commands`` for the server's signed commands.
+    push_host: str = "0.0.0.0"  # the server must reach it; every command is verified before it runs
+    push_port: int = 8472
     journal: bool = False
     #: Cap of the exponential backoff between retries to the server, seconds.
     retry_max_delay: float = 60.0
@@ -185,6 +190,7 @@ _PARSERS: dict[str, Any] = {
     "server_url": _url,
     "metrics_interval": _interval,
     "health_check_port": _port,
+    "push_port": _port,
     "buffer_max_size": _buffer,
     "log_level": _choice("debug", "info", "warning", "error"),
     "command_mode": _choice("pull", "push"),
@@ -277,7 +283,7 @@ def load_settings(
             raise ConfigError(origin[name], str(exc)) from exc
         if parsed[name] == "" and name not in ("server_url", "api_key"):
             parsed[name] = None  # an empty optional label means "not set"
-    for name in ("node_id", "data_dir", "health_check_host", "log_level", "command_mode"):
+    for name in ("node_id", "data_dir", "health_check_host", "push_host", "log_level", "command_mode"):
         if parsed.get(name, "unset") is None:
             del parsed[name]  # empty → default
     parsed.setdefault("node_id", socket.gethostname())

@@ -1,13 +1,14 @@
-"""Everything the agent sends to its server: metric batches, events, registration, pulled commands.
+"""Everything the agent sends to its server: metric batches, events, registration (commands: ``poller.py``).
 
 Why each loop owns its ``HttpClient``: a client holds one kept-alive connection and is not shared
 between threads, so a 25 s command long-poll can never hold up a metric batch or an ``app_down``
-event. Every loop follows the same discipline (``classify``, on top of the shared policy in
-:mod:`infragent.backoff`): 2xx/409 done, 408/425/429/5xx and transport failures retried with capped
-exponential backoff and full jitter (honouring ``Retry-After``), any other 4xx set aside with the
-server's reason logged — resending the same bytes cannot succeed and would block everything queued
-behind them. No loop ever exits on an error: the agent keeps collecting into its spool while the
-server is away.
+event. Every loop follows the same table (:mod:`infragent.agent.delivery`, on top of the shared
+policy in :mod:`infragent.backoff`): 2xx/409 done; 408/425/429/5xx and transport failures retried
+with capped exponential backoff and full jitter (honouring ``Retry-After``); 401/403/404 and the
+other configuration refusals keep the data and pause that loop 60 s growing to 10 min (reported
+through ``Refusals`` on ``/health/ready`` and ``/metrics``); 400/413/422 move the one batch the
+server called malformed to the dead-letter file. No answer deletes data, and no loop ever exits on
+an error: the agent keeps collecting into its spool while the server is away or refuses it.
 
 Metrics are at-least-once: a batch leaves the spool only after the server acknowledged it, and a
 crash between "acknowledged" and "ack on disk" resends it; the server dedupes by ``batch_id``.
@@ -22,47 +23,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
-from urllib.parse import quote
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import msgspec
 
 from infragent import wire
+from infragent.agent.delivery import Refusals, classify, pause_backoff, pause_delay
 from infragent.agent.http import HttpClient, HttpError, Response, json_headers
-from infragent.agent.spool import Record, Spool, SpoolError
-from infragent.backoff import Backoff, classify_status, parse_retry_after
+from infragent.agent.spool import DeadLetters, Record, Spool, SpoolError
+from infragent.backoff import Backoff, parse_retry_after
 
 logger = logging.getLogger(__name__)
 
 CommandHandler = Callable[[dict[str, str], bytes], dict[str, Any]]
-Verdict = Literal["ack", "retry", "set_aside"]
-
-
-def classify(status: int) -> Verdict:
-    """What a loop does with what it sent after the server answered ``status``.
-
-    The shared policy (:func:`infragent.backoff.classify_status`) says whether sending again can
-    help; the agent adds what its data needs:
-
-    * 2xx, and 409 (the server already holds this ``batch_id``): ack, it is stored.
-    * retryable answers (408, 425, 429, 5xx but 501/505): retry; the server may take it later.
-    * any other 4xx (400, 401, 403, 404, 413, 422 …): set aside; the server blamed the request,
-      sending the same bytes again cannot succeed, and retrying would block every batch behind it.
-    * any other final answer (1xx, 3xx, 501, 505, nonsense): retry. It is a misconfiguration between
-      agent and server (a proxy, a redirect), not bad data, so the agent keeps the batch until an
-      operator fixes it; the spool's bound limits what waiting costs.
-
-    Transport failures never reach here: every ``HttpError`` is a network failure the shared
-    policy retries (the agent's URL is checked at start, so nothing is "unsendable").
-    """
-    if status == 409:
-        return "ack"
-    verdict = classify_status(status)
-    if verdict == "success":
-        return "ack"
-    if verdict == "final" and 400 <= status <= 499:
-        return "set_aside"
-    return "retry"
 
 
 class LinkStatus(msgspec.Struct, frozen=True):
@@ -96,12 +70,18 @@ class Connectivity:
             return self._status
 
 
-def _reason(response: Response) -> str:
+def reason_of(response: Response) -> str:
+    """The server's answer for a log line or a health reason: ``HTTP 401: <body, cut>``."""
     return f"HTTP {response.status}: {response.text(300)}"
 
 
 class MetricShipper:
-    """Sends spooled batches oldest first; ``wake`` is set by the collector after each append."""
+    """Sends spooled batches oldest first; ``wake`` is set by the collector after each append.
+
+    ``books`` is the agent's lock over its counters: taken around "spool changed + counter
+    changed", so a ``/metrics`` snapshot taken under it always satisfies collected = sent + dead
+    lettered + dropped + waiting in the spool (docs/agent.md).
+    """
 
     def __init__(
         self,
@@ -112,8 +92,12 @@ class MetricShipper:
         wake: threading.Event,
         stop: threading.Event,
         link: Connectivity,
+        dead_letters: DeadLetters,
+        refusals: Refusals,
         clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
+        pause: Backoff | None = None,
+        books: AbstractContextManager[object] | None = None,
         peek_records: int = 32,
     ) -> None:
         self._spool = spool
@@ -126,13 +110,17 @@ class MetricShipper:
         self._wake = wake
         self._stop = stop
         self._link = link
+        self._dead_letters = dead_letters
+        self._refusals = refusals
         self._clock = clock
         self._backoff = backoff or Backoff(base_s=0.5, cap_s=60.0)
+        self._pause = pause or pause_backoff()
+        self._books = books if books is not None else nullcontext()
         self._peek = peek_records
         self.points_sent = 0
         self.batches_sent = 0
-        self.points_set_aside = 0
-        self.batches_set_aside = 0
+        self.points_dead_lettered = 0
+        self.batches_dead_lettered = 0
         #: Set while ``run`` waits for a wake-up with an empty spool: what a test waits on instead
         #: of sleeping until the shipper is "probably idle".
         self.idle = threading.Event()
@@ -149,7 +137,7 @@ class MetricShipper:
                 self._wake.wait()
                 self.idle.clear()
             elif delay > 0:
-                self._stop.wait(delay)
+                self._stop.wait(delay)  # a wake-up does not cut a pause short: only stop does
 
     def ship_pending(self) -> float | None:
         """Send what the spool holds. Returns None when it is empty, else seconds to wait first."""
@@ -170,7 +158,7 @@ class MetricShipper:
         return 0.0
 
     def ship(self, record: Record) -> float | None:
-        """POST one batch; None when it is done with (sent or set aside), else the retry delay."""
+        """POST one batch; None when it is done with (sent or dead-lettered), else the wait."""
         started = time.monotonic()
         try:
             response = self._client.request("POST", "/api/v1/metrics", record.payload, self._headers)
@@ -181,27 +169,59 @@ class MetricShipper:
             return delay
         latency_ms = (time.monotonic() - started) * 1000
         verdict = classify(response.status)
-        if verdict == "retry":
-            retry_after = parse_retry_after(response.header("retry-after"), self._clock())
-            delay = self._backoff.next_delay(retry_after)
-            self._link.answered(self._clock(), latency_ms, _reason(response))
-            logger.warning("metrics: %s; retrying in %.1f s", _reason(response), delay)
+        retry_after = parse_retry_after(response.header("retry-after"), self._clock())
+        if verdict == "pause":
+            delay = pause_delay(self._pause, retry_after)
+            self._link.answered(self._clock(), latency_ms, reason_of(response))
+            self._refusals.refused("metrics", reason_of(response))
+            logger.error(
+                "metrics: %s; the data stays in the spool, shipping paused for %.0f s (check the "
+                "API key and server URL)",
+                reason_of(response),
+                delay,
+            )
             return delay
-        self._spool.ack([record])
+        self._refusals.accepted("metrics")
+        self._pause.reset()
+        if verdict == "retry":
+            delay = self._backoff.next_delay(retry_after)
+            self._link.answered(self._clock(), latency_ms, reason_of(response))
+            logger.warning("metrics: %s; retrying in %.1f s", reason_of(response), delay)
+            return delay
+        if verdict == "dead_letter":
+            try:
+                self._dead_letters.add(
+                    "metrics",
+                    record.batch_id,
+                    record.points,
+                    record.payload,
+                    response.status,
+                    reason_of(response),
+                )
+            except (SpoolError, OSError):
+                logger.exception(
+                    "metrics: cannot dead-letter batch %s; it stays in the spool", record.batch_id
+                )
+                return self._backoff.next_delay()
+        with self._books:
+            self._spool.ack([record])
+            if verdict == "ack":
+                self.points_sent += record.points
+                self.batches_sent += 1
+            else:
+                self.points_dead_lettered += record.points
+                self.batches_dead_lettered += 1
         self._backoff.reset()
         if verdict == "ack":
-            self.points_sent += record.points
-            self.batches_sent += 1
             self._link.answered(self._clock(), latency_ms)
         else:
-            self.points_set_aside += record.points
-            self.batches_set_aside += 1
-            self._link.answered(self._clock(), latency_ms, _reason(response))
+            self._link.answered(self._clock(), latency_ms, reason_of(response))
             logger.error(
-                "metrics: server refused batch %s (%d points), set aside: %s",
+                "metrics: server refused batch %s (%d points) as malformed, moved to %s: %s",
                 record.batch_id,
                 record.points,
-                _reason(response),
+                self._dead_letters.path,
+                reason_of(response),
             )
         return None
 
@@ -215,18 +235,30 @@ class EventSender:
         api_key: str,
         *,
         stop: threading.Event,
+        refusals: Refusals | None = None,
+        dead_letters: DeadLetters | None = None,
         max_queue: int = 1000,
         backoff: Backoff | None = None,
+        pause: Backoff | None = None,
     ) -> None:
         self._client = client
         self._headers = json_headers(api_key)
         self._stop = stop
+        self._refusals = refusals or Refusals()
+        self._dead_letters = dead_letters
         self._queue: deque[dict[str, Any]] = deque()
         self._max = max_queue
         self._cond = threading.Condition()
         self._backoff = backoff or Backoff(base_s=0.5, cap_s=60.0)
+        self._pause = pause or pause_backoff()
         self.sent = 0
         self.dropped = 0
+        self.dead_lettered = 0
+
+    @property
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._queue)
 
     def submit(self, event: dict[str, Any]) -> None:
         """Queue an event (never blocks); past ``max_queue`` the oldest is dropped and counted."""
@@ -249,16 +281,20 @@ class EventSender:
                     self._cond.wait()
                 if self._stop.is_set():
                     return
-                event = self._queue[0]
             try:
-                delay = self._send(event)
+                delay = self.send_next()
             except Exception:  # loop boundary
                 logger.exception("events: unexpected error")
                 delay = self._backoff.next_delay()
             if delay is not None:
                 self._stop.wait(delay)
 
-    def _send(self, event: dict[str, Any]) -> float | None:
+    def send_next(self) -> float | None:
+        """Send the oldest queued event; None when it is done with, else seconds to wait first."""
+        with self._cond:
+            if not self._queue:
+                return None
+            event = self._queue[0]
         body = msgspec.json.encode(event)
         try:
             response = self._client.request("POST", "/api/v1/events", body, self._headers)
@@ -267,9 +303,22 @@ class EventSender:
             logger.warning("events: server unreachable (%s); retrying in %.1f s", exc, delay)
             return delay
         verdict = classify(response.status)
+        retry_after = parse_retry_after(response.header("retry-after"), time.time())
+        if verdict == "pause":
+            delay = pause_delay(self._pause, retry_after)
+            self._refusals.refused("events", reason_of(response))
+            logger.error("events: %s; kept, sending paused for %.0f s", reason_of(response), delay)
+            return delay
+        self._refusals.accepted("events")
+        self._pause.reset()
         if verdict == "retry":
-            retry_after = parse_retry_after(response.header("retry-after"), time.time())
             return self._backoff.next_delay(retry_after)
+        if verdict == "dead_letter" and self._dead_letters is not None:
+            item_id = f"{event.get('type')}/{event.get('service')}"
+            try:
+                self._dead_letters.add("event", item_id, 0, body, response.status, reason_of(response))
+            except (SpoolError, OSError):
+                logger.exception("events: cannot dead-letter %s; dropped", item_id)
         with self._cond:
             if self._queue and self._queue[0] is event:
                 self._queue.popleft()
@@ -278,8 +327,8 @@ class EventSender:
             self.sent += 1
             logger.info("events: sent %s for %s", event.get("type"), event.get("service"))
         else:
-            self.dropped += 1
-            logger.error("events: server refused %s, dropped: %s", event.get("type"), _reason(response))
+            self.dead_lettered += 1
+            logger.error("events: server refused %s as malformed: %s", event.get("type"), reason_of(response))
         return None
 
 
@@ -289,10 +338,18 @@ def register(
     registration: dict[str, Any],
     *,
     stop: threading.Event,
+    refusals: Refusals | None = None,
     backoff: Backoff | None = None,
+    pause: Backoff | None = None,
 ) -> bool:
-    """POST ``/api/v1/agents`` until it succeeds (True) or ``stop`` is set (False)."""
+    """POST ``/api/v1/agents`` until it succeeds (True) or ``stop`` is set (False).
+
+    A refused key or URL pauses it like the shippers (and shows on ``/health/ready``); any other
+    failure, even a 4xx, is retried with the normal backoff: registration carries no data to lose.
+    """
     backoff = backoff or Backoff(base_s=0.5, cap_s=60.0)
+    pause = pause or pause_backoff()
+    refusals = refusals or Refusals()
     body = msgspec.json.encode(registration)
     while not stop.is_set():
         try:
@@ -301,121 +358,21 @@ def register(
             delay = backoff.next_delay()
             logger.warning("registration: server unreachable (%s); retrying in %.1f s", exc, delay)
         else:
+            verdict = classify(response.status)
+            if verdict != "pause":
+                refusals.accepted("register")
             if 200 <= response.status <= 299:
                 logger.info(
                     "registered as %s (%s mode)", registration["node_id"], registration["command_mode"]
                 )
                 return True
             retry_after = parse_retry_after(response.header("retry-after"), time.time())
-            delay = backoff.next_delay(retry_after)
-            log = logger.warning if classify(response.status) == "retry" else logger.error
-            log("registration refused: %s; retrying in %.1f s", _reason(response), delay)
+            if verdict == "pause":
+                refusals.refused("register", reason_of(response))
+                delay = pause_delay(pause, retry_after)
+            else:
+                delay = backoff.next_delay(retry_after)
+            log = logger.warning if verdict == "retry" else logger.error
+            log("registration refused: %s; retrying in %.1f s", reason_of(response), delay)
         stop.wait(delay)
     return False
-
-
-class _PulledCommand(msgspec.Struct):
-    headers: dict[str, str]
-    body: str
-
-
-class _Pulled(msgspec.Struct):
-    commands: list[_PulledCommand] = []
-
-
-class CommandPoller:
-    """Pull mode: long-polls for signed commands, hands each to ``handler``, reports its result."""
-
-    def __init__(
-        self,
-        client: HttpClient,
-        api_key: str,
-        node_id: str,
-        handler: CommandHandler,
-        *,
-        stop: threading.Event,
-        wait_s: int = 25,
-        backoff: Backoff | None = None,
-    ) -> None:
-        self._client = client
-        self._headers = {"Authorization": f"Bearer {api_key}"}
-        self._json_headers = json_headers(api_key)
-        self._path = f"/api/v1/agents/{quote(node_id, safe='')}/commands?wait={wait_s}"
-        self._handler = handler
-        self._stop = stop
-        self._wait_s = wait_s
-        self._backoff = backoff or Backoff(base_s=0.5, cap_s=60.0)
-        self.handled = 0
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                delay = self.poll_once()
-            except Exception:  # loop boundary
-                logger.exception("commands: unexpected error in the pull loop")
-                delay = self._backoff.next_delay()
-            if delay:
-                self._stop.wait(delay)
-
-    def poll_once(self) -> float:
-        """One long-poll; returns how long to wait before the next (0 after a normal answer)."""
-        try:
-            response = self._client.request(
-                "GET", self._path, headers=self._headers, timeout_s=self._wait_s + 15
-            )
-        except HttpError as exc:
-            if self._stop.is_set():
-                return 0.0
-            delay = self._backoff.next_delay()
-            logger.warning("commands: server unreachable (%s); polling again in %.1f s", exc, delay)
-            return delay
-        if response.status == 204:
-            self._backoff.reset()
-            return 0.0
-        if response.status != 200:
-            retry_after = parse_retry_after(response.header("retry-after"), time.time())
-            delay = self._backoff.next_delay(retry_after)
-            logger.warning("commands: poll answered %s; polling again in %.1f s", _reason(response), delay)
-            return delay
-        self._backoff.reset()
-        try:
-            pulled = msgspec.json.decode(response.body, type=_Pulled)
-        except msgspec.DecodeError as exc:
-            logger.error("commands: malformed poll answer (%s); ignored", exc)
-            return self._backoff.next_delay()
-        for command in pulled.commands:
-            self._handle(command)
-        return 0.0
-
-    def _handle(self, command: _PulledCommand) -> None:
-        headers = {key.lower(): value for key, value in command.headers.items()}
-        result = self._handler(headers, command.body.encode())
-        self.handled += 1
-        command_id = result.get("command_id") or headers.get("webhook-id")
-        if not command_id:
-            logger.error("commands: a pulled command has no id; its result cannot be reported")
-            return
-        # The handler answers {"command_id", "http_status", "result", "report"}; only "report" goes to the
-        # server, and None means the same id is still running here (that run reports when it ends).
-        report = result.get("report", result)
-        if report is None:
-            return
-        self._report(str(command_id), report)
-
-    def _report(self, command_id: str, result: dict[str, Any]) -> None:
-        """POST the result until the server takes it: the command ran, its outcome must not be lost."""
-        body = msgspec.json.encode(result)
-        path = f"/api/v1/commands/{quote(command_id, safe='')}/result"
-        backoff = Backoff(base_s=0.5, cap_s=30.0)
-        while not self._stop.is_set():
-            try:
-                response = self._client.request("POST", path, body, self._json_headers)
-            except HttpError as exc:
-                logger.warning("commands: cannot report %s yet: %s", command_id, exc)
-            else:
-                verdict = classify(response.status)
-                if verdict != "retry":
-                    log = logger.info if verdict == "ack" else logger.error
-                    log("commands: result of %s reported: HTTP %d", command_id, response.status)
-                    return
-            self._stop.wait(backoff.next_delay())

@@ -10,10 +10,12 @@ acknowledged" and "the ack is on disk" sends the batch again; the server dedupes
     recovery.py   open: rebuild pending records from the segments, set damage aside
     fifo.py       ``Spool``: append, peek, ack, drop the oldest past ``max_bytes``
     model.py      ``Record``, ``SpoolStats`` and the errors
+    deadletter.py ``DeadLetters``: what the server refused as malformed, kept in a JSON-lines file
 """
 
 from __future__ import annotations
 
+from infragent.agent.spool.deadletter import DeadLetter, DeadLetters
 from infragent.agent.spool.disk import Writer
 from infragent.agent.spool.fifo import MiB, Spool
 from infragent.agent.spool.frames import FORMAT_VERSION, HEADER_SIZE, MAGIC, encode_frame
@@ -30,6 +32,8 @@ __all__ = [
     "FORMAT_VERSION",
     "HEADER_SIZE",
     "MAGIC",
+    "DeadLetter",
+    "DeadLetters",
     "MiB",
     "Record",
     "RecordTooLargeError",

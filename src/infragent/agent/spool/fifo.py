@@ -182,6 +182,10 @@ class Spool:
             self._remove_consumed_segments()
 
     @property
+    def directory(self) -> Path:
+        return self._dir
+
+    @property
     def stats(self) -> SpoolStats:
         with self._lock:
             return SpoolStats(

@@ -99,16 +99,18 @@ def snapshot(**overrides: object) -> Snapshot:
         "buffer_bytes": 1024,
         "buffer_max_bytes": 4096,
         "buffer_records": 2,
+        "buffer_points": 7,
         "checks": {"web": "up", "db": "down"},
         "cpu_percent": 0.04,
         "rss_bytes": 19 * 1024 * 1024,
         "points_collected": 100,
         "points_sent": 90,
         "points_dropped": 4,
-        "points_set_aside": 6,
+        "points_dead_lettered": 6,
         "corrupt_records": 1,
         "collector_errors": {"disk": 2, 'we"ird\\fam\nily': 1},
         "events_sent": 3,
+        "refused": None,
     }
     values.update(overrides)
     return Snapshot(**values)  # type: ignore[arg-type]
@@ -127,6 +129,7 @@ def test_health_document_shape() -> None:
                 "last_successful_send": "2023-11-14T22:13:20.250Z",
                 "latency_ms": 3.46,
                 "error": None,
+                "refused": None,
             },
             "buffer": {"current_size": 1024, "max_size": 4096, "usage_percent": 25.0, "dropped": 4},
             "system_resources": {"cpu_percent": 0.04, "memory_mb": 19.0},
@@ -141,6 +144,7 @@ def test_health_document_shape() -> None:
         ({"buffer_bytes": 3300}, "degraded"),  # 80.6 % > 80 %
         ({"buffer_bytes": 3276}, "healthy"),  # 79.98 %
         ({"reachable": None, "last_success": None, "latency_ms": None}, "healthy"),  # not tried yet
+        ({"refused": "metrics: HTTP 401: invalid API key"}, "degraded"),  # reachable, but refused
     ],
 )
 def test_degraded_when_unreachable_or_buffer_over_80_percent(
@@ -162,7 +166,9 @@ def test_prometheus_exposition_parses_and_escapes() -> None:
         "agent_points_collected": 100,
         "agent_points_sent": 90,
         "agent_points_dropped": 4,
-        "agent_points_set_aside": 6,
+        "agent_points_dead_lettered": 6,
+        "agent_buffer_points": 7,
+        "agent_server_auth_failing": 0,
         "agent_corrupt_records": 1,
         "agent_events_sent": 3,
         "agent_uptime_seconds": 12.5,
@@ -171,6 +177,8 @@ def test_prometheus_exposition_parses_and_escapes() -> None:
         assert families[name].samples[0].value == value, name
         assert families[name].documentation
     assert families["agent_points_sent"].type == "counter"
+    refused = metric_families(snapshot(refused="metrics: HTTP 401: invalid API key"))
+    assert [f.samples for f in refused if f.name == "agent_server_auth_failing"] == [(({}, 1),)]
     assert families["agent_buffer_size"].type == "gauge"
     errors = {s.labels["family"]: s.value for s in families["agent_collector_errors"].samples}
     assert errors == {"disk": 2, 'we"ird\\fam\nily': 1}  # escaped on the wire, intact after parsing

@@ -46,6 +46,8 @@ def test_every_variable_is_read() -> None:
             "LOG_LEVEL": "DEBUG",
             "INFRAGENT_AGENT_DATA_DIR": "/srv/agent",
             "COMMAND_MODE": "push",
+            "INFRAGENT_PUSH_HOST": "10.0.0.5",
+            "INFRAGENT_PUSH_PORT": "9443",
             "INFRAGENT_AGENT_JOURNAL": "1",
         }
     )
@@ -58,6 +60,7 @@ def test_every_variable_is_read() -> None:
     assert s.log_level == "debug"
     assert s.data_dir == Path("/srv/agent") and s.spool_dir == Path("/srv/agent/spool")
     assert s.command_mode == "push"
+    assert (s.push_host, s.push_port) == ("10.0.0.5", 9443)
     assert s.journal is True
 
 
@@ -90,6 +93,7 @@ def test_sizes(text: str, size: int) -> None:
         ("METRICS_INTERVAL", "nan"),
         ("HEALTH_CHECK_PORT", "70000"),
         ("HEALTH_CHECK_PORT", "http"),
+        ("INFRAGENT_PUSH_PORT", "65536"),
         ("BUFFER_MAX_SIZE", "lots"),
         ("BUFFER_MAX_SIZE", "1KB"),
         ("LOG_LEVEL", "chatty"),

@@ -1,4 +1,4 @@
-"""The shipper's decision table against a scripted server: ack, retry (Retry-After), set aside."""
+"""The shipper's decision table against a scripted server: ack, retry (Retry-After), pause, dead-letter."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import pytest
 from scripted import Scripted, scripted_server
 
 from infragent import wire
+from infragent.agent.delivery import Refusals
 from infragent.agent.http import HttpClient
-from infragent.agent.shipper import CommandPoller, Connectivity, EventSender, MetricShipper, register
-from infragent.agent.spool import Spool
+from infragent.agent.poller import CommandPoller
+from infragent.agent.shipper import Connectivity, EventSender, MetricShipper, register
+from infragent.agent.spool import DeadLetters, Spool
 from infragent.backoff import Backoff
 from support.servers import closed_port
 
@@ -51,7 +53,9 @@ def spool(tmp_path: Path) -> Iterator[Spool]:
         yield s
 
 
-def make_shipper(spool: Spool, url: str) -> tuple[MetricShipper, Connectivity, threading.Event]:
+def make_shipper(
+    spool: Spool, url: str, refusals: Refusals | None = None
+) -> tuple[MetricShipper, Connectivity, threading.Event]:
     link = Connectivity(url)
     stop = threading.Event()
     shipper = MetricShipper(
@@ -61,9 +65,15 @@ def make_shipper(spool: Spool, url: str) -> tuple[MetricShipper, Connectivity, t
         wake=threading.Event(),
         stop=stop,
         link=link,
+        dead_letters=DeadLetters(spool_dead_letters(spool)),
+        refusals=refusals or Refusals(),
         backoff=Backoff(base_s=0.01, cap_s=60, rng=random.Random(1)),
     )
     return shipper, link, stop
+
+
+def spool_dead_letters(spool: Spool) -> Path:
+    return spool.directory.parent / "dead-letter.jsonl"
 
 
 def test_ack_sends_the_payload_with_the_right_headers(server: Scripted, spool: Spool) -> None:
@@ -102,8 +112,8 @@ def test_409_means_already_stored(server: Scripted, spool: Spool) -> None:
     assert (shipper.points_sent, spool.stats.records) == (2, 0)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 413])
-def test_refused_batches_are_set_aside_and_counted(
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_malformed_batches_go_to_the_dead_letter_file_and_the_rest_is_sent(
     server: Scripted, spool: Spool, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.reply(METRICS, status, b'{"detail": "series[0]: a value is NaN"}')
@@ -112,9 +122,43 @@ def test_refused_batches_are_set_aside_and_counted(
     shipper, link, _ = make_shipper(spool, server.url)
     with caplog.at_level(logging.ERROR):
         assert shipper.ship_pending() == 0.0
-    assert (shipper.points_set_aside, shipper.points_sent, spool.stats.records) == (4, 6, 0)
+    assert (shipper.points_dead_lettered, shipper.points_sent, spool.stats.records) == (4, 6, 0)
     assert f"HTTP {status}" in caplog.text and "a value is NaN" in caplog.text and "bad" in caplog.text
     assert link.status.reachable is True
+    [letter] = DeadLetters(spool_dead_letters(spool)).entries()
+    assert (letter.kind, letter.id, letter.points, letter.status, letter.raw()) == (
+        "metrics",
+        "bad",
+        4,
+        status,
+        b"p1",
+    )
+    assert "a value is NaN" in letter.reason
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_auth_and_routing_refusals_keep_everything_and_pause_for_a_minute(
+    server: Scripted, spool: Spool, status: int
+) -> None:
+    server.reply(METRICS, status, b'{"detail": "invalid API key"}')
+    server.reply(METRICS, status, b'{"detail": "invalid API key"}')
+    spool.append("b-1", 4, b"p1")
+    spool.append("b-2", 6, b"p2")
+    refusals = Refusals()
+    shipper, link, _ = make_shipper(spool, server.url, refusals)
+    delay = shipper.ship_pending()
+    assert delay is not None and delay >= 60.0  # the long pause, not the 10 ms retry backoff
+    assert (spool.stats.records, shipper.points_sent, shipper.points_dead_lettered) == (2, 0, 0)
+    assert len(server.seen(METRICS)) == 1  # paused: the batch behind it is not tried either
+    assert refusals.reason is not None and f"metrics: HTTP {status}" in refusals.reason
+    assert "invalid API key" in refusals.reason and link.status.reachable is True
+    second = shipper.ship_pending()
+    assert second is not None and second >= 60.0  # still refused: paused again
+    assert shipper.ship_pending() == 0.0  # the key is fixed: everything kept is sent, in order
+    assert refusals.reason is None
+    assert (spool.stats.records, shipper.points_sent) == (0, 10)
+    assert [r.body for r in server.seen(METRICS)] == [b"p1", b"p1", b"p1", b"p2"]
+    assert not spool_dead_letters(spool).exists()
 
 
 def test_server_down_keeps_the_batch(spool: Spool) -> None:
@@ -168,6 +212,21 @@ def test_events_retry_then_send(server: Scripted) -> None:
         thread.join(5)
 
 
+def test_events_refused_for_auth_are_kept_and_paused(server: Scripted) -> None:
+    server.reply("/api/v1/events", 401, b'{"detail": "invalid API key"}')
+    refusals = Refusals()
+    sender = EventSender(
+        HttpClient(server.url), "ia_test", stop=threading.Event(), refusals=refusals, pause=Backoff(30, 60)
+    )
+    sender.submit({"type": "app_down", "service": "web"})
+    delay = sender.send_next()
+    assert delay is not None and delay >= 30.0
+    assert (sender.sent, sender.dropped, sender.queued) == (0, 0, 1)
+    assert refusals.reason is not None and "events: HTTP 401" in refusals.reason
+    assert sender.send_next() is None  # accepted now
+    assert (sender.sent, sender.queued, refusals.reason) == (1, 0, None)
+
+
 def test_event_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     sender = EventSender(HttpClient("http://127.0.0.1:9"), "k", stop=threading.Event(), max_queue=2)
     for i in range(5):
@@ -180,10 +239,17 @@ def test_register_retries_until_accepted(server: Scripted) -> None:
     server.reply("/api/v1/agents", 500)
     server.reply("/api/v1/agents", 401, b'{"detail": "bad key"}')
     registration = {"node_id": "n", "kind": "host", "command_mode": "pull", "actions": [], "labels": {}}
+    refusals = Refusals()
     ok = register(
-        HttpClient(server.url), "ia", registration, stop=threading.Event(), backoff=Backoff(0.01, 0.05)
+        HttpClient(server.url),
+        "ia",
+        registration,
+        stop=threading.Event(),
+        backoff=Backoff(0.01, 0.05),
+        refusals=refusals,
+        pause=Backoff(0.01, 0.05),
     )
-    assert ok
+    assert ok and refusals.reason is None
     bodies = [msgspec.json.decode(r.body) for r in server.seen("/api/v1/agents")]
     assert bodies == [registration] * 3
 
