@@ -17,6 +17,10 @@ Why these rules, each of which closes a door the allowlist alone leaves open:
   anything it started in the background alone (that is how scripts start daemons).
 * **Output cap**: stdout and stderr share one pipe, read incrementally; past the cap bytes are
   read and dropped (so the child never blocks on a full pipe) and the result says ``truncated``.
+  An ``http`` action reads its answer up to the cap and closes the connection.
+* **http actions** go through the agent's own client (``agent/http.py``): no proxy from the
+  environment, no redirect followed, the host checked by the parser that connects (loopback only),
+  the whole exchange within ``timeout_s``.
 
 Outcomes are values (``ExecResult``), never exceptions: an action that cannot start is an
 ``error`` result with a clear message, e.g. systemd actions on a host where PID 1 is not systemd.
@@ -37,10 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import httpx
 import psutil
 
 from infragent.agent.allowlist import LOOPBACK_HOSTS, HttpCall, Invocation, ProcessCall
+from infragent.agent.http import HttpClient, HttpError, split_url
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +102,9 @@ class Executor:
         self._systemd_dir = systemd_dir
         self._monotonic = monotonic
         self._started: list[subprocess.Popen[bytes]] = []
-        # trust_env=False: no proxy from the environment may sit between us and loopback.
-        self._http = httpx.Client(trust_env=False, follow_redirects=False)
 
     def close(self) -> None:
-        """Release the HTTP client; processes started by ``process`` actions keep running."""
-        self._http.close()
+        """Reap finished children; processes started by ``process`` actions keep running."""
         self._reap()
 
     def run(self, call: Invocation) -> ExecResult:
@@ -235,24 +236,29 @@ class Executor:
         return ExecResult(status, code, "\n".join(notes), self._ms(started))
 
     def _run_http(self, call: HttpCall) -> ExecResult:
+        """One request on a fresh connection; the answer's status and (capped) body are the output."""
         started = self._monotonic()
-        if httpx.URL(call.url).host not in LOOPBACK_HOSTS:
-            return ExecResult("error", None, f"refusing non-loopback URL {call.url}", 0)
-        capture = _Capture(call.output_cap_bytes)
         try:
-            with self._http.stream(call.method, call.url, timeout=call.timeout_s) as response:
-                for chunk in response.iter_bytes():
-                    capture.add(chunk)
-                    if capture.truncated:
-                        break  # no need to download the rest
-                    if self._monotonic() - started > call.timeout_s:
-                        raise httpx.ReadTimeout("total time exceeded")
-        except httpx.TimeoutException as exc:
-            return ExecResult("timeout", None, f"{call.method} {call.url}: {exc}", self._ms(started))
-        except httpx.HTTPError as exc:
-            output = f"{call.method} {call.url}: {type(exc).__name__}: {exc}"
+            origin, target = split_url(call.url)
+        except ValueError as exc:
+            return ExecResult("error", None, f"refusing malformed URL {call.url}: {exc}", 0)
+        if origin.host.lower() not in LOOPBACK_HOSTS:
+            return ExecResult("error", None, f"refusing non-loopback URL {call.url}", 0)
+        client = HttpClient(origin, timeout_s=call.timeout_s, body_cap=call.output_cap_bytes)
+        try:
+            response = client.request(call.method, target, headers={"Connection": "close"})
+        except HttpError as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                return ExecResult("timeout", None, f"{call.method} {call.url}: {exc}", self._ms(started))
+            kind = "ConnectError" if client.connects == 0 else type(exc).__name__
+            output = f"{call.method} {call.url}: {kind}: {exc}"
             return ExecResult("error", None, output, self._ms(started))
-        code = response.status_code
+        finally:
+            client.close()
+        capture = _Capture(call.output_cap_bytes)
+        capture.data += response.body
+        capture.truncated = response.truncated
+        code = response.status
         status: ExecStatus = "ok" if 200 <= code < 300 else "error"
         output = f"HTTP {code}\n{capture.text()}"
         return ExecResult(status, None, output, self._ms(started), capture.truncated)

@@ -99,9 +99,10 @@ def command_setup(settings: AgentSettings) -> tuple[CommandHandler | None, list[
     """The command handler (pull mode) and the actions to report, from the ``actions:`` section.
 
     This is the seam for signed command execution: with no ``actions:`` configured nothing is
-    imported (the allowlist and processor use pydantic and httpx, ~20 MB) and the agent reports an
-    empty allowlist. With actions but no ``INFRAGENT_WEBHOOK_SECRET`` the actions are reported but
-    no command can be verified, so none is fetched. In push mode the actions are reported; serving
+    imported and the agent reports an empty allowlist; with actions, the allowlist, processor and
+    executor load no pydantic, httpx or Starlette (checked by ``test_checks_lean.py``). With actions
+    but no ``INFRAGENT_WEBHOOK_SECRET`` the actions are reported but no command can be verified, so
+    none is fetched. In push mode the actions are reported; serving
     the push endpoint (``agent/push.py``) is not part of this runtime yet.
     """
     if not settings.actions:
@@ -119,10 +120,9 @@ def command_setup(settings: AgentSettings) -> tuple[CommandHandler | None, list[
         return None, actions
     import functools
 
-    from infragent.agent.commands import CommandProcessor
+    from infragent.agent.commands import CommandProcessor, process_pulled
     from infragent.agent.executor import Executor
     from infragent.agent.ledger import Ledger
-    from infragent.agent.push import process_pulled
 
     ledger = Ledger(settings.data_dir / "commands", now=time.time())
     processor = CommandProcessor(settings.webhook_secret, allowlist, ledger, Executor())
@@ -151,17 +151,8 @@ def serve(settings: AgentSettings) -> int:
     return 0
 
 
-def _unhide_typing_extensions() -> None:
-    """Undo ``__main__``'s hiding of ``typing_extensions``: pydantic (checks, actions) needs it."""
-    modules: dict[str, object] = sys.modules  # type: ignore[assignment]  # may hold None sentinels
-    if "typing_extensions" in modules and modules["typing_extensions"] is None:
-        del modules["typing_extensions"]
-
-
 def run(config: Path | None, once: bool, environ: Mapping[str, str]) -> int:
     """``run`` for both entry points; configuration errors are printed and give exit code 2."""
-    if config is not None:
-        _unhide_typing_extensions()
     try:
         settings = load_settings(environ, config, require_server=not once)
     except ConfigError as exc:

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import psutil
 
 from infragent.agent.checks.config import (
@@ -31,6 +30,7 @@ from infragent.agent.checks.config import (
     TcpCheck,
     format_status_ranges,
 )
+from infragent.agent.http import HttpClient, HttpError, split_url
 from infragent.health import CheckResult
 
 #: How much of an HTTP body a ``body_regex`` is matched against; a health page is small.
@@ -46,37 +46,40 @@ def _elapsed_ms(start: float) -> float:
 def probe_http(check: HttpCheck) -> CheckResult:
     """Up when the status is expected and, if asked, the body matches; redirects are not followed.
 
-    ``trust_env=False``: a health check targets this host or its network, never via a proxy from
-    the agent's environment. The whole exchange, body included, must fit in ``timeout_s``.
+    The agent's own client (``agent/http.py``), not httpx: a check costs what its request costs.
+    No proxy is consulted (a health check targets this host or its network directly), the whole
+    exchange, body included, must fit in ``timeout_s``, and at most ``HTTP_BODY_CAP`` bytes of
+    the body are read.
     """
     start = time.perf_counter()
+    origin, target = split_url(check.url)  # the config has checked the URL's form
+    client = HttpClient(origin, timeout_s=check.timeout_s, body_cap=HTTP_BODY_CAP)
     try:
-        with (
-            httpx.Client(timeout=check.timeout_s, trust_env=False, follow_redirects=False) as client,
-            client.stream(check.method, check.url) as response,
-        ):
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) >= HTTP_BODY_CAP or time.perf_counter() - start > check.timeout_s:
-                    break
-            if time.perf_counter() - start > check.timeout_s:
-                return CheckResult("down", _elapsed_ms(start), f"timeout after {check.timeout_s:g}s")
-            status = response.status_code
-    except httpx.TimeoutException:
-        return CheckResult("down", _elapsed_ms(start), f"timeout after {check.timeout_s:g}s")
-    except httpx.HTTPError as exc:
-        return CheckResult("down", _elapsed_ms(start), f"{type(exc).__name__}: {exc}")
+        response = client.request(check.method, target, headers={"Connection": "close"})
+    except HttpError as exc:
+        return CheckResult("down", _elapsed_ms(start), _transport_failure(exc, client, check.timeout_s))
+    finally:
+        client.close()
     latency = _elapsed_ms(start)
+    status = response.status
     if not any(low <= status <= high for low, high in check.expect_status):
         return CheckResult(
             "down", latency, f"HTTP {status}, expected {format_status_ranges(check.expect_status)}"
         )
     if check.body_regex is not None:
-        text = bytes(body[:HTTP_BODY_CAP]).decode("utf-8", errors="replace")
+        text = response.body.decode("utf-8", errors="replace")
         if re.search(check.body_regex, text) is None:
             return CheckResult("down", latency, f"body does not match /{check.body_regex}/")
     return CheckResult("up", latency)
+
+
+def _transport_failure(exc: HttpError, client: HttpClient, timeout_s: float) -> str:
+    """One line for a request that got no answer: a timeout, no connection, or a broken answer."""
+    if isinstance(exc.__cause__, TimeoutError):
+        return f"timeout after {timeout_s:g}s"
+    if client.connects == 0:  # the connection itself failed: refused, unreachable, unknown name
+        return f"ConnectError: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def probe_tcp(check: TcpCheck) -> CheckResult:
