@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
-
+from infragent.agent.checks import procfs
 from infragent.agent.checks.config import (
     CheckConfig,
     CommandCheck,
@@ -97,24 +96,18 @@ def probe_tcp(check: TcpCheck) -> CheckResult:
     return CheckResult("up", _elapsed_ms(start))
 
 
-def _matches_name(info: dict[str, object], name: str) -> bool:
-    exe = info.get("exe")
-    cmdline = info.get("cmdline")
-    return (
-        info.get("name") == name
-        or (isinstance(exe, str) and os.path.basename(exe) == name)
-        or (isinstance(cmdline, list) and bool(cmdline) and os.path.basename(str(cmdline[0])) == name)
-    )
+def probe_process(check: ProcessCheck, *, proc_root: Path = procfs.PROC_ROOT) -> CheckResult:
+    """Up when a live (non-zombie) process has that name, or the pidfile's pid is alive.
 
-
-def probe_process(check: ProcessCheck) -> CheckResult:
-    """Up when a live (non-zombie) process has that name, or the pidfile's pid is alive."""
+    Read from ``/proc`` directly (``procfs.py``): a probe every 10 s costs well under a
+    millisecond when the process runs, instead of psutil's full scan of every process.
+    """
     start = time.perf_counter()
+    if not (proc_root / "self").is_dir():  # not Linux, or /proc not mounted: nothing to look at
+        return CheckResult("unavailable", None, f"no process table at {proc_root} on this host")
     if check.process_name is not None:
-        for process in psutil.process_iter(["name", "exe", "cmdline", "status"]):
-            info = process.info
-            if info.get("status") != psutil.STATUS_ZOMBIE and _matches_name(info, check.process_name):
-                return CheckResult("up", _elapsed_ms(start))
+        if procfs.find_process(check.process_name, proc_root) is not None:
+            return CheckResult("up", _elapsed_ms(start))
         return CheckResult("down", _elapsed_ms(start), f"no running process named {check.process_name!r}")
     assert check.pidfile is not None  # the config guarantees one of the two
     try:
@@ -123,11 +116,7 @@ def probe_process(check: ProcessCheck) -> CheckResult:
         return CheckResult("down", _elapsed_ms(start), f"pidfile {check.pidfile} does not exist")
     except (OSError, ValueError) as exc:
         return CheckResult("down", _elapsed_ms(start), f"pidfile {check.pidfile} unreadable: {exc}")
-    try:
-        alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        alive = False
-    if not alive:
+    if pid <= 0 or not procfs.is_alive(pid, proc_root):
         return CheckResult("down", _elapsed_ms(start), f"pid {pid} from {check.pidfile} is not running")
     return CheckResult("up", _elapsed_ms(start))
 
