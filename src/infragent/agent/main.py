@@ -20,9 +20,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
@@ -87,12 +87,30 @@ def _parse_args(argv: Sequence[str]) -> tuple[Path | None, bool]:
     return config, once
 
 
-def print_once(settings: AgentSettings) -> None:
+def print_once(
+    settings: AgentSettings,
+    *,
+    proc_root: Path = Path("/proc"),
+    sleep: Callable[[float], None] = time.sleep,
+    out: TextIO | None = None,
+) -> None:
+    """One collection as JSON; CPU figures cover a short sample (two readings, ``CPU_SAMPLE_S`` apart).
+
+    ``proc_root`` and ``sleep`` are seams for tests with a canned ``/proc`` tree.
+    """
     from infragent.agent.collectors import collect_once
 
-    document = collect_once(settings.node_id, settings.region, settings.environment, settings.customer_id)
-    sys.stdout.write(msgspec.json.encode(document).decode() + "\n")
-    sys.stdout.flush()
+    document = collect_once(
+        settings.node_id,
+        settings.region,
+        settings.environment,
+        settings.customer_id,
+        proc_root=proc_root,
+        sleep=sleep,
+    )
+    stream = out if out is not None else sys.stdout
+    stream.write(msgspec.json.encode(document).decode() + "\n")
+    stream.flush()
 
 
 def command_setup(settings: AgentSettings) -> tuple[CommandHandler | None, list[dict[str, Any]]]:
