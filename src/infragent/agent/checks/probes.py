@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,7 @@ from infragent.agent.checks.config import (
     TcpCheck,
     format_status_ranges,
 )
+from infragent.agent.executor import find_program
 from infragent.agent.http import HttpClient, HttpError, split_url
 from infragent.health import CheckResult
 
@@ -124,7 +123,7 @@ def probe_process(check: ProcessCheck, *, proc_root: Path = procfs.PROC_ROOT) ->
 def probe_systemd(
     check: SystemdCheck,
     *,
-    which: Callable[[str], str | None] = shutil.which,
+    which: Callable[[str], str | None] = find_program,
     run_dir: Path = SYSTEMD_RUN_DIR,
 ) -> CheckResult:
     """``systemctl is-active --quiet UNIT``: exit 0 is up, anything else down.
@@ -167,6 +166,8 @@ def probe_command(check: CommandCheck) -> CheckResult:
     grandchild holding the pipe open cannot make us wait past the timeout.
     """
     start = time.perf_counter()
+    import tempfile  # with shutil, bz2 and lzma (0.4 MB resident): only command checks pay for it
+
     with tempfile.TemporaryFile() as output:
         try:
             process = subprocess.Popen(  # noqa: S603 - argv from the operator's config, no shell
