@@ -5,19 +5,30 @@ dirs); ours is started here against a real local server and measured with the an
 ``procstat.py``: steady-state RSS and PSS of the process tree and CPU % of one core over the window,
 after a warm-up. Prints one table per interval with our ratio to each anchor. No assertions.
 
+``--with-checks`` adds a run of our agent with health checks and actions configured, as an operator
+would: 3 checks every 10 s (http against a loopback server this bench starts, tcp to the same
+server, process by name) and 2 actions (a parameterised systemd restart, an http POST to the
+loopback server), in pull mode with the tenant's webhook secret so the command poller runs too.
+The bench counts the health requests its server answered, to show the checks really ran.
+
     .venv/bin/python bench/agent_footprint.py                       # 10 s and 1 s, 20 s warm-up, 90 s window
     .venv/bin/python bench/agent_footprint.py --intervals 10 --duration 30 --anchors none   # ours only
+    .venv/bin/python bench/agent_footprint.py --intervals 10 --with-checks --anchor-agents node_exporter
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +52,87 @@ def _wait_http(url: str, timeout_s: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def measure_ours(anchors: Path | None, interval: int, warmup: float, duration: float) -> dict[str, Any]:
+class _LocalApp(BaseHTTPRequestHandler):
+    """The service the checks watch: ``GET /health`` and ``POST /admin/flush``, counted."""
+
+    served: dict[str, int] = {}  # one counter per bench process, read at the end
+
+    def do_GET(self) -> None:
+        self._answer(b"status: healthy")
+
+    def do_POST(self) -> None:
+        self._answer(b"flushed")
+
+    def _answer(self, body: bytes) -> None:
+        self.served[self.path] = self.served.get(self.path, 0) + 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def local_app() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LocalApp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def checks_config(app_port: int, process_name: str) -> dict[str, Any]:
+    """The agent config of the ``--with-checks`` run: 3 checks every 10 s and 2 actions."""
+    return {
+        "checks": [
+            {
+                "type": "http",
+                "name": "app-http",
+                "url": f"http://127.0.0.1:{app_port}/health",
+                "body_regex": "healthy",
+                "interval_s": 10,
+            },
+            {"type": "tcp", "name": "app-tcp", "host": "127.0.0.1", "port": app_port, "interval_s": 10},
+            {"type": "process", "name": "server-process", "process_name": process_name, "interval_s": 10},
+        ],
+        "actions": [
+            {
+                "name": "restart",
+                "kind": "systemd",
+                "op": "restart",
+                "unit": "{unit}.service",
+                "params": {"unit": "[a-z0-9][a-z0-9@_-]{0,63}"},
+            },
+            {
+                "name": "flush-cache",
+                "kind": "http",
+                "method": "POST",
+                "url": f"http://127.0.0.1:{app_port}/admin/flush",
+            },
+        ],
+    }
+
+
+def measure_ours(
+    anchors: Path | None, interval: int, warmup: float, duration: float, *, with_checks: bool = False
+) -> dict[str, Any]:
+    if with_checks:
+        with local_app() as app:
+            _LocalApp.served.clear()
+            result = _measure_ours(anchors, interval, warmup, duration, app.server_address[1])
+            result["health_requests_served"] = _LocalApp.served.get("/health", 0)
+            return result
+    return _measure_ours(anchors, interval, warmup, duration, None)
+
+
+def _measure_ours(
+    anchors: Path | None, interval: int, warmup: float, duration: float, app_port: int | None
+) -> dict[str, Any]:
     if anchors is not None:
         sys.path.insert(0, str(anchors))
     import procstat  # the anchors' sampler when available, so both sides are measured alike
@@ -69,8 +160,15 @@ def measure_ours(anchors: Path | None, interval: int, warmup: float, duration: f
                 f"{base}/api/v1/clients/register",
                 json={"email": "bench@example.com", "company_name": "Bench", "webhook_url": f"{base}/unused"},
             ).json()
+            command = [sys.executable, "-m", "infragent.agent", "run"]
+            extra: dict[str, str] = {}
+            if app_port is not None:
+                config = Path(tmp) / "agent.json"
+                config.write_text(json.dumps(checks_config(app_port, Path(sys.executable).name)))
+                command += ["--config", str(config)]
+                extra["INFRAGENT_WEBHOOK_SECRET"] = reg["webhook_secret"]
             agent = subprocess.Popen(
-                [sys.executable, "-m", "infragent.agent", "run"],
+                command,
                 env={
                     **env,
                     "INFRAGENT_SERVER_URL": base,
@@ -79,6 +177,7 @@ def measure_ours(anchors: Path | None, interval: int, warmup: float, duration: f
                     "HEALTH_CHECK_PORT": "0",
                     "INFRAGENT_AGENT_DATA_DIR": f"{tmp}/agent",
                     "LOG_LEVEL": "warning",
+                    **extra,
                 },
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -92,14 +191,18 @@ def measure_ours(anchors: Path | None, interval: int, warmup: float, duration: f
             metrics = httpx.get(f"http://127.0.0.1:{health_port}/metrics", timeout=5).text
             sent = [line for line in metrics.splitlines() if line.startswith("agent_points_sent_total")]
             result["points_sent_total"] = float(sent[0].split()[-1]) if sent else None
-            result["agent"] = "infragent"
+            result["agent"] = "infragent" if app_port is None else "infragent + 3 checks, 2 actions"
             result["interval_s"] = interval
             return result
         finally:
             for proc in (agent, server):
                 if proc is not None and proc.poll() is None:
                     proc.terminate()
-                    proc.wait(15)
+                    try:
+                        proc.wait(15)
+                    except subprocess.TimeoutExpired:  # e.g. a command long poll still held open
+                        proc.kill()
+                        proc.wait(5)
 
 
 def measure_anchor(anchors: Path, name: str, interval: int, warmup: float, duration: float) -> dict[str, Any]:
@@ -121,7 +224,7 @@ def measure_anchor(anchors: Path, name: str, interval: int, warmup: float, durat
     return dict(json.loads(lines[-1]))
 
 
-def _row(r: dict[str, Any], ours: dict[str, Any] | None) -> str:
+def _row(r: dict[str, Any], ours: list[dict[str, Any]]) -> str:
     if "error" in r:
         return f"| {r['agent']} | - | - | - | failed: {r['error'][:80]} |"
     cells = [
@@ -130,12 +233,13 @@ def _row(r: dict[str, Any], ours: dict[str, Any] | None) -> str:
         f"{r['pss_mib_mean'] or 0:.1f}",
         f"{r['cpu_pct_one_core']:.3f}",
     ]
-    if ours is not None and r is not ours:
-        rss = ours["rss_mib_mean"] / r["rss_mib_mean"] if r["rss_mib_mean"] else float("nan")
-        cpu = ours["cpu_pct_one_core"] / r["cpu_pct_one_core"] if r["cpu_pct_one_core"] else float("nan")
-        cells.append(f"ours/this: RSS {rss:.2f}x, CPU {cpu:.2f}x")
-    else:
-        cells.append("")
+    ratios = []
+    for mine in ours if r not in ours else ():
+        rss = mine["rss_mib_mean"] / r["rss_mib_mean"] if r["rss_mib_mean"] else float("nan")
+        cpu = mine["cpu_pct_one_core"] / r["cpu_pct_one_core"] if r["cpu_pct_one_core"] else float("nan")
+        label = "ours" if mine["agent"] == "infragent" else "ours with checks"
+        ratios.append(f"{label}/this: RSS {rss:.2f}x, CPU {cpu:.2f}x")
+    cells.append("; ".join(ratios))
     return "| " + " | ".join(cells) + " |"
 
 
@@ -149,6 +253,12 @@ def main() -> None:
     parser.add_argument(
         "--anchors", default=str(DEFAULT_ANCHORS), help="anchors dir, or 'none' for ours only"
     )
+    parser.add_argument(
+        "--anchor-agents", default=",".join(ANCHOR_AGENTS), help="comma-separated anchors to run"
+    )
+    parser.add_argument(
+        "--with-checks", action="store_true", help="also run our agent with 3 checks and 2 actions"
+    )
     parser.add_argument("--json", dest="json_out", help="also write all results as JSON lines here")
     args = parser.parse_args()
     anchors = None if args.anchors == "none" else Path(args.anchors)
@@ -160,11 +270,15 @@ def main() -> None:
         print(
             f"\n## interval {interval} s (warm-up {args.warmup:g} s, window {args.duration:g} s)", flush=True
         )
-        ours = measure_ours(anchors, interval, args.warmup, args.duration)
-        rows = [ours]
-        for name in ANCHOR_AGENTS if anchors is not None else ():
+        ours = [measure_ours(anchors, interval, args.warmup, args.duration)]
+        if args.with_checks:
+            print("   measuring ours with checks and actions ...", file=sys.stderr, flush=True)
+            ours.append(measure_ours(anchors, interval, args.warmup, args.duration, with_checks=True))
+            print(f"   health requests served: {ours[-1]['health_requests_served']}", file=sys.stderr)
+        rows = list(ours)
+        for name in args.anchor_agents.split(",") if anchors is not None else ():
             print(f"   measuring {name} ...", file=sys.stderr, flush=True)
-            rows.append(measure_anchor(anchors, name, interval, args.warmup, args.duration))
+            rows.append(measure_anchor(anchors, name.strip(), interval, args.warmup, args.duration))
         print("| agent | RSS MiB | PSS MiB | CPU % of one core | ratio |\n|---|---|---|---|---|")
         for r in rows:
             print(_row(r, ours))

@@ -9,9 +9,8 @@ budget is node_exporter's 19.7 MiB resident and every one of them counts:
   OpenSSL-only hash; an ``https://`` server URL still loads OpenSSL through ``ssl``.
 * ``typing_extensions`` is hidden. msgspec imports it if it is installed (it is: pydantic needs
   it) and falls back to ``typing`` when it is not — its supported configuration on Python 3.11.
-  That saves 0.3 MB resident. Only a config file can add checks or actions, whose validation
-  uses pydantic (which does need the real module), so ``main.run`` un-hides it when
-  ``--config`` is given, before anything could import pydantic.
+  That saves 0.3 MB resident. Checks and actions (from a config file) are validated by
+  ``agent/schema.py``, not pydantic, so nothing in the agent needs the real module.
 * On Linux the process re-executes itself once with ``MALLOC_ARENA_MAX=1``. glibc gives every
   thread that allocates its own malloc arena, and the agent's five threads each keep a peak's
   worth of pages in theirs (the collector's zlib state, the shipper's receive buffers): about

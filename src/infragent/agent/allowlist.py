@@ -34,7 +34,10 @@ Config (the agent's YAML ``actions:`` section)::
       - {name: flush-cache, kind: http, method: POST, url: "http://127.0.0.1:8080/admin/flush"}
 
 A mistake (unknown key, undeclared ``{placeholder}``, non-loopback URL, bad regex) is a
-``ConfigError`` naming ``actions[i] (name).field`` at startup, never a surprise at run time.
+``ConfigError`` naming ``actions[i] (name).field`` at startup, never a surprise at run time. The
+definitions are frozen dataclasses validated by ``agent/schema.py``, and a URL's host is read by
+the same parser (``agent/http.split_url``) as the client that later connects to it: an agent with
+actions imports neither pydantic nor httpx.
 """
 
 from __future__ import annotations
@@ -45,19 +48,21 @@ import string
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import httpx
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
+from infragent.agent.http import split_url
+from infragent.agent.schema import (
+    build,
+    choice,
+    integer,
+    number,
+    optional,
+    setting,
+    string_map,
+    strings,
+    text,
+    then,
 )
-
 from infragent.errors import ConfigError, InfrAgentError
 from infragent.model import ActionSpec
 
@@ -114,136 +119,146 @@ def _substitute(template: str, values: Mapping[str, str], quote: bool = False) -
     return "".join(out)
 
 
-class _Action(BaseModel):
-    """Fields every action has; ``params`` maps each placeholder to the regex its value must match."""
+def _params(value: dict[str, str]) -> dict[str, str]:
+    for param, pattern in value.items():
+        if not _PARAM_NAME.fullmatch(param):
+            raise ValueError(f"parameter name {param!r} must be an identifier")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"parameter {param!r} has a bad regex: {exc}") from exc
+    return value
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-    description: str = ""
-    params: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(30.0, gt=0, le=3600)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Action:
+    """Fields every action has; ``params`` maps each placeholder to the regex its value must match.
+
+    ``__post_init__`` runs the kind's own cross-field rules (``_check``), then checks that every
+    placeholder is declared and every declared parameter used. (No ``super()`` in these classes:
+    it does not work in ``slots=True`` dataclasses before Python 3.14.)
+    """
+
+    name: str = setting(text(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"))
+    description: str = setting(text(), "")
+    params: dict[str, str] = setting(then(string_map, _params), {})  # noqa: RUF009 - a dataclasses.field
+    timeout_s: float = setting(number(gt=0, le=3600), 30.0)
     # The server stores at most 1,000,000 characters of output per result.
-    output_cap_bytes: int = Field(64 * 1024, ge=0, le=512 * 1024)
-
-    @field_validator("params")
-    @classmethod
-    def _params_compile(cls, value: dict[str, str]) -> dict[str, str]:
-        for param, pattern in value.items():
-            if not _PARAM_NAME.fullmatch(param):
-                raise ValueError(f"parameter name {param!r} must be an identifier")
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"parameter {param!r} has a bad regex: {exc}") from exc
-        return value
+    output_cap_bytes: int = setting(integer(ge=0, le=512 * 1024), 64 * 1024)
 
     def templates(self) -> tuple[str, ...]:
         """Every string that may hold a placeholder; the program itself is never among them."""
         return ()
 
-    @model_validator(mode="after")
-    def _placeholders_declared(self) -> _Action:
+    def _check(self) -> None:
+        """Rules between this kind's fields; raise ``ValueError`` saying what is wrong."""
+
+    def __post_init__(self) -> None:
+        self._check()
         used = _placeholders(self.templates())
         if undeclared := sorted(used - self.params.keys()):
             raise ValueError(f"placeholder(s) {undeclared} have no pattern in params")
         if unused := sorted(self.params.keys() - used):
             raise ValueError(f"params {unused} are declared but used by no template")
-        return self
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SystemdAction(_Action):
-    kind: Literal["systemd"]
-    op: Literal["restart", "start", "stop", "reload"]
-    unit: str = Field(min_length=1)
+    kind: Literal["systemd"] = setting(choice("systemd"))
+    op: Literal["restart", "start", "stop", "reload"] = setting(choice("restart", "start", "stop", "reload"))
+    unit: str = setting(text(min_length=1))
 
     def templates(self) -> tuple[str, ...]:
         return (self.unit,)
 
 
-class ScriptAction(_Action):
-    kind: Literal["script"]
-    path: str
-    args: tuple[str, ...] = ()
+def _fixed_absolute(value: str) -> str:
+    if not value.startswith("/") or "{" in value or "}" in value:
+        raise ValueError("must be an absolute path without placeholders")
+    return value
 
-    @field_validator("path")
-    @classmethod
-    def _fixed_absolute(cls, value: str) -> str:
-        if not value.startswith("/") or "{" in value or "}" in value:
-            raise ValueError("must be an absolute path without placeholders")
-        return value
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScriptAction(_Action):
+    kind: Literal["script"] = setting(choice("script"))
+    path: str = setting(then(text(), _fixed_absolute))
+    args: tuple[str, ...] = setting(strings(), ())
 
     def templates(self) -> tuple[str, ...]:
         return self.args
 
 
+def _known_signal(value: str) -> str:
+    if value not in signal.Signals.__members__:
+        raise ValueError(f"unknown signal {value!r} (use a name like SIGTERM)")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProcessAction(_Action):
     """Restart a process the agent can start itself: signal the old one, then run ``start``."""
 
-    kind: Literal["process"]
-    pidfile: str | None = None
-    match: str | None = Field(None, min_length=1)
-    stop_signal: str = "SIGTERM"
-    stop_timeout_s: float = Field(10.0, gt=0)
-    start: tuple[str, ...] = Field(min_length=1)
-    start_grace_s: float = Field(1.0, ge=0)
+    kind: Literal["process"] = setting(choice("process"))
+    pidfile: str | None = setting(optional(text()), None)
+    match: str | None = setting(optional(text(min_length=1)), None)
+    stop_signal: str = setting(then(text(), _known_signal), "SIGTERM")
+    stop_timeout_s: float = setting(number(gt=0), 10.0)
+    start: tuple[str, ...] = setting(strings(min_length=1))
+    start_grace_s: float = setting(number(ge=0), 1.0)
 
-    @field_validator("stop_signal")
-    @classmethod
-    def _known_signal(cls, value: str) -> str:
-        if value not in signal.Signals.__members__:
-            raise ValueError(f"unknown signal {value!r} (use a name like SIGTERM)")
-        return value
-
-    @model_validator(mode="after")
-    def _target_and_program(self) -> ProcessAction:
+    def _check(self) -> None:
         if (self.pidfile is None) == (self.match is None):
             raise ValueError("set exactly one of pidfile or match")
         if self.pidfile is not None and not self.pidfile.startswith("/"):
             raise ValueError("pidfile must be an absolute path")
         if not self.start[0].startswith("/") or "{" in self.start[0]:
             raise ValueError("start[0] must be an absolute path without placeholders")
-        return self
 
     def templates(self) -> tuple[str, ...]:
         fixed = tuple(t for t in (self.pidfile, self.match) if t is not None)
         return fixed + self.start[1:]
 
 
+def _loopback(value: str) -> str:
+    scheme, _, rest = value.partition("://")
+    authority = rest.split("/", 1)[0]
+    if scheme not in ("http", "https") or "{" in authority or "@" in authority:
+        raise ValueError("must be http(s):// with a fixed host (no placeholders, no user info)")
+    host = _host_of(value)
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"host {host!r} is not loopback (127.0.0.1, localhost or ::1)")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HttpAction(_Action):
     """Call an admin endpoint of a local service; the host part is fixed to loopback."""
 
-    kind: Literal["http"]
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    url: str
-
-    @field_validator("url")
-    @classmethod
-    def _loopback(cls, value: str) -> str:
-        scheme, _, rest = value.partition("://")
-        authority = rest.split("/", 1)[0]
-        if scheme not in ("http", "https") or "{" in authority or "@" in authority:
-            raise ValueError("must be http(s):// with a fixed host (no placeholders, no user info)")
-        host = _host_of(value)
-        if host not in LOOPBACK_HOSTS:
-            raise ValueError(f"host {host!r} is not loopback (127.0.0.1, localhost or ::1)")
-        return value
+    kind: Literal["http"] = setting(choice("http"))
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = setting(
+        choice("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"), "POST"
+    )
+    url: str = setting(then(text(), _loopback))
 
     def templates(self) -> tuple[str, ...]:
         return (self.url,)
 
 
 def _host_of(url: str) -> str:
+    """The host the agent's HTTP client would connect to, lower-cased (``[::1]`` → ``::1``)."""
     try:
-        return httpx.URL(url).host
-    except (httpx.InvalidURL, ValueError) as exc:
+        return split_url(url)[0].host.lower()
+    except ValueError as exc:
         raise ValueError(f"not a valid URL: {exc}") from exc
 
 
-ActionConfig = Annotated[
-    SystemdAction | ScriptAction | ProcessAction | HttpAction, Field(discriminator="kind")
-]
-_ADAPTER: TypeAdapter[ActionConfig] = TypeAdapter(ActionConfig)
+ActionConfig = SystemdAction | ScriptAction | ProcessAction | HttpAction
+_CLASSES: dict[str, type[ActionConfig]] = {
+    "systemd": SystemdAction,
+    "script": ScriptAction,
+    "process": ProcessAction,
+    "http": HttpAction,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,10 +398,4 @@ def _parse_action(raw: Mapping[str, Any], key: str) -> ActionConfig:
     kind = raw.get("kind")
     if kind not in ACTION_KINDS:
         raise ConfigError(f"{where}.kind", f"must be one of {', '.join(ACTION_KINDS)}, got {kind!r}")
-    try:
-        return _ADAPTER.validate_python(dict(raw))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        # The first location item is the union tag ("systemd"); the rest is the field path.
-        fields = "".join(f".{part}" for part in error["loc"][1:])
-        raise ConfigError(f"{where}{fields}", error["msg"].removeprefix("Value error, ")) from exc
+    return build(_CLASSES[kind], raw, where)

@@ -19,6 +19,10 @@ the id alone would answer such a retry with 401 and make the server record a com
 
 Every refusal is logged and kept in a bounded in-memory list with counts by reason, because a
 message with a forged signature cannot be written to the ledger under an id it does not own.
+
+``process_pulled`` (the pull loop's adapter) lives here and not in ``push.py``, and the body cap is
+a constant of this module rather than an import from the SDK: an agent in pull mode loads neither
+Starlette nor httpx, which the SDK's receiver and client need.
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ from infragent.agent.allowlist import Allowlist, Invocation, RejectedError
 from infragent.agent.executor import ExecResult
 from infragent.agent.ledger import Ledger, LedgerError
 from infragent.errors import ConfigError, SignatureError
-from infragent.sdk.webhook import MAX_BODY_BYTES
 from infragent.wire.commands import (
     Command,
     CommandResult,
@@ -51,6 +54,11 @@ logger = logging.getLogger(__name__)
 
 #: Recent refusals kept for the agent's status report; counts by reason are kept forever.
 MAX_REFUSALS = 256
+#: Largest signed command accepted, the same cap as the SDK receiver's (``sdk.webhook.MAX_BODY_BYTES``;
+#: a unit test keeps the two equal).
+MAX_BODY_BYTES = 1024 * 1024
+#: The fields of the server's result report (``server/api/commands.py`` ``ResultIn``).
+REPORT_FIELDS = ("status", "output", "exit_code", "duration_ms", "duplicate")
 
 Reply = tuple[int, dict[str, Any]]
 
@@ -245,6 +253,26 @@ class CommandProcessor:
         if run_fields:
             answer = msgspec.structs.replace(answer, exit_code=None, duration_ms=0, truncated=False)
         return http_status, result_fields(answer)
+
+
+def process_pulled(processor: CommandProcessor, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """Handle one command fetched by the pull loop; return what to report back to the server.
+
+    ``headers`` are the Standard Webhooks headers the server attached to the command and ``body``
+    its raw bytes, exactly as signed: re-encoding the JSON would break the signature.
+
+    Returns ``{"command_id", "http_status", "result", "report"}``: ``result`` is what push mode
+    would answer; ``report`` is the body for ``POST /api/v1/commands/{command_id}/result`` (only
+    the server's ``ResultIn`` fields), or None when there is nothing to report yet (the id is still
+    running in this agent; that run reports when it ends). Refusals are reported too, as
+    ``rejected``, so the server does not wait forever for a command the agent will never run.
+    """
+    status, result = processor.handle(headers, body)
+    command_id = result.get("command_id")
+    report = None
+    if result["status"] != "running":
+        report = {key: result[key] for key in REPORT_FIELDS if key in result}
+    return {"command_id": command_id, "http_status": status, "result": result, "report": report}
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -16,6 +16,10 @@ deduplicated by ``batch_id``, registration is an upsert.
 
 Every transport failure — DNS, refused, reset, timeout, a malformed response — is an ``HttpError``;
 an HTTP error status is not an exception, it is a ``Response`` for the caller to classify.
+
+The same client serves health checks and ``http`` actions (``split_url`` and a ``body_cap``): a
+check reads at most a health page, an action at most its output cap, so a body longer than the cap
+is cut there (``Response.truncated``) and the connection closed, instead of being refused.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import socket
 import time
 from types import TracebackType
+from urllib.parse import quote
 
 import msgspec
 
@@ -49,6 +54,7 @@ class Response(msgspec.Struct, frozen=True):
     reason: str
     headers: dict[str, str] = {}  # lower-cased names
     body: bytes = b""
+    truncated: bool = False  # more body followed than the client's ``body_cap``
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -126,8 +132,11 @@ class _Connection:
         del self.buf[:size]
         return data
 
-    def read_to_eof(self, limit: int, deadline: float) -> bytes:
+    def read_to_eof(self, limit: int, deadline: float, cap: int | None = None) -> bytes:
+        """The rest of the stream; past ``cap`` bytes reading stops (the caller cuts and closes)."""
         while self._fill(deadline):
+            if cap is not None and len(self.buf) > cap:
+                break
             if len(self.buf) > limit:
                 raise HttpError(f"response body over {limit} bytes")
         data = bytes(self.buf)
@@ -141,9 +150,12 @@ class _Connection:
 class HttpClient:
     """Requests to one server over one reusable connection. Not shared between threads: one each."""
 
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
-        self.url = Url.parse(base_url)
+    def __init__(self, base_url: str | Url, *, timeout_s: float = 10.0, body_cap: int | None = None) -> None:
+        self.url = base_url if isinstance(base_url, Url) else Url.parse(base_url)
         self.timeout_s = timeout_s
+        #: Keep at most this many body bytes and close the connection (None: refuse a body over
+        #: ``MAX_BODY_BYTES`` instead).
+        self.body_cap = body_cap
         self._conn: _Connection | None = None
         self.connects = 0  # connections opened so far; tests check keep-alive reuse with it
 
@@ -267,20 +279,27 @@ class HttpClient:
             headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
         connection = headers.get("connection", "").lower()
         keep = version == "HTTP/1.1" and "close" not in connection
+        cap = self.body_cap
+        truncated = False
         if method == "HEAD" or status in (204, 304):
             body = b""
         elif "chunked" in headers.get("transfer-encoding", "").lower():
-            body = self._read_chunked(conn, deadline)
+            body, truncated = self._read_chunked(conn, deadline, cap)
         elif "content-length" in headers:
-            length = _content_length(headers["content-length"])
-            body = conn.read_exact(length, deadline)
+            length = _content_length(headers["content-length"], capped=cap is not None)
+            truncated = cap is not None and length > cap
+            body = conn.read_exact(min(length, cap) if cap is not None else length, deadline)
         else:
-            body = conn.read_to_eof(MAX_BODY_BYTES, deadline)
+            body, truncated = conn.read_to_eof(MAX_BODY_BYTES, deadline, cap), False
+            if cap is not None and len(body) > cap:
+                body, truncated = body[:cap], True
             keep = False
-        return Response(status, reason, headers, body), keep
+        if truncated:
+            keep = False  # the rest of the body is still on the wire: this connection is done
+        return Response(status, reason, headers, body, truncated), keep
 
     @staticmethod
-    def _read_chunked(conn: _Connection, deadline: float) -> bytes:
+    def _read_chunked(conn: _Connection, deadline: float, cap: int | None) -> tuple[bytes, bool]:
         parts: list[bytes] = []
         total = 0
         while True:
@@ -292,7 +311,10 @@ class HttpClient:
             if size == 0:
                 while conn.read_until(b"\r\n", MAX_HEADER_BYTES, deadline):
                     pass  # trailer fields: ignored
-                return b"".join(parts)
+                return b"".join(parts), False
+            if cap is not None and total + size > cap:
+                parts.append(conn.read_exact(cap - total, deadline))
+                return b"".join(parts), True
             total += size
             if total > MAX_BODY_BYTES:
                 raise HttpError(f"response body over {MAX_BODY_BYTES} bytes")
@@ -326,13 +348,13 @@ def open_socket(host: str, port: int, timeout_s: float) -> socket.socket:
     raise error if error is not None else OSError(f"getaddrinfo returned nothing for {host}")
 
 
-def _content_length(value: str) -> int:
+def _content_length(value: str, *, capped: bool = False) -> int:
     # A repeated header is folded into "n, n" above; identical values are allowed (RFC 9110 §8.6).
     values = {v.strip() for v in value.split(",")}
     if len(values) != 1 or not (text := values.pop()).isdigit():
         raise HttpError(f"malformed Content-Length {value[:40]!r}")
     length = int(text)
-    if length > MAX_BODY_BYTES:
+    if length > MAX_BODY_BYTES and not capped:  # a capped read never holds more than its cap
         raise HttpError(f"response body of {length} bytes is over {MAX_BODY_BYTES}")
     return length
 
@@ -340,3 +362,25 @@ def _content_length(value: str) -> int:
 def json_headers(api_key: str) -> dict[str, str]:
     """Headers of the agent's JSON requests (registration, events, command results)."""
     return {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+
+
+#: Characters left as they are in a request target: RFC 3986's reserved and unreserved ones and
+#: ``%`` (already-encoded octets stay encoded). Anything else — a space, a control character,
+#: non-ASCII — is percent-encoded, so no URL can break the request line.
+_TARGET_SAFE = "/?&=%:@!$'()*+,;~[]"
+
+
+def split_url(url: str) -> tuple[Url, str]:
+    """``http://h:8080/a/b?c#d`` → (``Url`` of ``http://h:8080``, ``"/a/b?c"``) for a one-off request.
+
+    The fragment is never sent. Raises ``ValueError`` for anything but an http(s) URL with a
+    host and no user info. The host that the caller checks (an action's loopback rule) is the
+    host this client connects to: one parser for both, so they cannot disagree.
+    """
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    origin = Url.parse(f"{scheme}{sep}{rest[:end]}")
+    target = rest[end:].split("#", 1)[0]
+    if not target.startswith("/"):
+        target = "/" + target
+    return origin, quote(target, safe=_TARGET_SAFE)

@@ -20,9 +20,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
@@ -88,12 +88,30 @@ def _parse_args(argv: Sequence[str]) -> tuple[Path | None, bool]:
     return config, once
 
 
-def print_once(settings: AgentSettings) -> None:
+def print_once(
+    settings: AgentSettings,
+    *,
+    proc_root: Path = Path("/proc"),
+    sleep: Callable[[float], None] = time.sleep,
+    out: TextIO | None = None,
+) -> None:
+    """One collection as JSON; CPU figures cover a short sample (two readings, ``CPU_SAMPLE_S`` apart).
+
+    ``proc_root`` and ``sleep`` are seams for tests with a canned ``/proc`` tree.
+    """
     from infragent.agent.collectors import collect_once
 
-    document = collect_once(settings.node_id, settings.region, settings.environment, settings.customer_id)
-    sys.stdout.write(msgspec.json.encode(document).decode() + "\n")
-    sys.stdout.flush()
+    document = collect_once(
+        settings.node_id,
+        settings.region,
+        settings.environment,
+        settings.customer_id,
+        proc_root=proc_root,
+        sleep=sleep,
+    )
+    stream = out if out is not None else sys.stdout
+    stream.write(msgspec.json.encode(document).decode() + "\n")
+    stream.flush()
 
 
 def command_setup(
@@ -102,11 +120,12 @@ def command_setup(
     """The pull handler, the command processor and the actions to report, from ``actions:``.
 
     This is the seam for signed command execution: with no ``actions:`` configured nothing is
-    imported (the allowlist and processor use pydantic and httpx, ~20 MB) and the agent reports an
-    empty allowlist. With actions but no ``INFRAGENT_WEBHOOK_SECRET`` the actions are reported but
-    no command can be verified, so none is fetched or served. In pull mode the handler feeds the
-    long-poll loop; in push mode the processor is served by ``agent/push.py``'s ``PushServer``.
-    Both share one processor (signature, replay ledger, allowlist, executor).
+    imported and the agent reports an empty allowlist; with actions, the allowlist, processor and
+    executor load no pydantic, httpx or Starlette (checked by ``test_checks_lean.py``). With actions
+    but no ``INFRAGENT_WEBHOOK_SECRET`` the actions are reported but no command can be verified, so
+    none is fetched or served. In pull mode the handler feeds the long-poll loop; in push mode the
+    processor is served by ``agent/push.py``'s ``PushServer``. Both share one processor (signature,
+    replay ledger, allowlist, executor).
     """
     if not settings.actions:
         return None, None, []
@@ -122,10 +141,9 @@ def command_setup(
         return None, None, actions
     import functools
 
-    from infragent.agent.commands import CommandProcessor
+    from infragent.agent.commands import CommandProcessor, process_pulled
     from infragent.agent.executor import Executor
     from infragent.agent.ledger import Ledger
-    from infragent.agent.push import process_pulled
 
     ledger = Ledger(settings.data_dir / "commands", now=time.time())
     processor = CommandProcessor(settings.webhook_secret, allowlist, ledger, Executor())
@@ -157,17 +175,8 @@ def serve(settings: AgentSettings) -> int:
     return 0
 
 
-def _unhide_typing_extensions() -> None:
-    """Undo ``__main__``'s hiding of ``typing_extensions``: pydantic (checks, actions) needs it."""
-    modules: dict[str, object] = sys.modules  # type: ignore[assignment]  # may hold None sentinels
-    if "typing_extensions" in modules and modules["typing_extensions"] is None:
-        del modules["typing_extensions"]
-
-
 def run(config: Path | None, once: bool, environ: Mapping[str, str]) -> int:
     """``run`` for both entry points; configuration errors are printed and give exit code 2."""
-    if config is not None:
-        _unhide_typing_extensions()
     try:
         settings = load_settings(environ, config, require_server=not once)
     except ConfigError as exc:

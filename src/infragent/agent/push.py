@@ -9,7 +9,8 @@ transport is a thin adapter around ``CommandProcessor.handle``:
   is read with the SDK's capped reader, so an oversized request is refused without buffering it,
   and the blocking run happens in a worker thread so the event loop keeps answering.
 * ``process_pulled`` — what the pull loop calls for each fetched command; it returns the result,
-  the HTTP-equivalent status and the report to send back to the server.
+  the HTTP-equivalent status and the report to send back to the server. It is defined in
+  ``commands.py`` (re-exported here), so that pull mode never imports Starlette.
 * ``PushServer`` — what the agent runtime starts in push mode (``COMMAND_MODE=push``): the push app
   under uvicorn on a thread of its own, on ``INFRAGENT_PUSH_HOST:INFRAGENT_PUSH_PORT`` (default
   ``0.0.0.0:8472``), separate from the local API, which stays on loopback and read-only.
@@ -23,10 +24,9 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from infragent.agent.commands import CommandProcessor
+from infragent.agent.commands import REPORT_FIELDS, CommandProcessor, process_pulled
 
 if TYPE_CHECKING:
     import uvicorn
@@ -35,8 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/commands"
-#: The fields of the server's result report (``server/api/commands.py`` ``ResultIn``).
-REPORT_FIELDS = ("status", "output", "exit_code", "duration_ms", "duplicate")
+__all__ = ["DEFAULT_PATH", "REPORT_FIELDS", "PushServer", "create_push_app", "process_pulled"]
 
 
 def create_push_app(processor: CommandProcessor, path: str = DEFAULT_PATH) -> Starlette:
@@ -59,26 +58,6 @@ def create_push_app(processor: CommandProcessor, path: str = DEFAULT_PATH) -> St
         return JSONResponse(result, status_code=status)
 
     return Starlette(routes=[Route(path, endpoint, methods=["POST"])])
-
-
-def process_pulled(processor: CommandProcessor, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-    """Handle one command fetched by the pull loop; return what to report back to the server.
-
-    ``headers`` are the Standard Webhooks headers the server attached to the command and ``body``
-    its raw bytes, exactly as signed: re-encoding the JSON would break the signature.
-
-    Returns ``{"command_id", "http_status", "result", "report"}``: ``result`` is what push mode
-    would answer; ``report`` is the body for ``POST /api/v1/commands/{command_id}/result`` (only
-    the server's ``ResultIn`` fields), or None when there is nothing to report yet (the id is still
-    running in this agent; that run reports when it ends). Refusals are reported too, as
-    ``rejected``, so the server does not wait forever for a command the agent will never run.
-    """
-    status, result = processor.handle(headers, body)
-    command_id = result.get("command_id")
-    report = None
-    if result["status"] != "running":
-        report = {key: result[key] for key in REPORT_FIELDS if key in result}
-    return {"command_id": command_id, "http_status": status, "result": result, "report": report}
 
 
 class PushServer:

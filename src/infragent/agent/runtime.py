@@ -181,7 +181,7 @@ class Agent:
             )
             self._spawn("commands", poller.run)
         if s.checks:
-            from infragent.agent.checks import CheckRunner  # pydantic and httpx: only with checks
+            from infragent.agent.checks import CheckRunner  # the probes' modules: only with checks
 
             self.checks = CheckRunner(s.checks, self._on_transition, clock=self._clock)
             self.checks.start()

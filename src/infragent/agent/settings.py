@@ -4,8 +4,8 @@ Why not pydantic (as ``infragent.config`` uses for the server): importing pydant
 about 4 MB of resident memory, a fifth of the whole budget (node_exporter's 19.7 MiB). The agent has
 a dozen scalar settings; explicit checks that name the variable are short and give the same clear
 start-up errors. The two parts that need richer validation are imported only when they are used:
-``checks:`` go through ``infragent.agent.checks.parse_checks`` (pydantic) and ``actions:`` through
-the command allowlist, so an agent without checks or actions stays lean. The same goes for YAML:
+``checks:`` go through ``infragent.agent.checks.parse_checks`` and ``actions:`` through the command
+allowlist, both dataclasses validated by ``agent/schema.py`` (no pydantic either). The same goes for YAML:
 ``yaml`` is imported only when a ``.yaml``/``.yml`` file is given; JSON and TOML use the stdlib.
 
 Sources, strongest first: environment variables, the config file, defaults. Variable names are the
@@ -296,7 +296,7 @@ def load_settings(
         if not parsed.get("api_key"):
             raise ConfigError(origin.get("api_key", "INFRAGENT_API_KEY"), "is required")
     if parsed.get("checks"):
-        from infragent.agent.checks import parse_checks  # pydantic: only when checks are configured
+        from infragent.agent.checks import parse_checks  # only when checks are configured
 
         parsed["checks"] = tuple(parse_checks(parsed["checks"]))  # ConfigError names checks[i] (name).field
     return AgentSettings(**parsed)

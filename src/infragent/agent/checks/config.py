@@ -1,46 +1,41 @@
 """Health-check definitions, validated once at startup with errors that name check and field.
 
-Why pydantic here and frozen dataclasses elsewhere: check definitions come from the agent's
+Why validation at load and frozen dataclasses after it: check definitions come from the agent's
 config file — an edge — where a typo must become one clear line (``checks[2] (web).url: Field
-required``), not a traceback from the middle of the runner. Past this module the models are
-frozen values, so a running check cannot be reconfigured under the runner's feet.
+required``), not a traceback from the middle of the runner. Past this module the definitions are
+frozen values, so a running check cannot be reconfigured under the runner's feet. The validation
+is ``agent/schema.py`` (dataclasses and a dozen converters), not pydantic: an agent with checks
+must stay within node_exporter's footprint (see there).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-
+from infragent.agent.schema import build, choice, integer, number, optional, setting, strings, text, then
 from infragent.errors import ConfigError
 
 StatusRanges = tuple[tuple[int, int], ...]
 
 
-class _Check(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Check:
     """Fields every check has: how often, how long, and how many results flip its state."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1)
-    interval_s: float = Field(30.0, gt=0)
-    timeout_s: float = Field(5.0, gt=0)
-    failures_before_down: int = Field(3, ge=1)
-    successes_before_up: int = Field(1, ge=1)
+    name: str = setting(text(min_length=1))
+    interval_s: float = setting(number(gt=0), 30.0)
+    timeout_s: float = setting(number(gt=0), 5.0)
+    failures_before_down: int = setting(integer(ge=1), 3)
+    successes_before_up: int = setting(integer(ge=1), 1)
 
 
 def parse_status_ranges(value: object) -> StatusRanges:
     """``"200-399"``, ``"200,204"``, ``200`` or ``[200, 204]`` → ``((200, 399),)`` etc."""
+    if isinstance(value, bool):
+        raise ValueError("expected a status like 200, '200-399' or a list of them")
     if isinstance(value, int):
         parts: list[Any] = [value]
     elif isinstance(value, str):
@@ -70,92 +65,92 @@ def format_status_ranges(ranges: StatusRanges) -> str:
     return ",".join(f"{low}" if low == high else f"{low}-{high}" for low, high in ranges)
 
 
-class HttpCheck(_Check):
-    type: Literal["http"] = "http"
-    url: str
-    method: Literal["GET", "HEAD", "POST"] = "GET"
-    expect_status: StatusRanges = ((200, 399),)
-    body_regex: str | None = None
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
 
-    @field_validator("url")
-    @classmethod
-    def _url_is_http(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL with a host")
-        return value
 
-    @field_validator("expect_status", mode="before")
-    @classmethod
-    def _parse_status(cls, value: object) -> StatusRanges:
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return value
+
+
+def _status_ranges(value: object) -> StatusRanges:
+    try:
         return parse_status_ranges(value)
-
-    @field_validator("body_regex")
-    @classmethod
-    def _regex_compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
+    except (TypeError, ValueError) as exc:  # int("x") inside a range says only "invalid literal"
+        raise ValueError(str(exc)) from exc
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpCheck(_Check):
+    type: Literal["http"] = setting(choice("http"), "http")
+    url: str = setting(then(text(), _http_url))
+    method: Literal["GET", "HEAD", "POST"] = setting(choice("GET", "HEAD", "POST"), "GET")
+    expect_status: StatusRanges = setting(_status_ranges, ((200, 399),))  # noqa: RUF009 - a dataclasses.field
+    body_regex: str | None = setting(optional(then(text(), _regex)), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TcpCheck(_Check):
-    type: Literal["tcp"] = "tcp"
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
+    type: Literal["tcp"] = setting(choice("tcp"), "tcp")
+    host: str = setting(text(min_length=1))
+    port: int = setting(integer(ge=1, le=65535))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProcessCheck(_Check):
     """A process by executable name, or the pid recorded in a pidfile; exactly one of the two."""
 
-    type: Literal["process"] = "process"
-    process_name: str | None = Field(None, min_length=1)
-    pidfile: str | None = Field(None, min_length=1)
+    type: Literal["process"] = setting(choice("process"), "process")
+    process_name: str | None = setting(optional(text(min_length=1)), None)
+    pidfile: str | None = setting(optional(text(min_length=1)), None)
 
-    @model_validator(mode="after")
-    def _exactly_one_target(self) -> ProcessCheck:
+    def __post_init__(self) -> None:
         if (self.process_name is None) == (self.pidfile is None):
             raise ValueError("set exactly one of process_name or pidfile")
-        return self
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SystemdCheck(_Check):
-    type: Literal["systemd"] = "systemd"
-    unit: str = Field(min_length=1, pattern=r"^[A-Za-z0-9:_.@\\-]+$")
+    type: Literal["systemd"] = setting(choice("systemd"), "systemd")
+    unit: str = setting(text(min_length=1, pattern=r"^[A-Za-z0-9:_.@\\-]+$"))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommandCheck(_Check):
     """An argv run without a shell; exit code 0 means up. Output beyond the cap is dropped."""
 
-    type: Literal["command"] = "command"
-    argv: tuple[str, ...] = Field(min_length=1)
-    output_cap_bytes: int = Field(4096, ge=0, le=1_048_576)
+    type: Literal["command"] = setting(choice("command"), "command")
+    argv: tuple[str, ...] = setting(strings(min_length=1))
+    output_cap_bytes: int = setting(integer(ge=0, le=1_048_576), 4096)
 
 
-CheckConfig = Annotated[
-    HttpCheck | TcpCheck | ProcessCheck | SystemdCheck | CommandCheck, Field(discriminator="type")
-]
-CHECK_TYPES = ("http", "tcp", "process", "systemd", "command")
-
-_ADAPTER: TypeAdapter[CheckConfig] = TypeAdapter(CheckConfig)
+CheckConfig = HttpCheck | TcpCheck | ProcessCheck | SystemdCheck | CommandCheck
+_CLASSES: dict[str, type[CheckConfig]] = {
+    "http": HttpCheck,
+    "tcp": TcpCheck,
+    "process": ProcessCheck,
+    "systemd": SystemdCheck,
+    "command": CommandCheck,
+}
+CHECK_TYPES = tuple(_CLASSES)
 
 
 def parse_check(raw: Mapping[str, Any], key: str = "checks") -> CheckConfig:
     """Validate one check; a problem is a ``ConfigError`` whose key names the check and field."""
-    name = raw.get("name")
+    name = raw.get("name") if isinstance(raw, Mapping) else None
     where = f"{key} ({name})" if isinstance(name, str) and name else key
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, "each check must be a mapping")
     kind = raw.get("type")
     if kind not in CHECK_TYPES:
         raise ConfigError(f"{where}.type", f"must be one of {', '.join(CHECK_TYPES)}, got {kind!r}")
-    try:
-        return _ADAPTER.validate_python(dict(raw))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        # The first location item is the union tag ("http"); the rest is the field path.
-        fields = "".join(f".{part}" for part in error["loc"][1:])
-        message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{where}{fields}", message) from exc
+    return build(_CLASSES[kind], raw, where)
 
 
 def parse_checks(raw: Sequence[Mapping[str, Any]]) -> list[CheckConfig]:

@@ -1,15 +1,22 @@
 """CPU utilization by mode, load averages, uptime and the logical CPU count.
 
-Why deltas of ``psutil.cpu_times()`` and not ``psutil.cpu_percent()``: ``cpu_percent`` keeps its
+Why deltas of CPU time counters and not ``psutil.cpu_percent()``: ``cpu_percent`` keeps its
 previous sample in psutil's module globals, so two users in one process (the agent loop and a
 ``--once`` run, or two tests) silently steal each other's interval. Each ``CpuCollector`` keeps
 its own previous sample instead, and the arithmetic is the pure function ``cpu_utilization``.
+
+Why the counters come from ``{proc_root}/stat`` (on Linux): the collector takes a root, so a test
+feeds canned readings and checks that a figure is the difference of two of them; psutil reads the
+same line (and is used where there is no ``/proc``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import psutil
 
@@ -25,8 +32,38 @@ CpuTimesSource = Callable[[], CpuTimes]
 CPU_MODES = ("user", "system", "idle", "iowait", "nice", "irq", "softirq", "steal")
 
 
+PROC_ROOT = Path("/proc")
+#: The columns of the aggregate ``cpu`` line of ``/proc/stat``, in order (proc(5)).
+PROC_STAT_FIELDS = (
+    "user",
+    "nice",
+    "system",
+    "idle",
+    "iowait",
+    "irq",
+    "softirq",
+    "steal",
+    "guest",
+    "guest_nice",
+)
+
+
 def psutil_cpu_times() -> dict[str, float]:
     return dict(psutil.cpu_times()._asdict())
+
+
+def proc_stat_cpu_times(proc_root: Path = PROC_ROOT) -> dict[str, float]:
+    """Seconds spent in each mode by all CPUs since boot, from the first line of ``/proc/stat``.
+
+    The kernel counts in USER_HZ ticks (``SC_CLK_TCK``, 100 on every Linux build we know);
+    converted to seconds like psutil does, though only their ratios are used.
+    """
+    with open(proc_root / "stat", "rb") as stat:
+        first = stat.readline().split()
+    if not first or first[0] != b"cpu":
+        raise ValueError(f"{proc_root / 'stat'} does not start with the aggregate cpu line")
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    return {name: int(value) / ticks for name, value in zip(PROC_STAT_FIELDS, first[1:], strict=False)}
 
 
 def cpu_utilization(previous: CpuTimes | None, current: CpuTimes) -> dict[str, float]:
@@ -45,9 +82,16 @@ def cpu_utilization(previous: CpuTimes | None, current: CpuTimes) -> dict[str, f
 
 
 class CpuCollector:
-    """``system.cpu.utilization`` [cpu.mode] over the interval since the previous ``collect``."""
+    """``system.cpu.utilization`` [cpu.mode] over the interval since the previous ``collect``.
 
-    def __init__(self, cpu_times: CpuTimesSource = psutil_cpu_times) -> None:
+    The counters come from ``cpu_times`` when given, else from ``{proc_root}/stat`` when it
+    exists, else from psutil (no ``/proc``: not Linux).
+    """
+
+    def __init__(self, cpu_times: CpuTimesSource | None = None, *, proc_root: Path = PROC_ROOT) -> None:
+        if cpu_times is None:
+            has_stat = (proc_root / "stat").is_file()
+            cpu_times = functools.partial(proc_stat_cpu_times, proc_root) if has_stat else psutil_cpu_times
         self._cpu_times = cpu_times
         self._previous: CpuTimes | None = None
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from infragent.agent.collectors.cpu import CpuCollector, SystemCollector
+from infragent.agent.collectors.cpu import PROC_ROOT, CpuCollector, SystemCollector
 from infragent.agent.collectors.devices import DiskCollector, NetworkCollector
 from infragent.agent.collectors.filesystem import FilesystemCollector
 from infragent.agent.collectors.memory import MemoryCollector
@@ -28,6 +28,10 @@ from infragent.agent.collectors.point import Collector, MetricPoint
 logger = logging.getLogger(__name__)
 
 MACHINE_ID_PATH = Path("/etc/machine-id")
+#: How long ``--once`` waits between its two CPU readings. Utilization is a ratio of two counter
+#: differences; at the kernel's 100 ticks a second per CPU, half a second gives 1 % resolution on
+#: one CPU, and the command still answers at once.
+CPU_SAMPLE_S = 0.5
 
 #: ``platform.machine()`` spellings → the OpenTelemetry ``host.arch`` values.
 _ARCH = {
@@ -45,10 +49,10 @@ _ARCH = {
 }
 
 
-def default_families() -> dict[str, Collector]:
-    """The psutil-backed families, each under the name its error counter uses."""
+def default_families(proc_root: Path = PROC_ROOT) -> dict[str, Collector]:
+    """The host's families, each under the name its error counter uses; CPU reads ``proc_root``."""
     return {
-        "cpu": CpuCollector(),
+        "cpu": CpuCollector(proc_root=proc_root),
         "system": SystemCollector(),
         "memory": MemoryCollector(),
         "filesystem": FilesystemCollector(),
@@ -130,18 +134,20 @@ def collect_once(
     environment: str | None = None,
     customer: str | None = None,
     *,
-    cpu_sample_s: float = 0.2,
+    cpu_sample_s: float = CPU_SAMPLE_S,
     host: HostCollector | None = None,
+    proc_root: Path = PROC_ROOT,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     machine_id_path: Path = MACHINE_ID_PATH,
 ) -> dict[str, Any]:
     """The JSON document ``infragent agent run --once`` prints.
 
-    CPU utilization is a ratio over an interval, so we prime, wait ``cpu_sample_s`` and then
-    collect; without that the CPU figures would be averages since boot, not current load.
+    CPU utilization is a ratio over an interval, so we take a first reading (``prime``), wait
+    ``cpu_sample_s`` and take the second with the collection; without that the CPU figures would
+    be averages since boot (mostly idle on any long-running host), not current load.
     """
-    host = host if host is not None else HostCollector()
+    host = host if host is not None else HostCollector(default_families(proc_root))
     host.prime()
     sleep(cpu_sample_s)
     now = clock()

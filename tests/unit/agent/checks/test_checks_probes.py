@@ -10,19 +10,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from infragent.agent.checks import CheckResult, parse_check, run_check
 from infragent.agent.checks.config import SystemdCheck
-from infragent.agent.checks.probes import probe_systemd
+from infragent.agent.checks.probes import HTTP_BODY_CAP, probe_systemd
+from infragent.agent.http import split_url
 from support.servers import serve
 
 
@@ -33,6 +34,21 @@ def base_url() -> Iterator[str]:
     async def ok(request: Request) -> Response:
         return PlainTextResponse("status: healthy")
 
+    async def root(request: Request) -> Response:
+        return PlainTextResponse(f"root {request.url.query}")
+
+    async def big(request: Request) -> Response:
+        # Past the probe's body cap: the marker at the end must never be read.
+        return PlainTextResponse("x" * (2 * HTTP_BODY_CAP) + "END")
+
+    async def chunked(request: Request) -> Response:
+        async def parts() -> AsyncIterator[bytes]:
+            for _ in range(40):
+                yield b"y" * 4096
+            yield b"END"
+
+        return StreamingResponse(parts())
+
     async def broken(request: Request) -> Response:
         return PlainTextResponse("oops", status_code=503)
 
@@ -42,7 +58,16 @@ def base_url() -> Iterator[str]:
             await asyncio.sleep(0.02)
         return PlainTextResponse("late")
 
-    app = Starlette(routes=[Route("/ok", ok), Route("/broken", broken), Route("/slow", slow)])
+    app = Starlette(
+        routes=[
+            Route("/", root),
+            Route("/ok", ok),
+            Route("/broken", broken),
+            Route("/slow", slow),
+            Route("/big", big),
+            Route("/chunked", chunked),
+        ]
+    )
     with serve(app) as url:
         yield url
         release.set()
@@ -94,6 +119,35 @@ def test_http_connection_refused() -> None:
     result = check(type="http", url=f"http://127.0.0.1:{closed_port()}/")
     assert result.status == "down"
     assert result.error is not None and result.error.startswith("ConnectError")
+
+
+def test_http_root_url_and_query(base_url: str) -> None:
+    """A URL with no path asks for ``/``; the query goes with it, the fragment never does."""
+    assert check(type="http", url=base_url, body_regex="^root $").status == "up"
+    assert check(type="http", url=f"{base_url}?probe=1#frag", body_regex="^root probe=1$").status == "up"
+
+
+@pytest.mark.parametrize("path", ["/big", "/chunked"])
+def test_http_body_is_read_up_to_the_cap_only(base_url: str, path: str) -> None:
+    """A huge health page costs at most the cap: the regex sees its start, never what follows."""
+    assert check(type="http", url=f"{base_url}{path}", body_regex="^[xy]{100}").status == "up"
+    beyond = check(type="http", url=f"{base_url}{path}", body_regex="END")
+    assert (beyond.status, beyond.error) == ("down", "body does not match /END/")
+
+
+@pytest.mark.parametrize(
+    ("url", "origin", "target"),
+    [
+        ("http://127.0.0.1:8080", ("http", "127.0.0.1", 8080), "/"),
+        ("http://h/a/b?c=1#frag", ("http", "h", 80), "/a/b?c=1"),
+        ("https://[::1]:9/x", ("https", "::1", 9), "/x"),
+        ("http://h?q", ("http", "h", 80), "/?q"),
+        ("http://h/a b\r\nX: y", ("http", "h", 80), "/a%20b%0D%0AX:%20y"),
+    ],
+)
+def test_split_url(url: str, origin: tuple[str, str, int], target: str) -> None:
+    parsed, path = split_url(url)
+    assert ((parsed.scheme, parsed.host, parsed.port), path) == (origin, target)
 
 
 def test_tcp_open_and_closed() -> None:

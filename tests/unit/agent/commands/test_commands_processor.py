@@ -251,3 +251,11 @@ def test_a_non_integer_timestamp_is_bad_timestamp(agent: Agent) -> None:
     status, result = agent.processor.handle(headers, body)
     assert (status, result["reason"], result["code"]) == (401, "bad_timestamp", "bad_timestamp")
     assert not agent.marker.exists()
+
+
+def test_body_cap_is_the_sdk_receivers() -> None:
+    """The agent keeps its own copy of the cap (importing the SDK would load Starlette and httpx)."""
+    from infragent.agent import commands
+    from infragent.sdk import webhook
+
+    assert commands.MAX_BODY_BYTES == webhook.MAX_BODY_BYTES
