@@ -55,8 +55,8 @@ def test_push_mode_runs_the_allowlisted_action_once(store: SqlStore, tmp_path: P
     agent = None
     log = (tmp_path / "agent.log").open("w")
     try:
-        # When the outbound-URL policy lands (issue #10, point 2), this server must allow the
-        # loopback push URL: Settings(webhook_allowed_networks=["127.0.0.0/8"]).
+        # The push URL is on loopback: the client is registered in the store (not through the
+        # registration route's outbound check) and the test responder's dispatcher allows 127.0.0.0/8.
         with serve(create_app(Settings(), store=store, on_event=wakeup.set)) as base:
             env = {k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")}
             env.update(

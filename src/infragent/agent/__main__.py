@@ -10,7 +10,8 @@ budget is node_exporter's 19.7 MiB resident and every one of them counts:
 * ``typing_extensions`` is hidden. msgspec imports it if it is installed (it is: pydantic needs
   it) and falls back to ``typing`` when it is not — its supported configuration on Python 3.11.
   That saves 0.3 MB resident. Checks and actions (from a config file) are validated by
-  ``agent/schema.py``, not pydantic, so nothing in the agent needs the real module.
+  ``agent/schema.py``, not pydantic, so nothing in a pull-mode agent needs the real module; push
+  mode serves its endpoint with Starlette, which does, and un-hides it (``agent/push.py``).
 * On Linux the process re-executes itself once with ``MALLOC_ARENA_MAX=1``. glibc gives every
   thread that allocates its own malloc arena, and the agent's five threads each keep a peak's
   worth of pages in theirs (the collector's zlib state, the shipper's receive buffers): about

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ __all__ = ["DEFAULT_PATH", "REPORT_FIELDS", "PushServer", "create_push_app", "pr
 
 def create_push_app(processor: CommandProcessor, path: str = DEFAULT_PATH) -> Starlette:
     """An ASGI app serving ``POST {path}`` for push mode; ``PushServer`` runs it on the agent host."""
+    _unhide("typing_extensions")  # Starlette needs it; ``agent/__main__.py`` hides it from pull mode
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -58,6 +60,12 @@ def create_push_app(processor: CommandProcessor, path: str = DEFAULT_PATH) -> St
         return JSONResponse(result, status_code=status)
 
     return Starlette(routes=[Route(path, endpoint, methods=["POST"])])
+
+
+def _unhide(module: str) -> None:
+    """Undo ``agent/__main__.py``'s hiding of ``module``: push mode imports what needs it."""
+    if module in sys.modules and sys.modules[module] is None:
+        del sys.modules[module]
 
 
 class PushServer:

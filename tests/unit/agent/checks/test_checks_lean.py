@@ -59,7 +59,7 @@ SCRIPT = textwrap.dedent(
         "NODE_ID": "lean",
     }
     settings = load_settings(environ, Path(config))
-    handler, actions = command_setup(settings)
+    handler, _processor, actions = command_setup(settings)
     agent = Agent(settings, command_handler=handler, actions=actions)
     agent.start()
     deadline = time.monotonic() + 30
