@@ -32,6 +32,7 @@ from infragent.backoff import RetryPolicy, classify_failure, classify_status, pa
 from infragent.model import ActionResult, ResultStatus
 from infragent.outbound.policy import OutboundPolicy, OutboundRefusedError, Resolver
 from infragent.outbound.transport import guarded_client, system_resolver
+from infragent.redact import redact
 from infragent.transport import transport_failure
 from infragent.wire.commands import Command, CommandResult, encode_command
 
@@ -98,7 +99,7 @@ class WebhookDispatcher:
                 with self._client.stream("POST", url, content=body, headers=headers) as response:
                     answer = _read_capped(response)
             except OutboundRefusedError as exc:
-                logger.warning("command %s not sent to %s: %s", command_id, url, exc.reason)
+                logger.warning("command %s not sent to %s: %s", command_id, redact(url), exc.reason)
                 output = f"not sent: {exc.reason} (outbound policy)"
                 return ActionResult(status="rejected", output=output, attempts=attempt, code=OUTBOUND_REFUSED)
             except httpx.TransportError as exc:
@@ -117,7 +118,11 @@ class WebhookDispatcher:
             if attempt < attempts:
                 delay = self._policy.delay_s(attempt - 1, self._rng, retry_after)
                 logger.warning(
-                    "command %s to %s failed (%s); retry in %.2fs", command_id, url, last.output, delay
+                    "command %s to %s failed (%s); retry in %.2fs",
+                    command_id,
+                    redact(url),
+                    redact(last.output),
+                    delay,
                 )
                 self._sleep(delay)
         return last

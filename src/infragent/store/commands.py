@@ -14,6 +14,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from infragent.model import ActionResult, Decision
+from infragent.redact import redact
 from infragent.store import audit
 from infragent.store import events as event_rows
 from infragent.store.records import PulledCommand
@@ -196,6 +197,9 @@ def record_result(
         return False
     if not CommandStatus(row.status).open:
         return True
+    # What an action printed is served back by the API and copied to the audit log; a credential in it
+    # (a connection string, a token in a config dump) is masked once, here, for both.
+    output = redact(result.output)
     conn.execute(
         commands.update()
         .where(commands.c.id == command_id)
@@ -204,14 +208,14 @@ def record_result(
             finished_at=now,
             attempts=result.attempts,
             http_status=result.http_status,
-            output=result.output[:MAX_OUTPUT],
+            output=output[:MAX_OUTPUT],
         )
     )
     detail = {
         "status": result.status,
         "http_status": result.http_status,
         "attempts": result.attempts,
-        "output": result.output[:MAX_AUDIT_OUTPUT],
+        "output": output[:MAX_AUDIT_OUTPUT],
         "mode": mode,
     }
     if result.code is not None:

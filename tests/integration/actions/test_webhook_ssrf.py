@@ -270,3 +270,25 @@ def test_a_url_stored_before_the_check_is_refused_at_send_and_audited(store: Sql
     assert detail.command["status"] == "rejected" and "never allowed" in detail.command["output"]
     results = [a.detail for a in detail.audit if a.kind == "command.result"]
     assert results and "never allowed" in json.dumps(results)
+
+
+def test_a_credential_in_an_actions_output_is_masked_in_the_api_and_the_audit(
+    store: SqlStore, internal: tuple[Internal, str]
+) -> None:
+    """The documented answer is kept, but what the action printed passes the redactor before storage."""
+    state, url = internal
+    leaked = "postgresql://app:hunter2-not-for-you@db.internal/prod"
+    state.answer = JSONResponse({"status": "ok", "output": f"restarted web; reconnected to {leaked}"})
+    settings = Settings(webhook_allowed_networks=("127.0.0.0/8",))
+    with serve(create_app(settings, store=store)) as base, httpx.Client(base_url=base, timeout=10) as http:
+        reg = _register(http, url).json()
+        event_id = _event(store, reg["client_id"])
+        assert make_responder(store).drain() == 1
+        detail = http.get(f"/api/v1/events/{event_id}", headers={"Authorization": f"Bearer {reg['api_key']}"})
+    assert detail.status_code == 200 and state.hits == 1
+    output = detail.json()["command"]["output"]
+    assert (
+        output.startswith("restarted web; reconnected to postgresql://app:") and "db.internal/prod" in output
+    )
+    assert "hunter2-not-for-you" not in detail.text
+    assert "hunter2-not-for-you" not in json.dumps([a.detail for a in audit_entries(store, reg["client_id"])])
