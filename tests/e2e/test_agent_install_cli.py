@@ -59,7 +59,9 @@ def test_dry_run_writes_nothing_and_masks_the_key(tmp_path: Path) -> None:
 def server(tmp_path: Path) -> Iterator[str]:
     store = open_store(f"sqlite:///{tmp_path / 'server.db'}")
     try:
-        with serve(create_app(Settings(data_dir=tmp_path), store=store)) as base:
+        # the tenant's webhook is on this machine: loopback is allowed explicitly
+        settings = Settings(data_dir=tmp_path, webhook_allowed_networks=("127.0.0.0/8",))
+        with serve(create_app(settings, store=store)) as base:
             yield base
     finally:
         store.close()
