@@ -40,7 +40,7 @@ import msgspec
 from infragent import signing
 from infragent.agent.allowlist import Allowlist, Invocation, RejectedError
 from infragent.agent.executor import ExecResult
-from infragent.agent.ledger import Ledger, LedgerError
+from infragent.agent.ledger import LazyLedger, Ledger, LedgerError
 from infragent.errors import ConfigError, SignatureError
 from infragent.wire.commands import (
     Command,
@@ -98,7 +98,7 @@ class CommandProcessor:
         self,
         secrets: str | Sequence[str],
         allowlist: Allowlist,
-        ledger: Ledger,
+        ledger: Ledger | LazyLedger,
         executor: CommandRunner,
         *,
         clock: Callable[[], float] = time.time,

@@ -143,9 +143,9 @@ def command_setup(
 
     from infragent.agent.commands import CommandProcessor, process_pulled
     from infragent.agent.executor import Executor
-    from infragent.agent.ledger import Ledger
+    from infragent.agent.ledger import LazyLedger
 
-    ledger = Ledger(settings.data_dir / "commands", now=time.time())
+    ledger = LazyLedger(settings.data_dir / "commands")  # sqlite3 is loaded by the first command
     processor = CommandProcessor(settings.webhook_secret, allowlist, ledger, Executor())
     if settings.command_mode == "push":
         return None, processor, actions

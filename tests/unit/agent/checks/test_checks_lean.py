@@ -5,6 +5,10 @@ imported. A fresh interpreter, started the way ``python -m infragent.agent`` sta
 and ``typing_extensions`` hidden), loads the agent's config of 3 checks and 2 actions, starts the
 real runtime (shipping to a closed port, which only makes it retry), waits until every check has
 a result and the HTTP action has run, and reports what it imported.
+
+The command ledger (``sqlite3``, 1.3 MiB resident) is loaded by the first command, not at start:
+the script records whether ``sqlite3`` was loaded before it hands the pull handler one signed
+command, and that the command was recorded in the ledger before it ran.
 """
 
 from __future__ import annotations
@@ -70,11 +74,22 @@ SCRIPT = textwrap.dedent(
     flushed = executor.run(Allowlist.from_config(settings.actions).render("flush-cache", {}))
     executor.close()
     states = {name: s.last_result.status for name, s in agent.checks.states.items()}
+    sqlite_before_command = "sqlite3" in sys.modules
+    from infragent import signing
+
+    body = json.dumps({"command_id": "cmd-1", "action": "flush-cache", "target": "lean", "params": {},
+                       "event_ids": [], "reason": "test", "issued_at": time.time()}).encode()
+    pulled = handler(signing.signed_headers(environ["INFRAGENT_WEBHOOK_SECRET"], "cmd-1", body), body)
+    entry = _processor._ledger.get("cmd-1")
     agent.stop()
     roots = heavy_roots.split(",")
     heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in roots))
     print(json.dumps({"heavy": heavy, "states": states, "flush": flushed.status,
-                      "actions": sorted(a["name"] for a in actions), "handler": handler is not None}))
+                      "actions": sorted(a["name"] for a in actions), "handler": handler is not None,
+                      "sqlite_before_command": sqlite_before_command,
+                      "sqlite_after_command": "sqlite3" in sys.modules,
+                      "command_status": pulled["result"]["status"],
+                      "ledger_state": entry.state if entry else None}))
     """
 )
 
@@ -161,3 +176,6 @@ def test_checks_and_actions_load_no_pydantic_httpx_or_web_framework(tmp_path: Pa
     assert report["states"]["self"] == "up"  # this interpreter, matched by its argv[0]
     assert report["flush"] == "ok"
     assert report["actions"] == ["flush-cache", "restart-app"] and report["handler"] is True
+    assert report["sqlite_before_command"] is False, "sqlite3 loaded before any command arrived"
+    assert report["sqlite_after_command"] is True
+    assert report["command_status"] == "ok" and report["ledger_state"] == "done"

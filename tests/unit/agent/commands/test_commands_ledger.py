@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infragent.agent.ledger import DB_NAME, INTERRUPTED_OUTPUT, KEEP_SEEN_S, Ledger, LedgerError
+from infragent.agent.ledger import DB_NAME, INTERRUPTED_OUTPUT, KEEP_SEEN_S, LazyLedger, Ledger, LedgerError
 
 NOW = 1_700_000_000.0
 RESULT = {"status": "ok", "output": "done", "exit_code": 0, "duration_ms": 5}
@@ -92,3 +92,47 @@ def test_durability_settings(tmp_path: Path) -> None:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         finally:
             db.close()
+
+
+def test_lazy_ledger_owns_the_directory_from_start_and_opens_at_first_use(tmp_path: Path) -> None:
+    lazy = LazyLedger(tmp_path, clock=lambda: NOW)
+    try:
+        assert not lazy.is_open and not (tmp_path / DB_NAME).exists()
+        with pytest.raises(LedgerError, match="in use"):  # the lock is taken before any command
+            Ledger(tmp_path, now=NOW)
+        assert lazy.begin("c1", NOW, "restart") is None
+        assert lazy.is_open and (tmp_path / DB_NAME).exists()
+        lazy.finish("c1", RESULT, NOW + 1)
+        entry = lazy.get("c1")
+        assert entry is not None and entry.state == "done" and entry.result == RESULT
+    finally:
+        lazy.close()
+    with Ledger(tmp_path, now=NOW + 2) as reopened:  # released on close
+        assert reopened.get("c1") is not None
+
+
+def test_lazy_ledger_recovers_interrupted_entries_when_it_opens(tmp_path: Path) -> None:
+    with Ledger(tmp_path, now=NOW) as ledger:
+        ledger.begin("c1", NOW, "restart")  # the agent "dies" mid-run
+    lazy = LazyLedger(tmp_path, clock=lambda: NOW + 60)
+    try:
+        entry = lazy.get("c1")
+        assert entry is not None and entry.state == "interrupted"
+        assert entry.result is not None and entry.result["output"] == INTERRUPTED_OUTPUT
+    finally:
+        lazy.close()
+
+
+def test_lazy_ledger_that_cannot_open_fails_closed_and_retries(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).mkdir()  # not a database file: sqlite3 cannot open it
+    lazy = LazyLedger(tmp_path, clock=lambda: NOW)
+    try:
+        with pytest.raises(LedgerError, match="cannot open command ledger"):
+            lazy.begin("c1", NOW)
+        with pytest.raises(LedgerError, match="cannot open command ledger"):
+            lazy.add_if_new("m1", NOW)
+        assert not lazy.is_open
+        (tmp_path / DB_NAME).rmdir()
+        assert lazy.begin("c1", NOW) is None  # the next command tries again, with the lock still held
+    finally:
+        lazy.close()

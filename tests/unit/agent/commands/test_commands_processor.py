@@ -10,7 +10,7 @@ from command_harness import SECRET, Agent, marker_lines
 
 from infragent import signing
 from infragent.agent.commands import CommandProcessor
-from infragent.agent.ledger import INTERRUPTED_OUTPUT
+from infragent.agent.ledger import DB_NAME, INTERRUPTED_OUTPUT, LazyLedger
 from infragent.errors import ConfigError
 
 
@@ -243,6 +243,23 @@ def test_an_unwritable_ledger_fails_closed(agent: Agent) -> None:
     assert (status, result["status"], result["reason"]) == (503, "error", "ledger_unavailable")
     assert not agent.marker.exists()
     assert agent.processor.refusal_counts() == {"ledger_unavailable": 1}
+
+
+def test_a_lazy_ledger_that_cannot_open_fails_closed(agent: Agent) -> None:
+    """The agent opens its ledger at the first command: if that fails, the command does not run."""
+    agent.stop()
+    (agent.data_dir / DB_NAME).unlink()
+    (agent.data_dir / DB_NAME).mkdir()  # cannot be opened as a database
+    lazy = LazyLedger(agent.data_dir, clock=agent.clock)
+    agent.processor = CommandProcessor(SECRET, agent.allowlist, lazy, agent.executor, clock=agent.clock)
+    try:
+        status, result = agent.send("mark", {"name": "a"})
+        assert (status, result["status"], result["reason"]) == (503, "error", "ledger_unavailable")
+        assert not agent.marker.exists()
+    finally:
+        lazy.close()
+        (agent.data_dir / DB_NAME).rmdir()
+        agent.start()
 
 
 def test_a_non_integer_timestamp_is_bad_timestamp(agent: Agent) -> None:
