@@ -11,7 +11,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from infragent.agent.checks.config import (
     format_status_ranges,
 )
 from infragent.agent.executor import find_program
-from infragent.agent.http import HttpClient, HttpError, split_url
+from infragent.agent.http import HttpClient, HttpError, open_socket, split_url
 from infragent.health import CheckResult
 
 #: How much of an HTTP body a ``body_regex`` is matched against; a health page is small.
@@ -81,10 +80,14 @@ def _transport_failure(exc: HttpError, client: HttpClient, timeout_s: float) -> 
 
 
 def probe_tcp(check: TcpCheck) -> CheckResult:
-    """Up when a TCP connection opens within ``timeout_s``; we close it straight away."""
+    """Up when a TCP connection opens within ``timeout_s``; we close it straight away.
+
+    ``open_socket``, not ``socket.create_connection``: the latter hands getaddrinfo a ``str`` and so
+    loads the ``idna`` codec with ``unicodedata`` (0.1 to 0.4 MiB resident) even for ``127.0.0.1``.
+    """
     start = time.perf_counter()
     try:
-        with socket.create_connection((check.host, check.port), timeout=check.timeout_s):
+        with open_socket(check.host, check.port, check.timeout_s):
             pass
     except TimeoutError:
         return CheckResult("down", _elapsed_ms(start), f"timeout after {check.timeout_s:g}s")

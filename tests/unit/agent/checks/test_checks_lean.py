@@ -38,6 +38,8 @@ HEAVY = (
     "anyio",
     "http.client",
     "email",
+    "unicodedata",  # with encodings.idna and stringprep: a str host given to getaddrinfo
+    "stringprep",
 )
 
 SCRIPT = textwrap.dedent(
