@@ -40,6 +40,7 @@ HEAVY = (
     "email",
     "unicodedata",  # with encodings.idna and stringprep: a str host given to getaddrinfo
     "stringprep",
+    "concurrent",  # the check runner starts a thread per probe run instead of a pool
 )
 
 SCRIPT = textwrap.dedent(

@@ -1,4 +1,5 @@
-"""The runner: due checks run in the pool and transitions reach ``on_transition`` at once.
+"""The runner: due checks run on their own threads (process checks inline); transitions are
+reported to ``on_transition`` at once.
 
 No sleeps: tests either drive ``tick(now)`` with a fake clock, or wait on an event with a deadline.
 """
@@ -144,3 +145,51 @@ def test_unavailable_check_stays_unknown_and_warns_once(caplog: pytest.LogCaptur
     assert got == []
     assert runner.states["unit"].status == "unknown"
     assert caplog.text.count("cannot run on this host") == 1
+
+
+def _probe_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("infragent-check-")]
+
+
+def test_process_checks_run_on_the_scheduler_thread_and_no_probe_thread_outlives_its_run() -> None:
+    ran_on: dict[str, str] = {}
+
+    def probe(check: CheckConfig) -> CheckResult:
+        ran_on[check.name] = threading.current_thread().name
+        return CheckResult("up", 1.0)
+
+    process = parse_check({"type": "process", "name": "proc", "process_name": "python"})
+    runner = CheckRunner([process, command("cmd", ["x"])], lambda _: None, probe=probe)
+    try:
+        assert runner.tick(time.time()) == ["proc", "cmd"]
+        assert ran_on["proc"] == threading.current_thread().name  # finished inside tick
+        wait_idle(runner)
+        assert ran_on["cmd"] == "infragent-check-cmd"
+        deadline = time.monotonic() + DEADLINE_S
+        while _probe_threads():  # the probe's thread ends with its run: nothing idles between runs
+            assert time.monotonic() < deadline, _probe_threads()
+            time.sleep(0.005)
+    finally:
+        runner.close()
+
+
+def test_at_most_max_workers_probe_threads_and_the_rest_wait_their_turn() -> None:
+    release = threading.Event()
+
+    def probe(check: CheckConfig) -> CheckResult:
+        release.wait(DEADLINE_S)
+        return CheckResult("up", 1.0)
+
+    runner = CheckRunner(
+        [command(f"c{i}", ["x"]) for i in range(3)], lambda _: None, probe=probe, max_workers=2
+    )
+    try:
+        now = time.time()
+        assert runner.tick(now) == ["c0", "c1"]
+        assert runner.tick(now) == []  # c2 is due but both threads are busy
+        release.set()
+        wait_idle(runner)
+        assert runner.tick(now) == ["c2"]
+    finally:
+        release.set()
+        runner.close()
