@@ -10,7 +10,7 @@ The scopes (docs/api.md "Scopes"):
 * ``ingest``: what an agent or an SDK does from a host: send metrics and events, register itself
   as an agent, poll its own commands, post their results;
 * ``read``: read the tenant's data (events with their decisions and audit trail, metrics, hosts);
-* ``operate``: act on the tenant's hosts through the server (reserved: no route acts yet);
+* ``operate``: act on the tenant's incidents (acknowledge, resolve, note) and, next, its hosts;
 * ``admin``: manage keys and settings, and everything the other scopes allow.
 
 **admin implies all.** A key stores the scopes it was given; a key holding ``admin`` is granted
@@ -49,9 +49,15 @@ OPERATIONS: Final[dict[str, Scope]] = {
     # read: the tenant's data
     "events.read": "read",  # GET /api/v1/events, GET /api/v1/events/{event_id}
     "metrics.read": "read",  # GET /api/v1/query_range, /api/v1/series, /api/v1/hosts
+    "rules.read": "read",  # GET /api/v1/rules, /api/v1/rules/{name}, /api/v1/alerts
+    "incidents.read": "read",  # GET /api/v1/incidents, /api/v1/incidents/{id}, the incident stream
+    # operate: act on the tenant's incidents and hosts
+    "incidents.write": "operate",  # acknowledge, resolve, add a note
     # admin: credentials
     "keys.create": "admin",  # POST /api/v1/keys
     "keys.revoke": "admin",  # POST /api/v1/keys/{key_id}/revoke
+    # admin: what is watched
+    "rules.write": "admin",  # POST/PUT/DELETE /api/v1/rules
 }
 
 

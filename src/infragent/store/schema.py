@@ -65,6 +65,8 @@ events = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("processed_at", sa.Float),
     sa.Column("decision_id", sa.String(36)),
+    # the incident the event opened or joined (store/incidents.py)
+    sa.Column("incident_id", sa.String(36)),
     sa.Index("ix_events_client_received", "client_id", "received_at"),
 )
 # Pending events only, per agent in arrival order: the claim's pick (each agent's oldest pending
@@ -91,6 +93,8 @@ decisions = sa.Table(
     sa.Column("prompt", sa.Text),
     sa.Column("answer", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
+    # the incident decided on (None for decisions made before incidents existed)
+    sa.Column("incident_id", sa.String(36)),
 )
 
 commands = sa.Table(
@@ -223,4 +227,116 @@ metric_hosts = sa.Table(
     sa.Column("memory", sa.Float),
     sa.Column("filesystem_ts", sa.Float),
     sa.Column("filesystem", sa.Float),
+)
+
+# -- rules, alerts, incidents (store/rules.py, store/alerts.py, store/incidents.py) ---------------
+# ``alert_rules``: a tenant's rules, the rule document as written (``spec``, re-validated on read);
+# ``alert_instances``: one row per (rule, group) with the persisted timers (rules/state.py), fenced
+# by ``rule_leases`` (one evaluator per tenant at a time); ``alert_transitions``: each status change
+# once (the unique key makes a second evaluator's duplicate write fail); ``incidents`` and
+# ``incident_timeline``: what alerts and events open, and everything that happened to it.
+
+alert_rules = sa.Table(
+    "alert_rules",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("group_name", sa.String(200), nullable=False),
+    # "default" (the pack every tenant gets), "file" (loaded at start), "api"
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("spec", Json, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("client_id", "name", name="uq_alert_rules_client_name"),
+)
+
+alert_instances = sa.Table(
+    "alert_instances",
+    metadata,
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), primary_key=True),
+    sa.Column("rule_id", sa.String(36), sa.ForeignKey("alert_rules.id"), primary_key=True),
+    # sha256 of the group labels (sorted JSON): one instance per group
+    sa.Column("group_key", sa.String(64), primary_key=True),
+    sa.Column("labels", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("active_since", sa.Float),
+    sa.Column("firing_since", sa.Float),
+    sa.Column("keep_firing_since", sa.Float),
+    sa.Column("last_value", sa.Float),
+    sa.Column("last_eval", sa.Float),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("memo", Json, nullable=False),
+    sa.Column("incident_id", sa.String(36)),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_alert_instances_incident", "incident_id"),
+)
+
+alert_transitions = sa.Table(
+    "alert_transitions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("client_id", sa.String(36), nullable=False),
+    sa.Column("rule_id", sa.String(36), nullable=False),
+    sa.Column("group_key", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("from_status", sa.String(16), nullable=False),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("labels", Json, nullable=False),
+    sa.Column("incident_id", sa.String(36)),
+    sa.UniqueConstraint(
+        "client_id", "rule_id", "group_key", "at", "to_status", name="uq_alert_transitions_once"
+    ),
+    sa.Index("ix_alert_transitions_client_at", "client_id", "at"),
+)
+
+rule_leases = sa.Table(
+    "rule_leases",
+    metadata,
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("token", sa.String(36), nullable=False),
+    sa.Column("until", sa.Float, nullable=False),
+)
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(500), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(8), nullable=False),
+    sa.Column("rule_name", sa.String(200)),
+    sa.Column("labels", Json, nullable=False),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("acknowledged_at", sa.Float),
+    sa.Column("acknowledged_by", sa.String(200)),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("resolved_by", sa.String(200)),
+    sa.Column("reopen_count", sa.Integer, nullable=False),
+    sa.Column("flap_count", sa.Integer, nullable=False),
+    sa.Column("flapping", sa.Boolean, nullable=False),
+    sa.Column("reopened_at", Json, nullable=False),
+    sa.Index("ix_incidents_client_fingerprint", "client_id", "fingerprint", "opened_at"),
+    sa.Index("ix_incidents_client_updated", "client_id", "updated_at"),
+)
+
+incident_timeline = sa.Table(
+    "incident_timeline",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(36), sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("client_id", sa.String(36), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("detail", Json, nullable=False),
+    sa.Index("ix_incident_timeline_incident", "incident_id", "id"),
 )

@@ -1,0 +1,1 @@
+"""Incidents: what alerts and events open, grouped and deduplicated; the pure core."""

@@ -1,0 +1,1 @@
+"""Alert rules: the pure core (model, windows, evaluation) and the rule-file format."""
