@@ -91,6 +91,24 @@ class Settings(BaseModel):
     remote_write_url: str = ""
     remote_write_headers: dict[str, str] = Field(default_factory=dict, repr=False)
 
+    # -- rules and incidents (docs/rules.md, docs/incidents.md)
+    #: evaluate alert rules in this server (streaming at ingest, timers on a tick)
+    rules_enabled: bool = True
+    #: rule files (Prometheus-like groups, docs/rules.md) loaded into every tenant at start
+    rule_files: tuple[Path, ...] = ()
+    #: the tick for ``for``/``keep_firing_for`` timers and absence rules
+    rule_tick_s: float = Field(default=1.0, gt=0)
+    #: how long a server holds a tenant's evaluation lease before it must renew it
+    rule_lease_s: float = Field(default=15.0, gt=0)
+    #: alert instances (rule × group) per tenant at most; a rule that would pass it is refused
+    max_alert_instances_per_tenant: int = Field(default=10_000, gt=0)
+    #: incidents (IncidentPolicy): reopen, flapping, grouping window, auto-pause
+    incident_reopen_window_s: float = Field(default=1800.0, ge=0)
+    incident_flap_threshold: int = Field(default=3, ge=1)
+    incident_flap_window_s: float = Field(default=3600.0, gt=0)
+    incident_group_window_s: float = Field(default=0.0, ge=0)
+    incident_auto_pause_s: float = Field(default=0.0, ge=0)
+
     # LLM (optional)
     llm_provider: Literal["none", "gemini", "openai"] = "none"
     llm_base_url: str | None = None
