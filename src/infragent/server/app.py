@@ -26,6 +26,7 @@ from infragent.auth.scopes import ScopeError
 from infragent.config import Settings
 from infragent.server.api import (
     agents,
+    alerts,
     clients,
     commands,
     events,
@@ -134,6 +135,7 @@ def create_app(
         otlp.router,
         query.router,
         selfmetrics.router,
+        alerts.router,
     )
     for router in routers:
         app.include_router(router)
