@@ -34,6 +34,7 @@ from infragent.server.api import (
     metrics,
     otlp,
     query,
+    rules,
     selfmetrics,
 )
 from infragent.server.auth import scope_refused
@@ -133,6 +134,7 @@ def create_app(
         metrics.router,
         otlp.router,
         query.router,
+        rules.router,
         selfmetrics.router,
     )
     for router in routers:
