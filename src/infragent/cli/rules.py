@@ -17,7 +17,8 @@ from typing import Annotated
 
 import typer
 
-from infragent.rules.files import RuleFileError, parse_rule_file
+from infragent.rules.errors import RuleFileError
+from infragent.rules.files import parse_rule_file
 from infragent.rules.pack import PACK_FILE, PACK_SOURCE, PACK_TEST_FILE, pack_text
 from infragent.rules.testing import run_test_file
 
@@ -81,7 +82,9 @@ def pack_test_path() -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="infragent-pack-") as tmp:
         for name in (PACK_FILE, PACK_TEST_FILE):
-            (Path(tmp) / name).write_text(package.joinpath(name).read_text(encoding="utf-8"), encoding="utf-8")
+            (Path(tmp) / name).write_text(
+                package.joinpath(name).read_text(encoding="utf-8"), encoding="utf-8"
+            )
         yield Path(tmp) / PACK_TEST_FILE
 
 

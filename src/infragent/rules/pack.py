@@ -35,4 +35,3 @@ def default_pack() -> list[RuleGroup]:
 @functools.cache
 def _parsed() -> tuple[RuleGroup, ...]:
     return tuple(parse_rule_file(pack_text(), PACK_SOURCE))
-

@@ -44,7 +44,8 @@ class RuleSpec(BaseModel):
     warmup: str | float | None = Field(default=None, description="anomaly: baseline needed first.")
     direction: Direction | None = None
     match: dict[str, Any] | None = Field(
-        default=None, description="event: `{type, service, min_severity, data: {k: v}}` of events that open it."
+        default=None,
+        description="event: `{type, service, min_severity, data: {k: v}}` of events that open it.",
     )
     resolve: dict[str, Any] | None = Field(default=None, description="event: events that resolve it.")
     by: list[str] | None = Field(default=None, description="Labels that make one alert instance.")
@@ -108,8 +109,9 @@ def rule_request_body() -> dict[str, Any]:
                 "application/json": {"schema": schema},
                 "application/yaml": {
                     "schema": {"type": "string", "description": "The same rule as YAML."},
-                    "example": 'alert: HighCpu\nkind: threshold\nmetric: system.cpu.utilization{cpu.mode!="idle"}\n'
-                    "function: avg\nwindow: 1m\nby: [host]\ncombine: sum\nop: '>'\nvalue: 0.9\nfor: 2m\n",
+                    "example": "alert: HighCpu\nkind: threshold\n"
+                    "metric: 'system.cpu.utilization{cpu.mode!=\"idle\"}'\nfunction: avg\nwindow: 1m\n"
+                    "by: [host]\ncombine: sum\nop: '>'\nvalue: 0.9\nfor: 2m\n",
                 },
             },
         }

@@ -23,8 +23,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from infragent.errors import InfrAgentError
-from infragent.rules.evaluate import group_labels
-from infragent.rules.files import RuleFileError, rule_from_spec, rule_to_spec
+from infragent.rules.errors import RuleFileError
+from infragent.rules.files import rule_from_spec, rule_to_spec
 from infragent.rules.model import Rule, RuleGroup
 from infragent.rules.pack import default_pack
 from infragent.store import audit
@@ -32,6 +32,11 @@ from infragent.store.metrics.model import SeriesInfo
 from infragent.store.schema import alert_instances, alert_rules, clients
 
 logger = logging.getLogger(__name__)
+
+
+def group_labels(rule: Rule, labels: dict[str, str]) -> dict[str, str]:  # TEMP until rules.grouping lands
+    return dict(labels) if not rule.by else {n: labels.get(n, "") for n in rule.by}
+
 
 Origin = Literal["default", "file", "api"]
 ORIGINS: tuple[Origin, ...] = ("default", "file", "api")
@@ -108,7 +113,13 @@ def _row(conn: sa.Connection, client_id: str, name: str) -> sa.Row[Any] | None:
 
 
 def _audit(
-    conn: sa.Connection, client_id: str, actor: str, kind: str, rule_id: str, detail: dict[str, Any], now: float
+    conn: sa.Connection,
+    client_id: str,
+    actor: str,
+    kind: str,
+    rule_id: str,
+    detail: dict[str, Any],
+    now: float,
 ) -> None:
     audit.append(conn, client_id, actor, kind, rule_id, detail, now)
 
@@ -213,15 +224,30 @@ def _write(
             .where(alert_rules.c.id == row.id)
             .values(group_name=rule.group, spec=spec, enabled=enabled, updated_at=now)
         )
-        detail = {"name": rule.name, "origin": row.origin, "enabled": enabled, "changed": changed, "spec": spec}
+        detail = {
+            "name": rule.name,
+            "origin": row.origin,
+            "enabled": enabled,
+            "changed": changed,
+            "spec": spec,
+        }
         _audit(conn, row.client_id, actor, "rule.updated", row.id, detail, now)
     updated_at = now if changed else row.updated_at
     return StoredRule(
-        row.id, rule.name, rule.group, row.origin, enabled, replace(rule, enabled=enabled), updated_at, row.created_at
+        row.id,
+        rule.name,
+        rule.group,
+        row.origin,
+        enabled,
+        replace(rule, enabled=enabled),
+        updated_at,
+        row.created_at,
     )
 
 
-def update_rule(conn: sa.Connection, client_id: str, name: str, rule: Rule, *, now: float, actor: str) -> StoredRule | None:
+def update_rule(
+    conn: sa.Connection, client_id: str, name: str, rule: Rule, *, now: float, actor: str
+) -> StoredRule | None:
     """Replace the client's ``api`` rule ``name`` with ``rule`` (same name); None when there is none.
 
     ``RuleConflictError("managed")`` for a pack or file rule. Unchanged content writes nothing.
@@ -243,7 +269,9 @@ def set_enabled(
         return None
     current = _from_row(row)
     if current is None:  # a spec that no longer validates can still be switched off
-        conn.execute(alert_rules.update().where(alert_rules.c.id == row.id).values(enabled=enabled, updated_at=now))
+        conn.execute(
+            alert_rules.update().where(alert_rules.c.id == row.id).values(enabled=enabled, updated_at=now)
+        )
         detail = {"name": name, "origin": row.origin, "enabled": enabled, "changed": ["enabled"]}
         _audit(conn, client_id, actor, "rule.updated", row.id, detail, now)
         return None
@@ -326,7 +354,9 @@ def install_default_pack(conn: sa.Connection, client_id: str, now: float) -> Syn
     return _sync(conn, client_id, "default", _rules_of(default_pack()), now, remove=True)
 
 
-def sync_file_rules(conn: sa.Connection, client_id: str, groups: Sequence[RuleGroup], now: float) -> SyncResult:
+def sync_file_rules(
+    conn: sa.Connection, client_id: str, groups: Sequence[RuleGroup], now: float
+) -> SyncResult:
     """Make the client's ``file`` rules exactly ``groups``' rules; ``api`` and pack rules untouched."""
     return _sync(conn, client_id, "file", _rules_of(groups), now, remove=True)
 
@@ -341,7 +371,9 @@ def ensure_default_packs(conn: sa.Connection, now: float) -> dict[str, SyncResul
     return {cid: r for cid, r in results.items() if r.added or r.updated or r.removed or r.skipped}
 
 
-def sync_all_file_rules(conn: sa.Connection, groups: Sequence[RuleGroup], now: float) -> dict[str, SyncResult]:
+def sync_all_file_rules(
+    conn: sa.Connection, groups: Sequence[RuleGroup], now: float
+) -> dict[str, SyncResult]:
     """``sync_file_rules`` for every client (server start, ``Settings.rule_files`` parsed)."""
     results = {cid: sync_file_rules(conn, cid, groups, now) for cid in _client_ids(conn)}
     return {cid: r for cid, r in results.items() if r.added or r.updated or r.removed or r.skipped}

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
-from infragent.rules.files import RuleFileError, parse_rule_text, rule_to_spec
+from infragent.rules.errors import RuleFileError
+from infragent.rules.files import parse_rule_text, rule_to_spec
 from infragent.rules.model import Rule
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal, require
@@ -38,9 +39,17 @@ router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-_REFUSED = {422: {"model": ProblemsOut, "description": "the rule is invalid (each problem with its line and column) or passes the instance cap"}}
-_CONFLICT = {409: {"description": "the name is taken, or the rule comes from the pack or a file"}}
-_MISSING = {404: {"description": "no rule of that name in the caller's tenant"}}
+Responses = dict[int | str, dict[str, Any]]
+_REFUSED: Responses = {
+    422: {
+        "model": ProblemsOut,
+        "description": "the rule is invalid (each problem with its line and column), or it would pass "
+        "the instance cap",
+    }
+}
+_CONFLICT: Responses = {409: {"description": "the name is taken, or the rule comes from the pack or a file"}}
+_MISSING: Responses = {404: {"description": "no rule of that name in the caller's tenant"}}
+_NOT_RULE_TEXT: Responses = {415: {"description": "the body is neither JSON nor YAML"}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +105,9 @@ def _budget(svc: AppServices, client_id: str, rule: Rule) -> InstanceBudget:
         )
 
 
-def _admitted(svc: AppServices, client_id: str, body: RuleText, name: str | None = None) -> Rule | JSONResponse:
+def _admitted(
+    svc: AppServices, client_id: str, body: RuleText, name: str | None = None
+) -> Rule | JSONResponse:
     """The rule of ``body`` if it parses, is named ``name`` (when given) and fits the cap; else the 422."""
     rule = _parse(body)
     if isinstance(rule, ProblemsOut):
@@ -170,13 +181,13 @@ def get_rule(
     "",
     response_model=RuleOut,
     status_code=201,
-    responses=_REFUSED | _CONFLICT | {415: {"description": "neither JSON nor YAML"}},
+    responses=_REFUSED | _CONFLICT | _NOT_RULE_TEXT,
     openapi_extra=rule_request_body(),
 )
 def create_rule(
-    body: Annotated[RuleText, Depends(rule_text)],
     who: Annotated[Principal, Depends(require("rules.write"))],
     svc: Annotated[AppServices, Depends(services)],
+    body: Annotated[RuleText, Depends(rule_text)],
 ) -> RuleOut | JSONResponse:
     """Create one rule (JSON, or YAML with ``Content-Type: application/yaml``); 409 if its name is taken."""
     rule = _admitted(svc, who.client_id, body)
@@ -195,13 +206,13 @@ def create_rule(
 @router.post(
     "/validate",
     response_model=ValidationOut,
-    responses={415: {"description": "neither JSON nor YAML"}},
+    responses=_NOT_RULE_TEXT,
     openapi_extra=rule_request_body(),
 )
 def validate_rule(
-    body: Annotated[RuleText, Depends(rule_text)],
     who: Annotated[Principal, Depends(require("rules.read"))],
     svc: Annotated[AppServices, Depends(services)],
+    body: Annotated[RuleText, Depends(rule_text)],
 ) -> ValidationOut:
     """Check a rule as POST would (its text, then the instance cap) without storing anything."""
     cap = svc.settings.max_alert_instances_per_tenant
@@ -223,22 +234,25 @@ def validate_rule(
 @router.put(
     "/{name}",
     response_model=RuleOut,
-    responses=_REFUSED | _CONFLICT | _MISSING | {415: {"description": "neither JSON nor YAML"}},
+    responses=_REFUSED | _CONFLICT | _MISSING | _NOT_RULE_TEXT,
     openapi_extra=rule_request_body(),
 )
 def replace_rule(
     name: str,
-    body: Annotated[RuleText, Depends(rule_text)],
     who: Annotated[Principal, Depends(require("rules.write"))],
     svc: Annotated[AppServices, Depends(services)],
+    body: Annotated[RuleText, Depends(rule_text)],
 ) -> RuleOut | JSONResponse:
-    """Replace the tenant's own rule ``name`` (its ``alert`` must be ``name``); 409 for a pack or file rule."""
+    """Replace the tenant's own rule ``name`` (its ``alert`` must be ``name``); 409 for a pack or
+    file rule."""
     rule = _admitted(svc, who.client_id, body, name)
     if isinstance(rule, JSONResponse):
         return rule
     try:
         with svc.store.write() as conn:
-            stored = rule_store.update_rule(conn, who.client_id, name, rule, now=svc.clock(), actor=_actor(who))
+            stored = rule_store.update_rule(
+                conn, who.client_id, name, rule, now=svc.clock(), actor=_actor(who)
+            )
     except RuleConflictError as exc:
         raise _conflict(exc) from None
     if stored is None:
@@ -263,7 +277,9 @@ def switch_rule(
         if budget.exceeded:
             return _refused(budget.refusal(name), [])
     with svc.store.write() as conn:
-        stored = rule_store.set_enabled(conn, who.client_id, name, body.enabled, now=svc.clock(), actor=_actor(who))
+        stored = rule_store.set_enabled(
+            conn, who.client_id, name, body.enabled, now=svc.clock(), actor=_actor(who)
+        )
     if stored is None:
         raise HTTPException(status_code=404, detail=f"rule {name!r} not found")
     return _out(stored)

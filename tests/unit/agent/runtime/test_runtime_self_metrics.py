@@ -75,7 +75,10 @@ def test_server_reachable_follows_the_last_send(agent: Agent) -> None:
         ([MetricPoint("system.cpu.load_average.5m", 3.0), MetricPoint("system.cpu.logical.count", 2.0)], 1.5),
         ([MetricPoint("system.cpu.load_average.5m", 3.0)], None),  # the platform gave no CPU count
         ([MetricPoint("system.cpu.logical.count", 2.0)], None),
-        ([MetricPoint("system.cpu.load_average.5m", 3.0), MetricPoint("system.cpu.logical.count", 0.0)], None),
+        (
+            [MetricPoint("system.cpu.load_average.5m", 3.0), MetricPoint("system.cpu.logical.count", 0.0)],
+            None,
+        ),
     ],
 )
 def test_load_per_core(points: list[MetricPoint], expected: float | None) -> None:
