@@ -31,10 +31,12 @@ from infragent.server.api import (
     commands,
     events,
     health,
+    incidents,
     keys,
     metrics,
     otlp,
     query,
+    rules,
     selfmetrics,
 )
 from infragent.server.auth import scope_refused
@@ -134,8 +136,10 @@ def create_app(
         metrics.router,
         otlp.router,
         query.router,
+        rules.router,
         selfmetrics.router,
         alerts.router,
+        incidents.router,
     )
     for router in routers:
         app.include_router(router)
