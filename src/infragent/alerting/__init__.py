@@ -2,7 +2,7 @@
 restarts, one evaluator per tenant across server processes (docs/alerting.md).
 
     ports.py      what the evaluator needs (AlertStore, SeriesReader) and the values crossing them
-    buffers.py    a series' recent samples as numpy arrays       render.py   annotation templates
+    buffers.py    a series' recent samples as numpy arrays
     tenant.py     one tenant's rules, series and instances in memory (pure, time passed in)
     holdings.py   tenants held under a lease: loading, refreshing  evaluator.py  the thread, the tick
     sql.py        the AlertStore over the database, and ``build_evaluator``

@@ -392,7 +392,7 @@ class Evaluator:
             return
         writes = [tenant.write_for(c) for c in changes] + list(extra)
         try:
-            incidents = self.store.commit(client_id, holding.token, writes, now)
+            written = self.store.commit(client_id, holding.token, writes, now)
         except TenantLostError:
             raise
         except Exception:
@@ -400,7 +400,7 @@ class Evaluator:
             holding.tenant = None
             return
         for w in writes:
-            tenant.committed(w, incidents.get(w.key))
+            tenant.committed(w, written.get(w.key))
             for t in w.transitions:
                 self.metrics.transitions.labels(t.to_status.value).inc()
         if accepted is not None and any(w.transitions for w in writes):

@@ -55,10 +55,12 @@ class InstanceWrite:
     """What one evaluation changed of one instance, written in one transaction with the others of
     its round: the instance row, its transitions, an audit entry each, and what incidents learn.
 
-    ``incident_id`` is the instance's incident in the current episode before this write (None at
-    the start of an episode). A fired transition is handed to the incidents when ``report_fired``
-    (False while ``incident_auto_pause_s`` holds it back); any other transition only when the
-    episode has an incident. ``deferred_fire`` is the held-back fire, once the pause has passed.
+    ``incident_id`` is the instance's incident as its row holds it (that of its latest reported
+    episode: the incidents rejoin it when the alert fires again); ``reported`` says whether the
+    current episode's fire was handed to the incidents. A fired transition is handed over when
+    ``report_fired`` (False while ``incident_auto_pause_s`` holds it back); any other transition
+    only in an episode that was reported. ``deferred_fire`` is the held-back fire, once the pause
+    has passed.
     """
 
     rule_id: str
@@ -70,6 +72,7 @@ class InstanceWrite:
     state: AlertState
     transitions: tuple[Transition, ...] = ()
     incident_id: str | None = None
+    reported: bool = False
     report_fired: bool = True
     deferred_fire: Transition | None = None
     #: events an event rule matched in this evaluation: linked to the alert's incident
@@ -78,6 +81,15 @@ class InstanceWrite:
     @property
     def key(self) -> tuple[str, str]:
         return (self.rule_id, self.group_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """An instance after its write: its incident (as its row now holds it), and whether the
+    current episode's fire has been handed to the incidents."""
+
+    incident_id: str | None
+    reported: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +144,9 @@ class AlertStore(Protocol):
 
     def commit(
         self, client_id: str, token: str, writes: Sequence[InstanceWrite], now: float
-    ) -> dict[tuple[str, str], str | None]:
-        """Write the round in one transaction, fenced by ``token``; each instance's incident after
-        it. Raises ``TenantLostError`` (rolled back) when the token or a transition says another
+    ) -> dict[tuple[str, str], Written]:
+        """Write the round in one transaction, fenced by ``token``; what each instance is after it.
+        Raises ``TenantLostError`` (rolled back) when the token or a transition says another
         evaluator owns the tenant."""
         ...
 

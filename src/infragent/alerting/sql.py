@@ -27,8 +27,8 @@ from infragent.alerting.ports import (
     Signal,
     TenantLostError,
     ValueUpdate,
+    Written,
 )
-from infragent.alerting.render import format_value
 from infragent.alerting.signals import encode_signal, pg_listen
 from infragent.alerting.telemetry import AlertMetrics
 from infragent.config import Settings
@@ -37,6 +37,7 @@ from infragent.incidents.model import IncidentPolicy
 from infragent.rules.files import parse_rule_file
 from infragent.rules.model import RuleGroup
 from infragent.rules.state import AlertStatus, Transition
+from infragent.rules.templates import format_value
 from infragent.rules.window import EventSample
 from infragent.store import alerts, audit, incidents
 from infragent.store import rules as rule_rows
@@ -69,8 +70,7 @@ class SqlAlertStore:
         with self.db.write() as conn:
             rule_rows.ensure_default_packs(conn, now)
             if self.file_groups is not None:
-                for client_id in alerts.client_ids(conn):
-                    rule_rows.sync_file_rules(conn, client_id, self.file_groups, now)
+                rule_rows.sync_all_file_rules(conn, self.file_groups, now)
 
     def tenants_with_rules(self) -> list[str]:
         with self.db.read() as conn:
@@ -121,7 +121,7 @@ class SqlAlertStore:
 
     def commit(
         self, client_id: str, token: str, writes: Sequence[InstanceWrite], now: float
-    ) -> dict[tuple[str, str], str | None]:
+    ) -> dict[tuple[str, str], Written]:
         try:
             with self.db.write() as conn:
                 if not alerts.fence(conn, client_id, token):
@@ -132,52 +132,34 @@ class SqlAlertStore:
                 client_id, "a transition was already recorded by another evaluator"
             ) from exc
 
-    def _write(self, conn: sa.Connection, client_id: str, w: InstanceWrite, now: float) -> str | None:
-        new_episode = any(t.from_status is AlertStatus.INACTIVE for t in w.transitions)
-        incident = None if new_episode else w.incident_id
+    def _write(self, conn: sa.Connection, client_id: str, w: InstanceWrite, now: float) -> Written:
         keys: dict[str, Any] = {"rule_id": w.rule_id, "group_key": w.group_key}
+        incident = w.incident_id
         alerts.write_instance(
             conn, client_id, **keys, labels=w.labels, state=w.state, incident_id=incident, now=now
         )
+        subject = f"alert:{w.rule_id}:{w.group_key[:32]}"
         for t in w.transitions:
-            alerts.insert_transition(
-                conn, client_id, **keys, labels=w.labels, transition=t, incident_id=incident
-            )
-            audit.append(
-                conn,
-                client_id,
-                ACTOR,
-                audit_kind(t),
-                f"alert:{w.rule_id}:{w.group_key[:32]}",
-                _detail(w, t),
-                now,
-            )
-        running: str | None = w.incident_id
-        reports: list[Transition] = []
+            alerts.insert_transition(conn, client_id, **keys, labels=w.labels, transition=t)
+            audit.append(conn, client_id, ACTOR, audit_kind(t), subject, _detail(w, t), now)
+        reported = w.reported
         for t in w.transitions:
             if t.from_status is AlertStatus.INACTIVE:
-                running = None
-            if (t.fired and w.report_fired) or (not t.fired and running is not None):
-                reports.append(t)
-                running = self._report(conn, client_id, w, t, running, now)
-            elif t.fired:
-                running = None  # held back by the auto-pause: reported by a later deferred write
+                reported = False  # a new episode: nothing of it reached the incidents yet
+            if (t.fired and w.report_fired) or (not t.fired and reported):
+                incident = self._report(conn, client_id, w, t, now) or incident
+                reported = True
         if w.deferred_fire is not None:
-            running = self._report(conn, client_id, w, w.deferred_fire, running, now)
-        if running != incident:
-            alerts.set_instance_incident(conn, client_id, w.rule_id, w.group_key, running, now)
-        if running is not None and w.event_ids:
-            alerts.link_events(conn, client_id, w.event_ids, running)
-        return running
+            incident = self._report(conn, client_id, w, w.deferred_fire, now) or incident
+            reported = True
+        if incident != w.incident_id:
+            alerts.set_instance_incident(conn, client_id, w.rule_id, w.group_key, incident, now)
+        if reported and incident is not None and w.event_ids:
+            alerts.link_events(conn, client_id, w.event_ids, incident)
+        return Written(incident, reported)
 
     def _report(
-        self,
-        conn: sa.Connection,
-        client_id: str,
-        w: InstanceWrite,
-        t: Transition,
-        current: str | None,
-        now: float,
+        self, conn: sa.Connection, client_id: str, w: InstanceWrite, t: Transition, now: float
     ) -> str | None:
         got = incidents.record_alert_transition(
             conn,
@@ -192,10 +174,9 @@ class SqlAlertStore:
             policy=self.policy,
             now=now,
         )
-        incident = got or current
-        if incident is not None and t in w.transitions:
-            alerts.set_transition_incident(conn, client_id, w.rule_id, w.group_key, t, incident)
-        return incident
+        if got is not None and t in w.transitions:
+            alerts.set_transition_incident(conn, client_id, w.rule_id, w.group_key, t, got)
+        return got
 
     def flush_values(self, client_id: str, token: str, values: Sequence[ValueUpdate]) -> None:
         with self.db.write() as conn:

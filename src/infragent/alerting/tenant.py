@@ -27,8 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infragent.alerting.buffers import F64, SeriesBuffer
-from infragent.alerting.ports import InstanceWrite, RuleRecord, SavedInstance
-from infragent.alerting.render import render_annotations
+from infragent.alerting.ports import InstanceWrite, RuleRecord, SavedInstance, Written
 from infragent.rules.evaluate import (
     alert_labels,
     evaluate,
@@ -37,6 +36,7 @@ from infragent.rules.evaluate import (
     group_key,
     group_labels,
     next_due,
+    render_annotations,
 )
 from infragent.rules.model import Absence, Anomaly, EventMatch, Forecast, Reset, Rule, Threshold
 from infragent.rules.state import AlertState, AlertStatus, Transition
@@ -140,7 +140,7 @@ class Instance:
         self.saved = saved is not None
         self.saved_value = self.state.last_value
         #: the current episode's fire was handed to the incidents (auto-pause bookkeeping)
-        self.reported = self.incident_id is not None
+        self.reported = self.incident_id is not None and self.state.status is AlertStatus.FIRING
         self.series: list[SeriesEntry] = []
         self.host: str | None = None
         self.due = next_due(rule.rule, self.state)
@@ -345,6 +345,9 @@ class Tenant:
         return Window(labels=inst.group, series=series, last_seen=max(seen) if seen else None, events=events)
 
     def evaluate(self, inst: Instance, now: float, events: tuple[EventSample, ...] = ()) -> Change | None:
+        """Evaluate one instance; a ``Change`` when something must be written: a transition, a
+        timer that moved without one (``keep_firing_since`` set or cleared), or events to link."""
+        before = _timers(inst.state)
         state, transitions = evaluate(inst.rule.rule, inst.state, self._window(inst, events), now)
         inst.state = state
         inst.due = next_due(inst.rule.rule, state)
@@ -353,7 +356,8 @@ class Tenant:
         else:
             self.watch.discard(inst)
         linked = tuple(e.event_id for e in events if e.event_id)
-        if transitions or (linked and inst.incident_id is not None):
+        moved = _timers(state) != before
+        if transitions or moved or (linked and inst.reported and inst.incident_id is not None):
             return Change(inst, tuple(transitions), linked)
         return None
 
@@ -437,27 +441,25 @@ class Tenant:
             group_key=inst.key[1],
             labels=inst.labels,
             severity=rule.severity,
-            annotations=render_annotations(rule.annotations, inst.labels, inst.state.last_value),
+            annotations=render_annotations(rule, inst.labels, inst.state.last_value),
             state=inst.state,
             transitions=transitions,
             incident_id=inst.incident_id,
+            reported=inst.reported,
             report_fired=self.auto_pause_s <= 0,
             deferred_fire=deferred,
             event_ids=event_ids,
         )
 
-    def committed(self, write: InstanceWrite, incident_id: str | None) -> None:
+    def committed(self, write: InstanceWrite, written: Written | None) -> None:
         """A write of this tenant is durable: the instance has a row, and maybe a (new) incident."""
         inst = self.instances.get(write.key)
-        if inst is None:
+        if inst is None or written is None:
             return
         inst.saved = True
         inst.saved_value = write.state.last_value
-        if any(t.from_status is AlertStatus.INACTIVE for t in write.transitions):
-            inst.reported = False
-        inst.incident_id = incident_id
-        if write.deferred_fire is not None or (incident_id is not None and write.report_fired):
-            inst.reported = True
+        inst.incident_id = written.incident_id
+        inst.reported = written.reported
 
     def counts(self) -> tuple[int, int, int]:
         """(pending, firing, all) instances."""
@@ -468,6 +470,12 @@ class Tenant:
     def unsaved_values(self) -> list[Instance]:
         """Persisted instances whose value moved since it was last written."""
         return [i for i in self.instances.values() if i.saved and i.state.last_value != i.saved_value]
+
+
+def _timers(s: AlertState) -> tuple[object, ...]:
+    """What of a state is persisted on change; the value, the evaluation time and the memo are not
+    (they move on nearly every evaluation, and are written with the next change)."""
+    return (s.status, s.active_since, s.firing_since, s.keep_firing_since, s.resolved_at)
 
 
 def event_hits(rule: Rule, event: EventSample) -> bool:

@@ -36,7 +36,6 @@ from infragent.store.schema import (
     alert_instances,
     alert_rules,
     alert_transitions,
-    clients,
     events,
     metric_hosts,
     rule_leases,
@@ -95,10 +94,12 @@ def acquire_lease(conn: sa.Connection, client_id: str, owner: str, now: float, l
     exists = conn.execute(sa.select(rule_leases.c.client_id).where(rule_leases.c.client_id == client_id))
     if exists.first() is not None:
         return None
-    inserted = conn.execute(
-        _insert_ignoring(conn, rule_leases, "client_id").values(client_id=client_id, **values)
-    ).rowcount
-    return token if inserted == 1 else None
+    stmt = _insert_ignoring(conn, rule_leases, "client_id").values(client_id=client_id, **values)
+    if conn.dialect.name == "postgresql":  # psycopg does not report the rowcount of ON CONFLICT
+        inserted = conn.execute(stmt.returning(rule_leases.c.token)).first() is not None
+    else:
+        inserted = conn.execute(stmt).rowcount == 1
+    return token if inserted else None
 
 
 def renew_lease(conn: sa.Connection, client_id: str, token: str, now: float, lease_s: float) -> bool:
@@ -305,17 +306,7 @@ def transitions(conn: sa.Connection, client_id: str, rule_id: str | None = None)
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
-def delete_rule_instances(conn: sa.Connection, client_id: str, rule_id: str) -> None:
-    """Forget a deleted rule's instances (their transitions stay as history)."""
-    c = alert_instances.c
-    conn.execute(alert_instances.delete().where(c.client_id == client_id, c.rule_id == rule_id))
-
-
 # -- what the evaluator reads of other aggregates ----------------------------------------------------
-
-
-def client_ids(conn: sa.Connection) -> list[str]:
-    return [str(x) for x in conn.execute(sa.select(clients.c.id).order_by(clients.c.id)).scalars()]
 
 
 def rule_signatures(conn: sa.Connection, client_ids: Sequence[str]) -> dict[str, tuple[int, float]]:
