@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from infragent.alerting.holdings import EVENT_OVERLAP_S, Holding, Loader
+from infragent.alerting.instances import Change, Instance, event_hits
 from infragent.alerting.ports import (
     AlertStore,
     InstanceWrite,
@@ -39,10 +40,10 @@ from infragent.alerting.ports import (
     TenantLostError,
     ValueUpdate,
 )
+from infragent.alerting.relay import EventRules, Outbox
 from infragent.alerting.telemetry import AlertMetrics
-from infragent.alerting.tenant import Change, Instance, Tenant, event_hits
+from infragent.alerting.tenant import Tenant
 from infragent.model import Event
-from infragent.rules.model import EventMatch, Rule
 from infragent.rules.state import AlertStatus
 from infragent.rules.window import EventSample
 from infragent.wire import MetricBatch
@@ -132,10 +133,8 @@ class Evaluator:
         self._held: dict[str, Holding] = {}
         self._wants: frozenset[str] = frozenset()
         self._prepared = False
-        self._outbox: dict[str, Signal] = {}
-        self._signalled_at: dict[str, float] = {}
-        self._claims: dict[str, tuple[float, list[Rule]]] = {}
-        self._claims_lock = threading.Lock()
+        self._outbox = Outbox(store, config.signal_min_s)
+        self._event_rules = EventRules(store, config.claims_ttl_s)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -161,7 +160,7 @@ class Evaluator:
         """Whether one of the tenant's event rules matches: then the event belongs to that rule's
         alert incident, and the events path opens no incident of its own."""
         sample = EventSample(0.0, type, service, str(severity), "", dict(data))
-        return any(event_hits(rule, sample) for rule in self._event_rules(client_id))
+        return any(event_hits(rule, sample) for rule in self._event_rules.of(client_id))
 
     def signalled(self, signal: Signal) -> None:
         """Another process stored data of a tenant (the listener's callback)."""
@@ -277,13 +276,13 @@ class Evaluator:
                     continue
                 holding.signature = signature
                 holding.last_sweep = float("-inf")
-                self._publish_event_rules(client_id, holding.tenant)
+                self._event_rules.publish(client_id, [e.rule for e in holding.tenant.event_rules])
 
     def _tick_tenant(self, client_id: str, holding: Holding, now: float) -> None:
         tenant = holding.tenant
         if tenant is None:
             return
-        self._publish_event_rules(client_id, tenant)
+        self._event_rules.publish(client_id, [e.rule for e in tenant.event_rules])
         if tenant.host_rules:
             tenant.note_hosts(self.store.hosts_last_seen(client_id))
         sweep = now - holding.last_sweep >= self.config.sweep_s
@@ -334,7 +333,7 @@ class Evaluator:
                 logger.exception("tenant %s: alert evaluation failed; reloading it from the store", client_id)
                 if (holding := self._held.get(client_id)) is not None:
                     holding.tenant = None
-        self._send_signals()
+        self._outbox.send()
 
     def _round(
         self,
@@ -347,7 +346,7 @@ class Evaluator:
         holding = self._held.get(client_id)
         if holding is None or holding.tenant is None:
             if holding is None and client_id in self._wants and (batches or events):
-                self._queue_signal(client_id, {b.batch.node_id for b in batches}, bool(events))
+                self._outbox.add(client_id, {b.batch.node_id for b in batches}, bool(events))
             return
         tenant = holding.tenant
         dirty: set[Instance] = set()
@@ -405,48 +404,6 @@ class Evaluator:
                 self.metrics.transitions.labels(t.to_status.value).inc()
         if accepted is not None and any(w.transitions for w in writes):
             self.metrics.latency.observe(time.monotonic() - accepted)
-
-    # -- signals to the holder, and the event rules of tenants held elsewhere -------------------------
-
-    def _queue_signal(self, client_id: str, hosts: set[str], events: bool) -> None:
-        prev = self._outbox.get(client_id)
-        if prev is not None:
-            hosts |= prev.hosts
-            events = events or prev.events
-        self._outbox[client_id] = Signal(client_id, frozenset(hosts), events)
-
-    def _send_signals(self) -> None:
-        mono = time.monotonic()
-        for client_id, signal in list(self._outbox.items()):
-            if mono - self._signalled_at.get(client_id, float("-inf")) < self.config.signal_min_s:
-                continue
-            del self._outbox[client_id]
-            self._signalled_at[client_id] = mono
-            try:
-                self.store.signal(signal)
-            except Exception:
-                logger.warning("cannot signal the rule evaluator of tenant %s", client_id, exc_info=True)
-
-    def _publish_event_rules(self, client_id: str, tenant: Tenant) -> None:
-        """A held tenant's event rules answer ``claims_event`` without a read (renewed each tick)."""
-        with self._claims_lock:
-            self._claims[client_id] = (
-                time.monotonic() + self.config.claims_ttl_s,
-                [e.rule for e in tenant.event_rules],
-            )
-
-    def _event_rules(self, client_id: str) -> list[Rule]:
-        """The tenant's event rules: as its holder last published them, else read from the store,
-        each kept ``claims_ttl_s``."""
-        mono = time.monotonic()
-        with self._claims_lock:
-            cached = self._claims.get(client_id)
-        if cached is not None and mono < cached[0]:
-            return cached[1]
-        rules = [r.rule for r in self.store.load_rules(client_id) if isinstance(r.rule.condition, EventMatch)]
-        with self._claims_lock:
-            self._claims[client_id] = (mono + self.config.claims_ttl_s, rules)
-        return rules
 
     def _gauges(self) -> None:
         pending = firing = total = 0

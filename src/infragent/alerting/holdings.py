@@ -18,8 +18,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from infragent.alerting.instances import Instance
 from infragent.alerting.ports import AlertStore, SeriesReader
-from infragent.alerting.tenant import Instance, Tenant
+from infragent.alerting.tenant import Tenant
 
 logger = logging.getLogger(__name__)
 
