@@ -249,3 +249,28 @@ def test_a_spec_that_no_longer_validates_is_refused_with_the_key() -> None:
     spec = rule_to_spec(group.rules[0]) | {"function": "median"}
     with pytest.raises(RuleFileError, match="unknown function 'median'"):
         rule_from_spec(spec, "store")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "groups: {}",
+        "groups: [1]",
+        "groups: [{name: 1, rules: 2}]",
+        "groups: [{name: a, rules: [[1, 2]]}]",
+        "groups: [{name: a, rules: [{alert: [1]}]}]",
+        "groups: [{name: a, rules: [{alert: A, kind: [x]}]}]",
+        "groups: [{name: a, rules: [{alert: A, metric: {a: b}, function: 1, window: [], op: 1, value: {}}]}]",
+        "groups: [{name: a, rules: [{alert: A, kind: event, match: [1], resolve: x}]}]",
+        "groups: [{name: a, rules: [{alert: A, kind: event, match: {data: [1]}, keep_firing_for: 1m}]}]",
+        "groups: [{name: a, rules: [{alert: A, kind: anomaly, metric: m, window: 1m, baseline: x, z: -1}]}]",
+        "groups: [{name: a, rules: [{? [1] : 2}]}]",
+        "groups: [{name: a, rules: [{alert: A, <<: {x: 1}}]}]",
+        "groups: !!binary aGVsbG8=",
+        "--- a\n--- b\n",
+        "\t",
+    ],
+)
+def test_any_shape_is_a_rule_file_error_never_a_crash(text: str) -> None:
+    with pytest.raises(RuleFileError):
+        parse_rule_file(text, "odd.yaml")
