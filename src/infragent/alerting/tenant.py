@@ -47,7 +47,7 @@ from infragent.rules.evaluate import (
 )
 from infragent.rules.model import Absence, EventMatch
 from infragent.rules.state import AlertStatus, Transition
-from infragent.rules.window import EventSample, SeriesSamples, Window
+from infragent.rules.window import EventSample, Window
 from infragent.wire import SeriesData
 
 logger = logging.getLogger(__name__)
@@ -199,9 +199,7 @@ class Tenant:
             entry = self.series(host, s.name, s.attributes)
             if entry is None:
                 continue
-            entry.buffer.extend(
-                np.asarray(s.timestamps, dtype=np.float64), np.asarray(s.values, dtype=np.float64)
-            )
+            entry.extend(np.asarray(s.timestamps, dtype=np.float64), np.asarray(s.values, dtype=np.float64))
             dirty.update(entry.instances)
         return dirty
 
@@ -213,7 +211,7 @@ class Tenant:
         entry = self.series(host, name, attributes)
         if entry is None:
             return set()
-        entry.buffer.extend(ts, values)
+        entry.extend(ts, values)
         if entry.buffer.last_ts is None and entry.floor_seen is None:
             entry.floor_seen = since
         return set(entry.instances)
@@ -239,7 +237,7 @@ class Tenant:
             return Window(labels=inst.group, last_seen=self.host_seen.get(inst.host))
         if not inst.series:
             return Window(labels=inst.group, events=events)
-        series = tuple(SeriesSamples(e.labels, *e.buffer.view()) for e in inst.series)
+        series = tuple(e.samples() for e in inst.series)
         seen = [t for e in inst.series if (t := e.last_seen) is not None]
         return Window(labels=inst.group, series=series, last_seen=max(seen) if seen else None, events=events)
 
