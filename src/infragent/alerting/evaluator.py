@@ -51,6 +51,10 @@ from infragent.wire import MetricBatch
 logger = logging.getLogger(__name__)
 
 
+#: A lease is renewed this many times per ``lease_s`` (a holder that misses two still holds it).
+RENEWALS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class EvaluatorConfig:
     """``tick_s``, ``lease_s``, ``max_instances`` and ``auto_pause_s`` come from Settings
@@ -250,9 +254,14 @@ class Evaluator:
 
     def _tick_leases(self, now: float) -> None:
         cfg = self.config
-        for client_id, holding in list(self._held.items()):
-            if not self.store.renew(client_id, holding.token, now, cfg.lease_s):
-                self._lose(client_id, "the lease was taken over")
+        due = {c: h for c, h in self._held.items() if now - h.renewed_at >= cfg.lease_s / RENEWALS}
+        if due:
+            renewed = self.store.renew([h.token for h in due.values()], now, cfg.lease_s)
+            for client_id, holding in due.items():
+                if client_id in renewed:
+                    holding.renewed_at = now
+                else:
+                    self._lose(client_id, "the lease was taken over")
         wanted = self.store.tenants_with_rules()
         self._wants = frozenset(wanted)
         for client_id in [c for c in self._held if c not in self._wants]:
@@ -261,7 +270,7 @@ class Evaluator:
             if client_id not in self._held and (
                 token := self.store.acquire(client_id, self.owner, now, cfg.lease_s)
             ):
-                self._held[client_id] = Holding(token, event_cursor=now)
+                self._held[client_id] = Holding(token, event_cursor=now, renewed_at=now)
         signatures = self.store.rule_signatures(sorted(self._held))
         for client_id, holding in list(self._held.items()):
             signature = signatures.get(client_id)

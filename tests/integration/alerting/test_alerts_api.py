@@ -95,6 +95,15 @@ def _fires_and_opens_an_incident(http: httpx.Client) -> None:
     _until(lambda: (_send(http, auth, 0.1), not _busy(http, auth, "firing"))[1])
     (resolved,) = _busy(http, auth, "inactive")
     assert resolved["resolved_at"] is not None
+    scrape = http.get("/metrics").text
+    assert _sample(scrape, 'infragent_alert_transitions_total{to="firing"}') >= 1
+    assert _sample(scrape, "infragent_rule_leases_held") >= 1
+    assert _sample(scrape, "infragent_alert_transition_latency_seconds_count") >= 1
+
+
+def _sample(scrape: str, name: str) -> float:
+    (line,) = [x for x in scrape.splitlines() if x.startswith(name + " ")]
+    return float(line.split()[-1])
 
 
 def test_a_batch_over_the_threshold_fires_and_opens_an_incident(store: SqlStore) -> None:
