@@ -113,6 +113,8 @@ class Evaluator:
         self._prepare_at: float | None = float("-inf")
         self._outbox = Outbox(store, config.signal_min_s)
         self._event_rules = EventRules(store, config.claims_ttl_s)
+        self._scanned = (float("-inf"), float("-inf"))
+        self._active: frozenset[str] = frozenset()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -237,7 +239,12 @@ class Evaluator:
                     holding.renewed_at = now
                 else:
                     self._lose(client_id, "the lease was taken over")
-        wanted = self.store.tenants_with_rules()
+        period = cfg.lease_s / RENEWALS  # a scan of all instances: a few times per lease is enough
+        mono = time.monotonic()
+        if now - self._scanned[0] >= period or mono - self._scanned[1] >= period:
+            self._scanned = (now, mono)  # by either clock: a test's, or a frozen one
+            self._active = frozenset(self.store.tenants_with_active_alerts())
+        wanted = sorted({*self.store.tenants_with_rules(), *self._active})
         self._wants = frozenset(wanted)
         for client_id in [c for c in self._held if c not in self._wants]:
             self.store.release(client_id, self._held.pop(client_id).token)
@@ -272,7 +279,7 @@ class Evaluator:
         sweep = now - holding.last_sweep >= self.config.sweep_s
         if sweep:
             holding.last_sweep = now
-        changes = self._evaluate(tenant, tenant.due(now, sweep=sweep), now)
+        changes = tenant.retire(now) + self._evaluate(tenant, tenant.due(now, sweep=sweep), now)
         deferred = [tenant.deferred_write(i) for i in tenant.deferred(now)]
         self._commit(client_id, holding, changes, now, extra=deferred)
         if holding.tenant is not None and now - holding.last_flush >= self.config.flush_s:

@@ -111,10 +111,12 @@ class Instance:
         "state",
     )
 
-    def __init__(self, rule: RuleEntry, group: dict[str, str], saved: SavedInstance | None) -> None:
+    def __init__(
+        self, rule: RuleEntry, group: dict[str, str], saved: SavedInstance | None, *, key: str | None = None
+    ) -> None:
         self.rule = rule
         self.group = group
-        self.key = (rule.id, group_key(group))
+        self.key = (rule.id, key if key is not None else group_key(group))
         self.labels = alert_labels(rule.rule, group)
         self.state = saved.state if saved is not None else AlertState()
         self.incident_id = saved.incident_id if saved is not None else None

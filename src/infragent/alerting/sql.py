@@ -12,6 +12,7 @@ back and raises ``TenantLostError``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +77,14 @@ class SqlAlertStore:
         with self.db.read() as conn:
             return list(rule_rows.tenants_with_rules(conn))
 
+    def tenants_with_active_alerts(self) -> list[str]:
+        with self.db.read() as conn:
+            return alerts.tenants_with_active_alerts(conn)
+
     def load_rules(self, client_id: str) -> list[RuleRecord]:
         with self.db.read() as conn:
             stored = rule_rows.load_rules(conn, client_id)
-        return [
-            RuleRecord(r.id, r.name, r.rule, r.updated_at) for r in stored if r.enabled and r.rule.enabled
-        ]
+        return [RuleRecord(r.id, r.name, replace(r.rule, enabled=r.enabled), r.updated_at) for r in stored]
 
     def rule_signatures(self, client_ids: Sequence[str]) -> dict[str, tuple[int, float]]:
         with self.db.read() as conn:
