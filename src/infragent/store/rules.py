@@ -304,8 +304,13 @@ def _sync(
     updated: list[str] = []
     skipped: list[str] = []
     wanted = {rule.name for rule in rules}
+    seen: set[str] = set()
     for rule in rules:
         row = existing.get(rule.name)
+        if rule.name in seen:  # listed twice (``read_rule_files`` refuses that): the first one stays
+            skipped.append(rule.name)
+            continue
+        seen.add(rule.name)
         if row is None:
             create_rule(conn, client_id, rule, origin=origin, now=now, actor=SYSTEM)
             added.append(rule.name)

@@ -166,11 +166,17 @@ def test_file_sync_adds_updates_removes_and_never_touches_api_or_pack_rules(
     # next start: DiskIo changed, Swap gone, a new rule, and names the tenant and the pack hold
     changed = parse_rule_file(FILE.replace("1e8", "2e8"), "f.yaml")[0]
     disk = changed.rules[0]
-    clashes = (replace(disk, name="BusyBox"), replace(disk, name="HighCpu"), replace(disk, name="Net"))
+    net = replace(disk, name="Net")
+    clashes = (
+        replace(disk, name="BusyBox"),
+        replace(disk, name="HighCpu"),
+        net,
+        replace(net, severity="critical"),
+    )
     with store.write() as conn:
         result = rules.sync_file_rules(conn, tenant, [RuleGroup("files", (disk, *clashes))], 3000.0)
     assert result == rules.SyncResult(
-        added=("Net",), updated=("DiskIo",), removed=("Swap",), skipped=("BusyBox", "HighCpu")
+        added=("Net",), updated=("DiskIo",), removed=("Swap",), skipped=("BusyBox", "HighCpu", "Net")
     )
     with store.read() as conn:
         by_name = {r.name: r for r in rules.load_rules(conn, tenant)}
@@ -179,6 +185,7 @@ def test_file_sync_adds_updates_removes_and_never_touches_api_or_pack_rules(
     assert by_name["HighCpu"].origin == "default"
     assert by_name["DiskIo"].origin == "file" and by_name["DiskIo"].rule.condition.value == 2e8  # type: ignore[union-attr]
     assert "Swap" not in by_name
+    assert by_name["Net"].rule.severity == "warning"  # listed twice: the first one stays
 
 
 def test_all_tenants_get_files_and_pack_and_isolation_holds(
