@@ -30,6 +30,7 @@ from infragent.server.api import (
     commands,
     events,
     health,
+    incidents,
     keys,
     metrics,
     otlp,
@@ -136,6 +137,7 @@ def create_app(
         query.router,
         rules.router,
         selfmetrics.router,
+        incidents.router,
     )
     for router in routers:
         app.include_router(router)
