@@ -263,3 +263,22 @@ def test_instance_estimate_counts_the_groups_a_selector_matches(
     # the pack over these series: HostSilent 3, HighCpu 3, FilesystemAlmostFull 2, FilesystemFullIn4h 2
     assert (budget.instances, budget.others, budget.exceeded) == (3, 10, True)
     assert "max_alert_instances_per_tenant" in budget.refusal("BusyBox")
+
+
+def test_a_stored_spec_that_no_longer_validates_is_skipped_not_fatal(
+    store: SqlStore, client_reg: Registration, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = client_reg.client.id
+    with store.write() as conn:
+        made = rules.create_rule(conn, tenant, parse_rule_text(CPU, "b"), origin="api", now=2000.0, actor="k")
+        mine = alert_rules.c.id == made.id
+        spec = conn.execute(sa.select(alert_rules.c.spec).where(mine)).scalar_one()
+        conn.execute(alert_rules.update().where(mine).values(spec={**spec, "function": "median"}))
+    with store.read() as conn:
+        names = {r.name for r in rules.load_rules(conn, tenant)}
+        assert rules.get_rule(conn, tenant, "BusyBox") is None
+    assert names == PACK  # the tenant's other rules are still there
+    assert "BusyBox" in caplog.text and "no longer validates" in caplog.text
+    with store.write() as conn:  # it can still be switched off
+        assert rules.set_enabled(conn, tenant, "BusyBox", False, now=2001.0, actor="k") is None
+        assert conn.execute(sa.select(alert_rules.c.enabled).where(mine)).scalar_one() is False
