@@ -3,8 +3,9 @@
 Why ports: the responder decides and acts; where its work comes from (an agent's pending events,
 leased from the database, each carrying the incident it opened or joined) and how a command travels
 (a signed webhook) are adapters. ``responder/`` imports no ``store`` module: ``store/workqueue.py``
-implements ``WorkQueue`` over the database, ``store/wakeup.py`` implements ``Latch``, ``actions/webhook.py`` implements
-``Dispatcher``, and a unit test drives the whole decision through an in-memory queue.
+implements ``WorkQueue`` over the database, ``store/wakeup.py`` implements ``Latch``,
+``actions/webhook.py`` implements ``Dispatcher``, and a unit test drives the whole decision through
+an in-memory queue.
 
 Every ``WorkQueue`` write is fenced by the item's lease: once another worker took the item over,
 the write raises ``LeaseLostError`` and changes nothing, so a late writer cannot finish work it lost.

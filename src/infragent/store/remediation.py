@@ -3,9 +3,10 @@
 Why the timeline says whether an incident is decided: an incident is decided once per *episode*
 (from its opening or reopening until it ends), and the timeline orders both kinds of entry by one
 sequence (``incident_timeline.id``). An incident is decided when its newest ``decision`` entry is
-newer than its newest ``opened`` / ``reopened`` entry. Ids, not times: two steps in the same
-second (or under a test's frozen clock) are still ordered, and a reopening that the incident row
-no longer lists (``reopened_at`` is pruned to the flap window) is still on the timeline.
+newer than its newest ``opened`` / ``reopened`` entry (or status move to ``open``: reopened by
+hand). Ids, not times: two steps in the same second (or under a test's frozen clock) are still
+ordered, and a reopening that the incident row no longer lists (``reopened_at`` is pruned to the
+flap window) is still on the timeline.
 
 Why the tenant's lock before the check: two claims of events of one incident (an event rule's
 incident spans agents, and claims are per agent) could both find it undecided. On PostgreSQL the
@@ -50,16 +51,26 @@ def decided_incidents(conn: sa.Connection, client_id: str, incident_ids: Iterabl
     if not ids:
         return frozenset()
     t = incident_timeline
+    scope = (t.c.client_id == client_id, t.c.incident_id.in_(ids))
     rows = conn.execute(
         sa.select(t.c.incident_id, t.c.kind, sa.func.max(t.c.id).label("last"))
-        .where(t.c.client_id == client_id, t.c.incident_id.in_(ids), t.c.kind.in_((*_STARTS, "decision")))
+        .where(*scope, t.c.kind.in_((*_STARTS, "decision")))
         .group_by(t.c.incident_id, t.c.kind)
-    )
+    ).all()
     started: dict[str, int] = {}
     decided: dict[str, int] = {}
     for r in rows:
         into = decided if r.kind == "decision" else started
         into[r.incident_id] = max(into.get(r.incident_id, 0), int(r.last))
+    if decided:  # a person reopening an ended incident (a status move to open) starts an episode too
+        moves = conn.execute(
+            sa.select(t.c.incident_id, t.c.id, t.c.detail).where(
+                *scope, t.c.kind == "status", t.c.incident_id.in_(list(decided))
+            )
+        )
+        for m in moves:
+            if m.detail.get("to") == IncidentStatus.OPEN.value:
+                started[m.incident_id] = max(started.get(m.incident_id, 0), int(m.id))
     return frozenset(i for i, last in decided.items() if last > started.get(i, 0))
 
 
