@@ -93,13 +93,6 @@ def insert_event(
     return event
 
 
-def incident_of(conn: sa.Connection, client_id: str, event_id: str) -> str | None:
-    """The incident an event is on now (an event rule's incident is set after the event is stored)."""
-    return conn.execute(
-        sa.select(events.c.incident_id).where(events.c.client_id == client_id, events.c.id == event_id)
-    ).scalar()
-
-
 def list_events(
     conn: sa.Connection, client_id: str, status: str | None = None, limit: int = 100
 ) -> list[Event]:

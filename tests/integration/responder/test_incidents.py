@@ -8,20 +8,24 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 
 from infragent.config import Settings
-from infragent.incidents.model import IncidentStatus, TimelineEntry
-from infragent.model import ActionSpec
+from infragent.incidents.model import IncidentPolicy, IncidentStatus, TimelineEntry
+from infragent.model import ActionSpec, Decision, Severity
 from infragent.responder.llm import build_llm_client
 from infragent.responder.loop import Responder, ResponderConfig
+from infragent.responder.plan import plan
+from infragent.responder.ports import IncidentDecidedError
 from infragent.server.app import create_app
-from infragent.store import incidents
+from infragent.store import events, incidents
 from infragent.store.sql import SqlStore
 from infragent.store.wakeup import Wakeup
+from infragent.store.workqueue import SqlWorkQueue
 from support.databases import audit_entries, pending_count, register_agent
 from support.llm_standin import Answer, LlmStandIn
 from support.responders import Receiver, make_responder, register_node
@@ -203,3 +207,74 @@ def test_the_decision_on_the_timeline_has_its_rationale_redacted(
     assert decision["source"] == "llm" and decision["action"] == "escalate"
     assert "hunter2-secret" not in decision["rationale"] and "[REDACTED]" in decision["rationale"]
     assert receiver.reg.api_key.split("_", 2)[2] not in json.dumps(decision)
+
+
+# -- the queue's fences, driven by hand on the real store ------------------------------------------
+
+
+def _stored(
+    store: SqlStore, recv: Receiver, node: str, now: float, *, fingerprint_node: str | None = None
+) -> str:
+    """An event of ``node``, recorded on the incident of ``fingerprint_node`` (default: its own), as
+    an event rule's incident spanning agents would hold it."""
+    with store.write() as conn:
+        event = events.insert_event(
+            conn,
+            recv.reg.client.id,
+            type="app_down",
+            service="web",
+            severity=Severity.CRITICAL,
+            data={},
+            node_id=node,
+            now=now,
+        )
+        on = replace(event, node_id=fingerprint_node or node)
+        return incidents.record_event(conn, on, IncidentPolicy(), now)
+
+
+def test_two_claims_of_one_incident_cannot_both_decide(store: SqlStore, receiver: Receiver) -> None:
+    """Claims are per agent; an incident whose events come from two agents is still decided once."""
+    for node in ("a/web", "b/web"):
+        register_node(store, receiver.reg, node)
+    incident_id = _stored(store, receiver, "a/web", 10.0)
+    assert _stored(store, receiver, "b/web", 11.0, fingerprint_node="a/web") == incident_id
+    first, second = SqlWorkQueue(store), SqlWorkQueue(store)
+    item_a, item_b = first.claim_next("w1", 30, 20.0), second.claim_next("w2", 30, 20.0)
+    assert item_a is not None and item_b is not None and item_a.key != item_b.key
+    assert item_a.decided == item_b.decided == frozenset()  # both found it undecided
+    decision = Decision("policy", "escalate", "nothing matches")
+    plan_a, plan_b = plan(item_a), plan(item_b)
+    assert plan_a.incident_id == plan_b.incident_id == incident_id
+    first.record_decision(plan_a, decision, 21.0, "responder:w1")
+    with pytest.raises(IncidentDecidedError):
+        second.record_decision(plan_b, decision, 21.5, "responder:w2")
+    first.complete(plan_a, 22.0, None, "responder:w1", "escalate")
+    second.complete(replace(plan_b, events=(), joined=plan_b.events), 22.0, None, "responder:w2", "joined")
+    assert pending_count(store) == 0
+    decisions = _decisions(store, receiver)
+    assert len(decisions) == 1 and decisions[0]["incident_id"] == incident_id
+    kinds = [e.kind for e in _timeline(store, receiver, incident_id)]
+    assert kinds.count("decision") == 1
+
+
+def test_an_incident_reopened_by_a_person_is_a_new_episode(store: SqlStore, receiver: Receiver) -> None:
+    register_node(store, receiver.reg, NODE)
+    incident_id = _stored(store, receiver, NODE, 10.0)
+    queue = SqlWorkQueue(store)
+    item = queue.claim_next("w", 30, 20.0)
+    assert item is not None and item.decided == frozenset()
+    queue.record_decision(plan(item), Decision("policy", "none", "fine"), 21.0, "responder:w")
+    queue.complete(plan(item), 22.0, None, "responder:w", "none")
+    assert _stored(store, receiver, NODE, 30.0) == incident_id  # still open: it joins
+    item = queue.claim_next("w", 30, 31.0)
+    assert item is not None and item.decided == {incident_id}
+    queue.complete(plan(item), 32.0, None, "responder:w", "joined")
+    with store.write() as conn:  # a person resolves it, then reopens it by hand
+        incidents.set_status(
+            conn, receiver.reg.client.id, incident_id, IncidentStatus.RESOLVED, "key:k", 40.0
+        )
+        incidents.set_status(conn, receiver.reg.client.id, incident_id, IncidentStatus.OPEN, "key:k", 41.0)
+    assert _stored(store, receiver, NODE, 50.0) == incident_id
+    item = queue.claim_next("w", 30, 51.0)
+    assert item is not None and item.decided == frozenset()  # the new episode is undecided
+    assert plan(item).incident_id == incident_id and plan(item).joined == ()

@@ -62,14 +62,11 @@ def report_event(
             now=svc.clock(),
             incidents=None if claimed else policy_from_settings(svc.settings),
         )
-    incident_id = event.incident_id
-    if alerting is not None:
+    if alerting is not None:  # after the commit: the evaluator reads what was stored
         alerting.observe_event(who.client_id, event)
-        if claimed:  # the rule's incident, set by the evaluator
-            with svc.store.read() as conn:
-                incident_id = events.incident_of(conn, who.client_id, event.id)
     svc.on_event()
-    return EventAccepted(event_id=event.id, incident_id=incident_id)
+    # None when an event rule claimed it: the evaluator links it to the rule's incident afterwards.
+    return EventAccepted(event_id=event.id, incident_id=event.incident_id)
 
 
 @router.get("", response_model=list[EventOut])
