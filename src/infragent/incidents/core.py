@@ -44,13 +44,15 @@ TITLE_MAX = 500
 SEVERITY_RANK: Mapping[str, int] = {"info": 0, "warning": 1, "critical": 2}
 
 S = IncidentStatus
-#: status → where it may go. ``open`` out of an ended status is a reopening.
+#: status → where it may go. ``open`` out of an ended status is a reopening. An escalated incident
+#: is handed to people, so a person may acknowledge it (someone took it) or resolve it, and the
+#: evaluator resolves it once its alerts have cleared.
 MOVES: Mapping[IncidentStatus, frozenset[IncidentStatus]] = {
     S.OPEN: frozenset({S.ACKNOWLEDGED, S.REMEDIATING, S.RESOLVED, S.ESCALATED}),
     S.ACKNOWLEDGED: frozenset({S.REMEDIATING, S.RESOLVED}),
     S.REMEDIATING: frozenset({S.RESOLVED, S.ESCALATED}),
     S.RESOLVED: frozenset({S.OPEN}),
-    S.ESCALATED: frozenset({S.OPEN}),
+    S.ESCALATED: frozenset({S.OPEN, S.ACKNOWLEDGED, S.RESOLVED}),
 }
 ENDED_STATUSES = frozenset({S.RESOLVED, S.ESCALATED})
 
@@ -298,12 +300,14 @@ def move(
     if not can_move(incident.status, to):
         raise StatusChangeError(incident.id, incident.status, to)
     moved = replace(incident, status=to, updated_at=now)
+    if incident.status in ENDED_STATUSES and to in ACTIVE_STATUSES:  # the episode goes on
+        moved = replace(moved, resolved_at=None, resolved_by=None)
     if to is S.ACKNOWLEDGED:
         moved = replace(moved, acknowledged_at=now, acknowledged_by=actor)
     elif to in ENDED_STATUSES:
         moved = replace(moved, resolved_at=now, resolved_by=actor)
-    elif to is S.OPEN:  # reopened by hand: a new episode
-        moved = replace(moved, acknowledged_at=None, acknowledged_by=None, resolved_at=None, resolved_by=None)
+    elif to is S.OPEN:  # reopened by hand: a new episode, nobody on it yet
+        moved = replace(moved, acknowledged_at=None, acknowledged_by=None)
     detail: dict[str, object] = {"from": incident.status.value, "to": to.value}
     if note:
         detail["note"] = note

@@ -299,7 +299,7 @@ def record_alert_transition(
     _touch(conn, client_id, current.id, now)
     if (
         transition.resolved
-        and current.status in ACTIVE_STATUSES
+        and core.can_move(current.status, IncidentStatus.RESOLVED)
         and not _still_firing(conn, client_id, current.id)
     ):
         _change_status(conn, current, IncidentStatus.RESOLVED, RULES_ACTOR, now, None)

@@ -182,6 +182,32 @@ def test_a_fired_alert_opens_and_its_resolution_resolves_by_rules(store: SqlStor
     assert _kinds(store, tenant, incident_id) == ["opened", "alert", "alert", "status"]
 
 
+@pytest.mark.parametrize("moves", [[S.ACKNOWLEDGED], [S.REMEDIATING], [S.REMEDIATING, S.ESCALATED]])
+def test_rules_resolve_an_acknowledged_remediating_or_escalated_incident(
+    store: SqlStore, tenant: str, moves: list[IncidentStatus]
+) -> None:
+    alert = Instance(store, tenant, _rule(store, tenant), "web-1")
+    incident_id = alert.fire(1000.0)
+    with store.write() as conn:
+        for i, to in enumerate(moves):
+            inc.set_status(conn, tenant, incident_id, to, "responder", 1001.0 + i)
+    alert.go(A.INACTIVE, 1100.0)
+    resolved = _get(store, tenant, incident_id)
+    assert resolved.status is S.RESOLVED and resolved.resolved_by == "rules"
+
+
+def test_an_incident_resolved_by_hand_stays_resolved_when_its_alert_clears(
+    store: SqlStore, tenant: str
+) -> None:
+    alert = Instance(store, tenant, _rule(store, tenant), "web-1")
+    incident_id = alert.fire(1000.0)
+    with store.write() as conn:
+        inc.set_status(conn, tenant, incident_id, S.RESOLVED, "key:k", 1050.0)
+    assert alert.go(A.INACTIVE, 1100.0) == incident_id
+    done = _get(store, tenant, incident_id)
+    assert done.resolved_by == "key:k" and _kinds(store, tenant, incident_id)[-1] == "alert"
+
+
 def test_grouped_alerts_join_one_incident_resolved_when_the_last_resolves(
     store: SqlStore, tenant: str
 ) -> None:

@@ -106,6 +106,8 @@ ALLOWED = {
     (S.REMEDIATING, S.ESCALATED),
     (S.RESOLVED, S.OPEN),
     (S.ESCALATED, S.OPEN),
+    (S.ESCALATED, S.ACKNOWLEDGED),
+    (S.ESCALATED, S.RESOLVED),
 }
 
 
@@ -140,13 +142,15 @@ def test_the_table_above_is_the_machine() -> None:
         ),
         (S.REMEDIATING, S.ESCALATED, {"resolved_at": 10.0, "resolved_by": "key:b"}),
         (S.RESOLVED, S.OPEN, {"resolved_at": None, "resolved_by": None, "acknowledged_at": None}),
+        (S.ESCALATED, S.ACKNOWLEDGED, {"resolved_at": None, "resolved_by": None, "acknowledged_by": "key:b"}),
+        (S.ESCALATED, S.RESOLVED, {"resolved_at": 10.0, "resolved_by": "key:b"}),
     ],
 )
 def test_who_and_when_are_kept_on_the_incident(
     frm: IncidentStatus, to: IncidentStatus, fields: dict[str, Any]
 ) -> None:
     incident = _incident("i1", "fp", {"status": frm, "acknowledged_at": 1.0, "acknowledged_by": "key:a"})
-    if frm is S.RESOLVED:
+    if frm in (S.RESOLVED, S.ESCALATED):
         incident = _incident("i1", "fp", {"status": frm, "resolved_at": 5.0, "resolved_by": "rules"})
     moved, _ = move(incident, to, "key:b", 10.0)
     for name, want in fields.items():
