@@ -12,6 +12,7 @@ descend from the root.
     ├── StoreError                the database refused or lost an operation
     │   ├── LeaseLostError        another responder took the work item over  [responder.ports]
     │   ├── TenantLostError       another evaluator holds the tenant's alert state  [alerting.ports]
+    │   ├── IncidentDecidedError  the item's incident was decided by another claim  [responder.ports]
     │   ├── LedgerError           the agent's command ledger cannot be read or written  [agent.ledger]
     │   ├── ChunkFormatError      a stored chunk cannot be decoded (also ValueError)  [store.metrics.chunks]
     │   └── _SliceChangedError    compaction's slice moved under it; retried  [store.metrics.compaction]
@@ -25,6 +26,7 @@ descend from the root.
     │   └── TooManySeriesError    the query matches more series than one answer holds  [query.errors]
     ├── RuleFileError             a rule file, rule or rule test is invalid: ``problems``  [rules.errors]
     │   └── RuleSyntaxError       a selector or duration string does not parse (``offset``)  [rules.errors]
+    ├── RuleConflictError         a rule name is taken, or the rule is managed: 409  [store.rules]
     ├── ScopeError                a valid key lacks the operation's scope: 403  [auth.scopes]
     ├── EmailTakenError           the e-mail already owns a tenant: 409  [auth.registration]
     ├── IncidentError             an incident cannot be changed as asked  [incidents.core]
