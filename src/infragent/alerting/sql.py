@@ -35,8 +35,8 @@ from infragent.alerting.telemetry import AlertMetrics
 from infragent.config import Settings
 from infragent.incidents.core import policy_from_settings
 from infragent.incidents.model import IncidentPolicy
-from infragent.rules.files import parse_rule_file
 from infragent.rules.model import RuleGroup
+from infragent.rules.pack import read_rule_files
 from infragent.rules.state import AlertStatus, Transition
 from infragent.rules.templates import format_value
 from infragent.rules.window import EventSample
@@ -216,11 +216,7 @@ def build_evaluator(
 ) -> Evaluator:
     """The server's evaluator over its database: rule files parsed now (a broken file stops the
     start-up with its line and column), synced into every tenant by the evaluator's first tick."""
-    groups = [
-        group
-        for path in settings.rule_files
-        for group in parse_rule_file(Path(path).read_text(encoding="utf-8"), str(path))
-    ]
+    groups = read_rule_files([Path(p) for p in settings.rule_files])
     config = EvaluatorConfig(
         tick_s=settings.rule_tick_s,
         lease_s=settings.rule_lease_s,
