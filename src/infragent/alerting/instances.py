@@ -103,6 +103,7 @@ class Instance:
         "incident_id",
         "key",
         "labels",
+        "recheck",
         "reported",
         "rule",
         "saved",
@@ -127,10 +128,14 @@ class Instance:
         self.series: list[SeriesEntry] = []
         self.host: str | None = None
         self.due = next_due(rule.rule, self.state)
+        #: the newest sample's time when it was ahead of the clock: evaluated again then
+        self.recheck: float | None = None
 
     @property
     def watched(self) -> bool:
-        return self.state.status is not AlertStatus.INACTIVE or self.due is not None
+        return (
+            self.state.status is not AlertStatus.INACTIVE or self.due is not None or self.recheck is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)

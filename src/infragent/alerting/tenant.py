@@ -249,9 +249,13 @@ class Tenant:
         """Evaluate one instance; a ``Change`` when something must be written: a transition, a
         timer that moved without one (``keep_firing_since`` set or cleared), or events to link."""
         before = timers(inst.state)
-        state, transitions = evaluate(inst.rule.rule, inst.state, self._window(inst, events), now)
+        window = self._window(inst, events)
+        state, transitions = evaluate(inst.rule.rule, inst.state, window, now)
         inst.state = state
         inst.due = next_due(inst.rule.rule, state)
+        ahead = window.last_seen is not None and window.last_seen > now and inst.host is None
+        # samples stamped ahead of our clock (an agent's clock runs fast) count once we reach them
+        inst.recheck = window.last_seen if ahead else None
         if inst.watched:
             self.watch.add(inst)
         else:
@@ -279,7 +283,9 @@ class Tenant:
         picked = {
             i
             for i in self.watch
-            if i.state.status is not AlertStatus.INACTIVE or (i.due is not None and i.due <= now)
+            if i.state.status is not AlertStatus.INACTIVE
+            or (i.due is not None and i.due <= now)
+            or (i.recheck is not None and i.recheck <= now)
         }
         picked.update(self.host_instances)
         return list(picked)

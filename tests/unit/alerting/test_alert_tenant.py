@@ -213,3 +213,14 @@ def test_the_alerts_of_a_rule_switched_off_are_retired_once() -> None:
     assert write.reported and write.incident_id == "inc-1"  # its incident learns of it
     assert write.state.status is AlertStatus.INACTIVE and write.state.resolved_at == 500.0
     assert t.retire(600.0) == []
+
+
+def test_a_sample_stamped_ahead_of_the_clock_is_evaluated_again_when_its_time_comes() -> None:
+    t = _tenant(HIGH_CPU.replace("function: avg", "function: last").replace("for: 30s", "for: 0s"))
+    t.observe("a", [_cpu("user", [95.0], [0.1])])
+    dirty = t.observe("a", [_cpu("user", [102.0], [0.99])])  # the agent's clock is 2 s ahead
+    assert t.evaluate_all(dirty, 100.0)[0] == []  # not in (now - 1m, now] yet
+    assert t.due(101.0) == []
+    (inst,) = t.due(102.0)
+    (change,) = t.evaluate_all([inst], 102.0)[0]
+    assert change.transitions[-1].to_status is AlertStatus.FIRING
