@@ -1,0 +1,467 @@
+"""Alert latency side by side: a gauge flips → our incident is open / Prometheus + Alertmanager's webhook.
+
+Theirs: ``../shared/anchors/alert_latency.py`` (Prometheus and Alertmanager on loopback, temp dirs,
+stopped by PID): ``bench_ok == 0`` with ``for: 0s``, scrape and evaluation every 1 s, ``group_wait 0s``;
+latency = gauge flipped in the exporter → webhook received.
+
+Ours: a real ``infragent server`` (SQLite in a temp dir, or a fresh PostgreSQL schema; 127.0.0.1,
+port 0, every setting at its default), a tenant registered through the API, the threshold rule
+``last(bench_ok) == 0`` with ``for: 0s`` created through the rules API, and an agent-like sender: every
+``interval`` seconds it reads the gauge and POSTs it as a native batch (``wire.encode_batch``, gzip,
+through the agent's own HTTP client), as the agent ships one collection tick. Latency = gauge flipped
+→ the incident's change received on ``GET /api/v1/incidents/stream`` (when a client can see it).
+
+Each trial uses a new ``trial`` label (a new series and a new alert group on both sides), waits
+until the value 1 is in (scraped there, accepted here), pauses a random 0..max(1 s, interval) so the
+flip falls at a random phase of the scrape/send cycle, and flips the gauge to 0 at t0. Also printed
+for ours: breach sample accepted (the answer to the POST that carried the first 0) → incident seen
+on the stream, and → the incident's ``opened_at`` (the server's clock; same machine).
+
+Percentiles are nearest-rank (the anchors' ``procstat.pctl``), computed here for both sides from
+every trial. Goals (issue #11): our p95 ≤ 0.8 x theirs; breach accepted → incident open ≤ 50 ms p95.
+
+``--defaults``: both sides as installed. Theirs: scrape/eval 1 m, ``group_wait`` 30 s, 10 gauges
+flipped at independent random times in one run (the anchor's ``--parallel``, ~6 min); ours: an
+agent at its default 10 s interval and the server's defaults, 10 sequential trials. The two sides
+run at the same time (both idle between scrapes and sends), so the run takes ~6 min, not ~10.
+
+    .venv/bin/python bench/alert_latency.py                     # 20 trials each side, ~2 min
+    .venv/bin/python bench/alert_latency.py --quick             # 3 trials each side, < 60 s
+    .venv/bin/python bench/alert_latency.py --defaults          # defaults on both sides, ~6 min
+    .venv/bin/python bench/alert_latency.py --anchors none      # ours only
+
+``--anchors`` defaults to ``../shared/anchors`` next to the checkout; from a git worktree pass the path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from ingest import PG_DSN, infragent_server, pg_schema
+
+from infragent.agent.http import HttpClient, HttpError
+from infragent.wire import CONTENT_TYPE, MetricBatch, SeriesData, encode_batch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ANCHORS = REPO.parent / "shared" / "anchors"
+#: The rule both sides evaluate, in our rule-file syntax (docs/rules.md).
+RULE_YAML = """\
+alert: BenchGaugeLow
+kind: threshold
+metric: bench_ok
+function: last
+window: 10s
+op: "=="
+value: 0
+by: [trial]
+for: 0s
+"""
+
+
+def pctl(values: list[float], p: float) -> float:
+    """Nearest-rank percentile, as the anchors' ``procstat.pctl``."""
+    xs = sorted(values)
+    return xs[max(1, math.ceil(p / 100.0 * len(xs))) - 1] if xs else float("nan")
+
+
+@contextmanager
+def _database(kind: str) -> Iterator[str]:
+    if kind == "pg":
+        with pg_schema() as schema:
+            yield f"{PG_DSN}?options=-csearch_path%3D{schema}"
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="bench-alert-db-"))
+    try:
+        yield f"sqlite:///{tmp}/infragent.db"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def create_rule(port: int, key: str, text: str) -> None:
+    """One rule through the rules API (YAML body, as an operator would paste a rule)."""
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/api/v1/rules",
+        content=text.encode(),
+        headers={"authorization": f"Bearer {key}", "content-type": "application/yaml"},
+        timeout=30,
+    )
+    if r.status_code != 201:
+        raise RuntimeError(f"creating the rule failed: {r.status_code} {r.text[:500]}")
+
+
+class GaugeSender:
+    """An agent-like sender of one gauge: every ``interval_s`` one native batch with the value read
+    at that tick, shipped at once. Ticks are on a fixed schedule, as the agent's collection loop."""
+
+    def __init__(self, port: int, key: str, interval_s: float) -> None:
+        self._client = HttpClient(f"http://127.0.0.1:{port}", timeout_s=30)
+        self._headers = {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": CONTENT_TYPE,
+            "Content-Encoding": "gzip",
+        }
+        self._interval = interval_s
+        self._lock = threading.Lock()
+        self._trial, self._value = "warmup", 1.0
+        self._stop = threading.Event()
+        #: (trial, value) → wall time of the answer to the first accepted POST carrying it
+        self.accepted: dict[tuple[str, float], float] = {}
+        self.accepted_cv = threading.Condition()
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="gauge-sender", daemon=True)
+
+    def set(self, trial: str, value: float) -> None:
+        with self._lock:
+            self._trial, self._value = trial, value
+
+    def wait_accepted(self, trial: str, value: float, timeout_s: float) -> float:
+        with self.accepted_cv:
+            if not self.accepted_cv.wait_for(lambda: (trial, value) in self.accepted, timeout_s):
+                raise RuntimeError(f"no accepted sample {trial}={value} in {timeout_s} s: {self.errors[-3:]}")
+            return self.accepted[(trial, value)]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self._interval + 35)
+        self._client.close()
+
+    def _run(self) -> None:
+        tick = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                trial, value = self._trial, self._value
+            now = time.time()
+            series = SeriesData("bench_ok", "1", "gauge", False, {"trial": trial}, [now], [value])
+            batch = MetricBatch(uuid.uuid4().hex, "bench-host", {"host.name": "bench-host"}, [series])
+            try:
+                answer = self._client.request("POST", "/api/v1/metrics", encode_batch(batch), self._headers)
+            except HttpError as exc:
+                self.errors.append(str(exc))
+            else:
+                done = time.time()
+                if answer.status // 100 == 2:
+                    with self.accepted_cv:
+                        self.accepted.setdefault((trial, value), done)
+                        self.accepted_cv.notify_all()
+                else:
+                    self.errors.append(f"{answer.status} {answer.text()}")
+            tick += self._interval
+            self._stop.wait(max(0.0, tick - time.monotonic()))
+
+
+@dataclass
+class Seen:
+    """When an incident of a trial was first seen, and what the server stamped on it."""
+
+    at: float
+    opened_at: float | None
+    how: str
+
+
+class IncidentWatcher:
+    """Records when each trial's incident is first seen open: on the SSE stream, or (when the route
+    is missing) by polling ``GET /api/v1/incidents`` every 50 ms."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self._base = f"http://127.0.0.1:{port}"
+        self._headers = {"authorization": f"Bearer {key}"}
+        self.seen: dict[str, Seen] = {}
+        self.cv = threading.Condition()
+        self.how = "stream"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="incident-watcher", daemon=True)
+        self._ready: queue.Queue[str] = queue.Queue()
+
+    def start(self, timeout_s: float = 30) -> None:
+        self._thread.start()
+        self.how = self._ready.get(timeout=timeout_s)
+
+    def wait(self, trial: str, timeout_s: float) -> Seen:
+        with self.cv:
+            if not self.cv.wait_for(lambda: trial in self.seen, timeout_s):
+                raise RuntimeError(f"no incident for trial {trial} within {timeout_s} s")
+            return self.seen[trial]
+
+    def stop(self) -> None:
+        self._stop.set()  # the stream ends when the server stops; the thread is a daemon
+
+    def _note(self, incident: dict[str, Any], how: str) -> None:
+        at = time.time()
+        trial = (incident.get("labels") or {}).get("trial")
+        if trial is None or incident.get("status") not in ("open", "acknowledged", "remediating"):
+            return
+        with self.cv:
+            if trial not in self.seen:
+                self.seen[trial] = Seen(at, incident.get("opened_at"), how)
+                self.cv.notify_all()
+
+    def _run(self) -> None:
+        try:
+            with httpx.Client(timeout=httpx.Timeout(10, read=None)) as client:
+                with client.stream(
+                    "GET", f"{self._base}/api/v1/incidents/stream", headers=self._headers
+                ) as r:
+                    if r.status_code == 404:
+                        self._ready.put("poll")
+                    else:
+                        r.raise_for_status()
+                        self._ready.put("stream")
+                        self._read_stream(r)
+                        return
+                self._poll(client)
+        except (httpx.HTTPError, OSError) as exc:
+            if not self._stop.is_set():
+                print(f"  incident watcher ended: {exc!r}", file=sys.stderr)
+
+    def _read_stream(self, r: httpx.Response) -> None:
+        data: list[str] = []
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                data.append(line[5:].lstrip())
+            elif not line and data:
+                body = json.loads("\n".join(data))
+                data = []
+                self._note(body.get("incident", body), "stream")
+            if self._stop.is_set():
+                return
+
+    def _poll(self, client: httpx.Client) -> None:
+        while not self._stop.is_set():
+            r = client.get(f"{self._base}/api/v1/incidents", params={"limit": 200}, headers=self._headers)
+            r.raise_for_status()
+            answer = r.json()
+            for incident in answer.get("incidents", answer.get("items", [])):
+                self._note(incident, "poll")
+            self._stop.wait(0.05)
+
+
+def run_ours(args: argparse.Namespace, trials: int, interval_s: float) -> dict[str, Any]:
+    lat, accepted_seen, accepted_opened, how = [], [], [], set()
+    pause_max = max(1.0, interval_s)
+    with _database(args.database) as url, infragent_server(url, args.ingest_processes) as (_, port, key, _):
+        create_rule(port, key, RULE_YAML)
+        watcher = IncidentWatcher(port, key)
+        sender = GaugeSender(port, key, interval_s)
+        watcher.start()
+        sender.start()
+        try:
+            for i in range(trials):
+                trial = f"g{i + 1}"
+                sender.set(trial, 1.0)
+                sender.wait_accepted(trial, 1.0, 3 * interval_s + 30)
+                time.sleep(random.uniform(0, pause_max))
+                t0 = time.time()
+                sender.set(trial, 0.0)
+                seen = watcher.wait(trial, 6 * interval_s + 60)
+                accepted = sender.wait_accepted(trial, 0.0, 5)
+                lat.append(seen.at - t0)
+                accepted_seen.append(seen.at - accepted)
+                if seen.opened_at is not None:
+                    accepted_opened.append(seen.opened_at - accepted)
+                how.add(seen.how)
+                print(
+                    f"  ours trial {i + 1}: flip → incident {lat[-1]:.3f} s, "
+                    f"accepted → seen {accepted_seen[-1] * 1000:.1f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        finally:
+            sender.stop()
+            watcher.stop()
+    return {
+        "flip": lat,
+        "accepted_seen": accepted_seen,
+        "accepted_opened": accepted_opened,
+        "how": sorted(how),
+    }
+
+
+def anchor_command(anchors: Path, trials: int, defaults: bool) -> list[str]:
+    cmd = [sys.executable, str(anchors / "alert_latency.py"), "--mode", "gauge"]
+    if defaults:
+        return [*cmd, "--parallel", str(trials), "--scrape", "1m", "--eval", "1m", "--group-wait", "30s"]
+    return [*cmd, "--trials", str(trials), "--scrape", "1s", "--eval", "1s", "--group-wait", "0s"]
+
+
+def start_anchor(anchors: Path, trials: int, defaults: bool) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        anchor_command(anchors, trials, defaults),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish_anchor(proc: subprocess.Popen[str], timeout_s: float) -> dict[str, Any]:
+    """The anchor's JSON line; it stops its own servers on SIGTERM (a finally-block), so a run past
+    ``timeout_s`` is ended that way, never left behind."""
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        return {"error": f"timed out after {timeout_s:.0f} s; {err.strip()[-300:]}"}
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (err or out).strip()[-500:]}
+    result = json.loads(lines[-1])
+    gauge = result["latency_s"].get("gauge") or result["latency_s"]["gauge_parallel"]
+    return {**result, "all_s": gauge["all_s"]}
+
+
+def effective_defaults(anchors: Path) -> str:
+    """What the installed Prometheus and Alertmanager use when nothing is configured."""
+    out = subprocess.run(
+        ["bash", str(anchors / "alert_defaults.sh")], capture_output=True, text=True, timeout=120, check=False
+    )
+    return out.stdout.strip() or out.stderr.strip()[-300:]
+
+
+def row(name: str, setup: str, xs: list[float], unit: str = "s") -> str:
+    if not xs:
+        return f"| {name} | {setup} | 0 | - | - | - | - |"
+    k = 1000.0 if unit == "ms" else 1.0
+    cells = [
+        f"{v * k:.3f}" if unit == "s" else f"{v * k:.1f}"
+        for v in (min(xs), pctl(xs, 50), pctl(xs, 95), max(xs))
+    ]
+    return f"| {name} | {setup} | {len(xs)} | " + " | ".join(cells) + f" {unit} |"
+
+
+def report(
+    args: argparse.Namespace, ours: dict[str, Any], theirs: dict[str, Any] | None, interval_s: float
+) -> None:
+    mode = "defaults on both sides" if args.defaults else "1 s scrape/eval and send interval"
+    print(f"\n## alert latency, {mode} (gauge flip → alert delivered)\n")
+    print("| side | what is timed | trials | min | p50 | p95 | max |\n|---|---|---|---|---|---|---|")
+    if theirs is not None and "error" not in theirs:
+        setup = "scrape/eval 1 m, group_wait 30 s" if args.defaults else "scrape/eval 1 s, group_wait 0 s"
+        versions = f"{theirs['prometheus'].split(' (')[0]} + {theirs['alertmanager'].split(' (')[0]}"
+        print(row(f"theirs: {versions}", f"flip → webhook ({setup})", theirs["all_s"]))
+    how = "/".join(ours["how"]) or "stream"
+    db = "PostgreSQL" if args.database == "pg" else "SQLite"
+    print(
+        row("ours: InfrAgent", f"flip → incident on {how} (send every {interval_s:g} s, {db})", ours["flip"])
+    )
+    print(row("ours", f"breach sample accepted → incident on {how}", ours["accepted_seen"], "ms"))
+    print(
+        row(
+            "ours",
+            "breach sample accepted → incident opened_at (server clock)",
+            ours["accepted_opened"],
+            "ms",
+        )
+    )
+    if theirs is None:
+        print("\ntheirs: not run (no anchors)")
+    elif "error" in theirs:
+        print(f"\ntheirs failed: {theirs['error']}")
+    elif ours["flip"]:
+        r50 = pctl(ours["flip"], 50) / pctl(theirs["all_s"], 50)
+        r95 = pctl(ours["flip"], 95) / pctl(theirs["all_s"], 95)
+        print(
+            f"\nours / theirs: p50 {r50:.2f}x, p95 {r95:.2f}x "
+            f"(goal p95 ≤ 0.80x: {'met' if r95 <= 0.8 else 'NOT met'})"
+        )
+    if ours["accepted_seen"]:
+        p95 = pctl(ours["accepted_seen"], 95) * 1000
+        print(
+            f"breach accepted → incident seen p95 {p95:.1f} ms "
+            f"(goal ≤ 50 ms: {'met' if p95 <= 50 else 'NOT met'})"
+        )
+    if args.defaults:
+        print(
+            f"trials: theirs {args.anchor_trials} gauges flipped at random times in one run, "
+            f"ours {args.trials} in sequence"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--trials", type=int, help="trials each side (default 20; 10 with --defaults; 3 with --quick)"
+    )
+    ap.add_argument("--quick", action="store_true", help="3 trials each side: a smoke run in < 60 s")
+    ap.add_argument("--defaults", action="store_true", help="defaults on both sides (~6 min)")
+    ap.add_argument("--anchors", default=str(DEFAULT_ANCHORS), help="anchors dir, or 'none' for ours only")
+    ap.add_argument("--database", choices=["sqlite", "pg"], default="sqlite")
+    ap.add_argument("--ingest-processes", type=int, default=0, help="INFRAGENT_INGEST_PROCESSES (PostgreSQL)")
+    ap.add_argument("--json", dest="json_out", help="also write the raw figures as one JSON line here")
+    args = ap.parse_args()
+    if args.quick and args.defaults:
+        ap.error(
+            "--defaults cannot be quick: Prometheus' 1 m default scrape alone takes minutes; drop --quick"
+        )
+    args.trials = args.trials or (3 if args.quick else 10 if args.defaults else 20)
+    args.anchor_trials = args.trials
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so finally-blocks stop every server
+    anchors = None if args.anchors == "none" else Path(args.anchors)
+    if anchors is not None and not (anchors / "alert_latency.py").exists():
+        print(f"anchors not found at {anchors}: measuring ours only (pass --anchors PATH)", file=sys.stderr)
+        anchors = None
+    elif anchors is not None and shutil.which("prometheus") is None:
+        print("prometheus is not installed (the anchors' setup.sh installs it): ours only", file=sys.stderr)
+        anchors = None
+    interval_s = 10.0 if args.defaults else 1.0
+    theirs: dict[str, Any] | None = None
+    anchor: subprocess.Popen[str] | None = None
+    try:
+        if anchors is not None and args.defaults:
+            print(
+                "theirs, effective defaults (alert_defaults.sh):\n" + effective_defaults(anchors),
+                file=sys.stderr,
+            )
+            anchor = start_anchor(anchors, args.anchor_trials, True)  # runs alongside ours
+        elif anchors is not None:
+            print(
+                f"theirs: Prometheus + Alertmanager, {args.anchor_trials} trials …",
+                file=sys.stderr,
+                flush=True,
+            )
+            theirs = finish_anchor(
+                start_anchor(anchors, args.anchor_trials, False), 60 + 15 * args.anchor_trials
+            )
+        print(f"ours: InfrAgent, {args.trials} trials …", file=sys.stderr, flush=True)
+        ours = run_ours(args, args.trials, interval_s)
+        if anchor is not None:
+            theirs = finish_anchor(anchor, 590)
+            anchor = None
+    finally:
+        if anchor is not None and anchor.poll() is None:
+            anchor.send_signal(signal.SIGTERM)
+            anchor.communicate(timeout=60)
+    report(args, ours, theirs, interval_s)
+    if args.json_out:
+        with open(args.json_out, "a") as f:
+            f.write(
+                json.dumps(
+                    {"bench": "alert_latency", "defaults": args.defaults, "ours": ours, "theirs": theirs}
+                )
+                + "\n"
+            )
+
+
+if __name__ == "__main__":
+    main()
