@@ -11,6 +11,7 @@ descend from the root.
     ├── SignatureError            a signed message failed verification (``code``, ``reason``)
     ├── StoreError                the database refused or lost an operation
     │   ├── LeaseLostError        another responder took the work item over  [responder.ports]
+    │   ├── TenantLostError       another evaluator holds the tenant's alert state  [alerting.ports]
     │   ├── LedgerError           the agent's command ledger cannot be read or written  [agent.ledger]
     │   ├── ChunkFormatError      a stored chunk cannot be decoded (also ValueError)  [store.metrics.chunks]
     │   └── _SliceChangedError    compaction's slice moved under it; retried  [store.metrics.compaction]
@@ -22,6 +23,8 @@ descend from the root.
     ├── QueryError                a query cannot be answered as asked: 422  [query.errors]
     │   ├── LabelSyntaxError      a label selector does not parse  [query.errors]
     │   └── TooManySeriesError    the query matches more series than one answer holds  [query.errors]
+    ├── RuleFileError             a rule file, rule or rule test is invalid: ``problems`` (line, column)  [rules.errors]
+    │   └── RuleSyntaxError       a selector or duration string does not parse (``offset``)  [rules.errors]
     ├── ScopeError                a valid key lacks the operation's scope: 403  [auth.scopes]
     ├── EmailTakenError           the e-mail already owns a tenant: 409  [auth.registration]
     ├── IncidentError             an incident cannot be changed as asked  [incidents.core]

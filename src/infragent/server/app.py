@@ -26,6 +26,7 @@ from infragent.auth.scopes import ScopeError
 from infragent.config import Settings
 from infragent.server.api import (
     agents,
+    alerts,
     clients,
     commands,
     events,
@@ -35,6 +36,7 @@ from infragent.server.api import (
     metrics,
     otlp,
     query,
+    rules,
     selfmetrics,
 )
 from infragent.server.auth import scope_refused
@@ -134,7 +136,9 @@ def create_app(
         metrics.router,
         otlp.router,
         query.router,
+        rules.router,
         selfmetrics.router,
+        alerts.router,
         incidents.router,
     )
     for router in routers:
