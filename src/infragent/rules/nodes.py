@@ -184,6 +184,10 @@ class Reader:
             return 0
         return offset + (1 if node.style in ("'", '"') else 0)
 
+    def plain(self, node: Node) -> object:
+        """The node as PyYAML would load it (event data in a test file keeps its types)."""
+        return SafeConstructor().construct_object(node, deep=True)
+
     def string_map(self, node: Node, what: str) -> dict[str, str] | None:
         """A mapping of strings to scalars (numbers and booleans are read as their text)."""
         items = self.mapping(node, what)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from infragent.rules.files import parse_rule_file, parse_rule_text
 from infragent.rules.model import RuleGroup
 from infragent.rules.pack import default_pack
-from infragent.store import audit, rules
+from infragent.store import audit, rule_budget, rules
 from infragent.store.metrics.model import SeriesInfo
 from infragent.store.records import Registration
 from infragent.store.schema import alert_instances, alert_rules
@@ -215,7 +215,7 @@ def test_delete_drops_the_rules_alert_instances(store: SqlStore, client_reg: Reg
                 updated_at=2000.0,
             )
         )
-        assert rules.instance_counts(conn, tenant) == {made.id: 1}
+        assert rule_budget.instance_counts(conn, tenant) == {made.id: 1}
         rules.delete_rule(conn, tenant, "BusyBox", now=2001.0, actor="k")
         left = conn.execute(sa.select(sa.func.count()).select_from(alert_instances)).scalar()
     assert left == 0
@@ -244,15 +244,15 @@ def test_instance_estimate_counts_the_groups_a_selector_matches(
     ]
     series = cpu + fs
     pack = {r.name: r for g in default_pack() for r in g.rules}
-    assert rules.estimate_instances(pack["HighCpu"], series) == 3  # by host
-    assert rules.estimate_instances(pack["FilesystemAlmostFull"], series) == 2  # by host and mount
-    assert rules.estimate_instances(pack["HostSilent"], series) == 3  # every host
-    assert rules.estimate_instances(pack["HighLoadPerCore"], series) == 0  # no such series yet
+    assert rule_budget.estimate_instances(pack["HighCpu"], series) == 3  # by host
+    assert rule_budget.estimate_instances(pack["FilesystemAlmostFull"], series) == 2  # by host and mount
+    assert rule_budget.estimate_instances(pack["HostSilent"], series) == 3  # every host
+    assert rule_budget.estimate_instances(pack["HighLoadPerCore"], series) == 0  # no such series yet
     per_series = parse_rule_text(CPU.replace("by: [host]\n", ""), "b")
-    assert rules.estimate_instances(per_series, series) == 3  # no `by`: one per series (idle excluded)
+    assert rule_budget.estimate_instances(per_series, series) == 3  # no `by`: one per series (idle excluded)
     tenant = client_reg.client.id
     with store.read() as conn:
-        budget = rules.instance_budget(conn, tenant, per_series, series, cap=10)
+        budget = rule_budget.instance_budget(conn, tenant, per_series, series, cap=10)
     # the pack over these series: HostSilent 3, HighCpu 3, FilesystemAlmostFull 2, FilesystemFullIn4h 2
     assert (budget.instances, budget.others, budget.exceeded) == (3, 10, True)
     assert "max_alert_instances_per_tenant" in budget.refusal("BusyBox")

@@ -32,8 +32,10 @@ from infragent.server.rule_schemas import (
     ValidationOut,
     rule_request_body,
 )
+from infragent.store import rule_budget
 from infragent.store import rules as rule_store
-from infragent.store.rules import InstanceBudget, Origin, RuleConflictError, StoredRule
+from infragent.store.rule_budget import InstanceBudget
+from infragent.store.rules import Origin, RuleConflictError, StoredRule
 
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
 
@@ -100,7 +102,7 @@ def _parse(body: RuleText) -> Rule | ProblemsOut:
 def _budget(svc: AppServices, client_id: str, rule: Rule) -> InstanceBudget:
     series = svc.metric_store.list_series(client_id)
     with svc.store.read() as conn:
-        return rule_store.instance_budget(
+        return rule_budget.instance_budget(
             conn, client_id, rule, series, svc.settings.max_alert_instances_per_tenant
         )
 
