@@ -4,25 +4,28 @@
 and filesystem usage and utilization by state and mountpoint, load, uptime, network and disk
 counters, the agent's own metrics), one native batch per host and 10 s tick, so the default rule
 pack matches what it was written for; the tenant has the default pack plus the 20 threshold rules
-below, created through the rules API. Each mode (``INFRAGENT_RULES_ENABLED`` true / false) gets its
-own fresh ``infragent server`` process (``bench/ingest.py``'s, same settings otherwise):
+below, created through the rules API. A few hosts run hot, so some rules go pending and fire.
+Each mode (``INFRAGENT_RULES_ENABLED`` true / false) gets a fresh ``infragent server`` process
+(``bench/ingest.py``'s, same settings otherwise), warmed up with one tick of every host, then:
 
 * **steady**: the fleet at its real rate (1,000 samples/s, 18.9 batches/s, each stamped with the
-  wall clock when sent) for ``--steady`` seconds → server CPU seconds per second (the process and its
-  ingest workers, utime+stime from ``/proc/PID/stat`` via psutil, as ``bench/ingest.py`` counts);
+  wall clock when sent, one connection) for ``--steady`` seconds → server CPU seconds per second
+  (the process and its ingest workers: utime+stime from ``/proc/PID/stat`` via psutil, as
+  ``bench/ingest.py`` counts);
 * **push**: pre-rendered batches of the same fleet pushed as fast as ``--workers`` connections go
-  (``bench/ingest.py``'s ``post_all``) for ``--push`` seconds → batches/s and points/s.
+  (``bench/ingest.py``'s ``post_all``) for ``--push`` seconds → batches/s and points/s; then the
+  time until the server is idle again (the evaluator runs in its own thread and may still be
+  working through what the window queued), and the rate over window + that time.
 
-The rules' cost is the difference: CPU per second of ingest on vs off, and throughput off/on - 1
-(goal, issue #11: rules cost ≤ 10 % of ingest throughput). Modes alternate (off, on, off, on … for
-``--rounds``), so a slow spell of this shared machine falls on both; every figure is printed.
-Push timestamps: the pool's ticks are 10 s apart per host, like the steady phase, and the pool
-ends at the wall clock when the push starts: an agent fleet sending its backlog. Values are
-deterministic per (host, tick); a few hosts run hot so that some rules go pending and fire.
+The rules' cost: CPU per second of ingest on vs off, and 1 - throughput on / off (goal, issue #11:
+rules cost ≤ 10 % of ingest throughput). Modes alternate (off, on, off, on … for ``--rounds``) so
+a slow spell of this shared machine falls on both; the CPU of every other process is printed too.
+``datagen.Dataset`` gives the batch indexing; its synthetic series names would match no rule.
 
     .venv/bin/python bench/rule_eval_cost.py                       # SQLite, 60 s steady, 20 s push, 2 rounds
     .venv/bin/python bench/rule_eval_cost.py --database pg --ingest-processes 3
     .venv/bin/python bench/rule_eval_cost.py --quick               # smoke run, < 60 s
+    .venv/bin/python bench/rule_eval_cost.py --py-spy /tmp/spy     # where the server's time goes
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from alert_latency import create_rule
 from datagen import Dataset
 from ingest import (
     NATIVE_TYPE,
@@ -53,6 +57,7 @@ from ingest import (
     infragent_server,
     pg_schema,
     post_all,
+    profiled,
     tree_cpu,
 )
 
@@ -244,13 +249,16 @@ class Run:
     steady_points: int = 0
     steady_cpu_s: float = 0.0
     steady_other_s: float = 0.0
+    steady_evals: float | None = None
     steady_lat: list[float] = field(default_factory=list)
     push_s: float = 0.0
-    push_batches: int = 0
+    settle_s: float = 0.0
     push_points: int = 0
     push_cpu_s: float = 0.0
+    push_client_s: float = 0.0
+    push_other_s: float = 0.0
+    push_evals: float | None = None
     push_errors: int = 0
-    evaluations: float | None = None
     note: str = ""
 
     @property
@@ -258,12 +266,14 @@ class Run:
         return self.steady_cpu_s / self.steady_s if self.steady_s else float("nan")
 
     @property
-    def batches_per_s(self) -> float:
-        return self.push_batches / self.push_s if self.push_s else float("nan")
-
-    @property
     def points_per_s(self) -> float:
         return self.push_points / self.push_s if self.push_s else float("nan")
+
+    @property
+    def drained_per_s(self) -> float:
+        """Points over the push and the time the server then needed to go idle (evaluation runs in
+        its own thread, so work queued during the window would otherwise not count)."""
+        return self.push_points / (self.push_s + self.settle_s) if self.push_s else float("nan")
 
 
 @contextmanager
@@ -280,60 +290,63 @@ def database(kind: str) -> Iterator[str]:
 
 
 @contextmanager
-def server(args: argparse.Namespace, mode: str) -> Iterator[tuple[int, int, str]]:
-    """A fresh server with the tenant's rules in place; yields (pid, port, key)."""
+def server(args: argparse.Namespace, mode: str) -> Iterator[tuple[int, int, dict[str, str]]]:
+    """A fresh server whose tenant has the default pack and the 20 rules, and has sent one tick of
+    every host (the series exist, the evaluator has loaded the tenant); yields (pid, port,
+    ingest headers)."""
     env = {"INFRAGENT_RULES_ENABLED": "true" if mode == "on" else "false"}
     with (
         database(args.database) as url,
         infragent_server(url, args.ingest_processes, env) as (proc, port, key, _),
     ):
-        headers = {"authorization": f"Bearer {key}", "content-type": "application/yaml"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as http:
-            for rule in THRESHOLDS:
-                r = http.post("/api/v1/rules", content=rule_yaml(*rule).encode())
-                if r.status_code != 201:
-                    raise RuntimeError(f"creating {rule[0]} failed: {r.status_code} {r.text[:300]}")
-        yield proc.pid, port, key
+        for rule in THRESHOLDS:
+            create_rule(port, key, rule_yaml(*rule))
+        ingest = {"Authorization": f"Bearer {key}", "Content-Type": NATIVE_TYPE, "Content-Encoding": "gzip"}
+        fleet, now = Fleet(), time.time() - 60
+        with HttpClient(f"http://127.0.0.1:{port}", timeout_s=30) as client:
+            for host in range(fleet.hosts):
+                r = client.request("POST", "/api/v1/metrics", fleet.host_batch(host, [now]), ingest)
+                if r.status // 100 != 2:
+                    raise RuntimeError(f"warm-up batch refused: {r.status} {r.text()}")
+        settle(proc.pid)  # series created; rules loaded on the evaluator's tick (1 s)
+        time.sleep(2.0)
+        yield proc.pid, port, ingest
 
 
 def evaluations(port: int) -> float | None:
     """``infragent_rule_evaluations_total`` from the server's /metrics (None when not exposed)."""
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    except httpx.HTTPError:
-        return None
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     found = [
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("infragent_rule_evaluations_total")
+        float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith("infragent_rule_evaluations_total")
     ]
     return sum(found) if found else None
 
 
-def send_round(client: HttpClient, headers: dict[str, str], fleet: Fleet, now: float) -> None:
-    """One tick of every host, back to back: creates the series before anything is measured."""
-    for host in range(fleet.hosts):
-        r = client.request("POST", "/api/v1/metrics", fleet.host_batch(host, [now]), headers)
-        if r.status // 100 != 2:
-            raise RuntimeError(f"warm-up batch refused: {r.status} {r.text()}")
+def settle(pid: int, idle_cores: float = 0.1, timeout_s: float = 60.0) -> float:
+    """Seconds until the server (with its workers) uses under ``idle_cores`` over a 0.25 s slice."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        before, t = tree_cpu(pid), time.monotonic()
+        time.sleep(0.25)
+        if cpu_since(pid, before) / (time.monotonic() - t) < idle_cores:
+            return time.monotonic() - start - 0.25
+    return timeout_s
 
 
-def steady(run: Run, pid: int, port: int, key: str, fleet: Fleet, seconds: float) -> None:
-    """The fleet at its real rate: host h sends its tick at h/hosts of each 10 s period."""
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": NATIVE_TYPE, "Content-Encoding": "gzip"}
+def steady(run: Run, pid: int, port: int, headers: dict[str, str], fleet: Fleet, seconds: float) -> None:
+    """The fleet at its real rate: host h sends its tick at h/hosts of each 10 s period, stamped
+    with the wall clock, one keep-alive connection (the hosts' batches are small and spread)."""
+    evals0 = evaluations(port)
     with HttpClient(f"http://127.0.0.1:{port}", timeout_s=30) as client:
-        send_round(client, headers, fleet, time.time())
-        time.sleep(2.0)  # let the first round's series creation settle before the window opens
         gap = fleet.step_s / fleet.hosts
         start = time.monotonic()
         cpu0, all0 = tree_cpu(pid), cpu_by_process()
         n = 0
         while (due := start + n * gap) < start + seconds:
             time.sleep(max(0.0, due - time.monotonic()))
+            body = fleet.host_batch(n % fleet.hosts, [time.time()])
             t0 = time.perf_counter()
-            r = client.request(
-                "POST", "/api/v1/metrics", fleet.host_batch(n % fleet.hosts, [time.time()]), headers
-            )
+            r = client.request("POST", "/api/v1/metrics", body, headers)
             run.steady_lat.append(time.perf_counter() - t0)
             if r.status // 100 == 2:
                 run.steady_points += fleet.series_per_host
@@ -343,40 +356,43 @@ def steady(run: Run, pid: int, port: int, key: str, fleet: Fleet, seconds: float
         run.steady_s = time.monotonic() - start
         run.steady_cpu_s = cpu_since(pid, cpu0)
         _, _, run.steady_other_s = cpu_split(all0, set(tree_cpu(pid)))
+    evals1 = evaluations(port)
+    run.steady_evals = None if evals0 is None or evals1 is None else evals1 - evals0
 
 
-def push(run: Run, pid: int, port: int, key: str, fleet: Fleet, args: argparse.Namespace) -> None:
-    """Pre-rendered batches as fast as ``args.workers`` connections go. The pool's ticks are
-    ``args.push_step`` s apart and end now, so every window of every rule holds them."""
+def push(run: Run, pid: int, port: int, headers: dict[str, str], args: argparse.Namespace) -> None:
+    """Pre-rendered batches as fast as ``args.workers`` connections go (``post_all``).
+
+    Timestamps: batch i is stamped about ``i / pool_rate`` s after the render started, so while the
+    push runs below the pool's rate its data trails the wall clock by at most the render time plus
+    the window — inside every rule's window (≥ 1 m), where the evaluator really evaluates it (it
+    evaluates at the wall clock: data stamped in the future, or older than a window, would be
+    cheap). Each series then gets a sample every hosts / pool_rate s instead of every 10 s."""
     n = int(args.push * args.pool_rate) + 1
-    ticks = -(-n // fleet.hosts)
-    pool = Fleet(t0=time.time() - ticks * args.push_step, step_s=args.push_step)
+    pool = Fleet(t0=time.time(), step_s=Fleet().hosts / args.pool_rate)
     bodies = [pool.native(i) for i in range(n)]
-    headers = {"authorization": f"Bearer {key}", "content-type": NATIVE_TYPE, "content-encoding": "gzip"}
-    cpu0 = tree_cpu(pid)
-    res = post_all(port, "/api/v1/metrics", headers, bodies, fleet.series_per_host, args.push, args.workers)
+    lower = {k.lower(): v for k, v in headers.items()}
+    evals0 = evaluations(port)
+    cpu0, all0 = tree_cpu(pid), cpu_by_process()
+    res = post_all(port, "/api/v1/metrics", lower, bodies, pool.series_per_host, args.push, args.workers)
+    run.settle_s = settle(pid)
     run.push_cpu_s = cpu_since(pid, cpu0)
+    _, run.push_client_s, run.push_other_s = cpu_split(all0, set(tree_cpu(pid)))
+    evals1 = evaluations(port)
+    run.push_evals = None if evals0 is None or evals1 is None else evals1 - evals0
     run.push_s, run.push_points, run.push_errors = res.seconds, res.points, res.errors
-    run.push_batches = res.points // fleet.series_per_host
     if res.note:
         run.note += f" push: {res.note} (raise --pool-rate)"
 
 
 def measure(args: argparse.Namespace, mode: str, rnd: int) -> Run:
+    """One mode on one fresh server: the steady phase, then the push (its data is stamped after
+    the steady phase's, so every series stays in time order)."""
     run = Run(mode, rnd)
-    fleet = Fleet()
-    with server(args, mode) as (pid, port, key):
-        steady(run, pid, port, key, fleet, args.steady)
-    with server(args, mode) as (pid, port, key):
-        send_round_headers = {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": NATIVE_TYPE,
-            "Content-Encoding": "gzip",
-        }
-        with HttpClient(f"http://127.0.0.1:{port}", timeout_s=30) as client:
-            send_round(client, send_round_headers, Fleet(t0=time.time() - 3600), time.time() - 3600)
-        push(run, pid, port, key, fleet, args)
-        run.evaluations = evaluations(port)
+    with server(args, mode) as (pid, port, headers):
+        steady(run, pid, port, headers, Fleet(), args.steady)
+        with profiled(pid, f"push-rules-{mode}-{rnd}", args.py_spy):
+            push(run, pid, port, headers, args)
     return run
 
 
@@ -385,41 +401,58 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def _evals(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
 def report(runs: list[Run], args: argparse.Namespace) -> None:
     fleet = Fleet()
     db = "PostgreSQL" if args.database == "pg" else "SQLite"
     print(
-        f"\n## rule evaluation cost: {fleet.series:,} series ({fleet.hosts} hosts x "
-        f"{fleet.series_per_host}) at "
-        f"{fleet.step_s:g} s, default pack + {len(THRESHOLDS)} threshold rules, {db}, "
+        f"\n## rule evaluation cost: {fleet.series:,} series ({fleet.hosts} hosts x {fleet.series_per_host}) "
+        f"at {fleet.step_s:g} s, default pack + {len(THRESHOLDS)} threshold rules, {db}, "
         f"ingest_processes={args.ingest_processes}, {os.cpu_count()} cores shared\n"
     )
     print(
-        "| rules | round | steady: server CPU s/s | samples/s | req p50 ms | other procs s/s "
-        "| push: batches/s | points/s | server cores | rule evals | note |"
+        "| rules | round | steady: server CPU s/s | samples/s | req p50 ms | other procs s/s | evals/s "
+        "| push: batches/s | points/s | server cores | client | other | idle after s | points/s incl. that "
+        "| evals/s | note |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    per = fleet.series_per_host
     for r in runs:
         p50 = statistics.median(r.steady_lat) * 1000 if r.steady_lat else float("nan")
+        steady_evals = None if r.steady_evals is None else r.steady_evals / r.steady_s
+        push_evals = None if r.push_evals is None else r.push_evals / (r.push_s + r.settle_s)
+        note = r.note.strip() + (f" errors={r.push_errors}" if r.push_errors else "")
         print(
             f"| {r.mode} | {r.round} | {r.cpu_per_s:.3f} | {r.steady_points / r.steady_s:,.0f} | {p50:.1f} "
-            f"| {r.steady_other_s / r.steady_s:.2f} | {r.batches_per_s:,.0f} | {r.points_per_s:,.0f} "
-            f"| {r.push_cpu_s / r.push_s:.2f} | {'-' if r.evaluations is None else f'{r.evaluations:,.0f}'} "
-            f"| {r.note.strip()}{f' errors={r.push_errors}' if r.push_errors else ''} |"
+            f"| {r.steady_other_s / r.steady_s:.2f} | {_evals(steady_evals)} "
+            f"| {r.points_per_s / per:,.0f} | {r.points_per_s:,.0f} "
+            f"| {r.push_cpu_s / (r.push_s + r.settle_s):.2f} | {r.push_client_s / r.push_s:.2f} "
+            f"| {r.push_other_s / r.push_s:.2f} | {r.settle_s:.2f} | {r.drained_per_s:,.0f} "
+            f"| {_evals(push_evals)} | {note} |"
         )
     on = [r for r in runs if r.mode == "on"]
     off = [r for r in runs if r.mode == "off"]
     cpu_on, cpu_off = median([r.cpu_per_s for r in on]), median([r.cpu_per_s for r in off])
-    tp_on, tp_off = median([r.points_per_s for r in on]), median([r.points_per_s for r in off])
-    cost = 1 - tp_on / tp_off
     print(
-        f"\nmedians: steady server CPU {cpu_off:.3f} (off) → {cpu_on:.3f} (on) s/s: rules add "
-        f"{cpu_on - cpu_off:+.3f} CPU s per s of ingest ({(cpu_on / cpu_off - 1) * 100:+.1f} %)"
+        "server CPU = the server process and its ingest workers, utime+stime (/proc/PID/stat) per wall "
+        "second; client = this load generator; other = every other process on the machine (jobs "
+        "sharing the cores); evals = infragent_rule_evaluations_total per second"
     )
     print(
-        f"max ingest {tp_off:,.0f} (off) → {tp_on:,.0f} (on) points/s: rules cost {cost * 100:.1f} % "
-        f"of throughput (goal ≤ 10 %: {'met' if cost <= 0.10 else 'NOT met'})"
+        f"\nmedians: steady server CPU {cpu_off:.3f} (off) → {cpu_on:.3f} (on) s per s of ingest: rules add "
+        f"{cpu_on - cpu_off:+.3f} ({(cpu_on / cpu_off - 1) * 100:+.1f} %)"
     )
+    for what, attr in (("max ingest", "points_per_s"), ("max ingest, until idle", "drained_per_s")):
+        tp_on = median([getattr(r, attr) for r in on])
+        tp_off = median([getattr(r, attr) for r in off])
+        cost = 1 - tp_on / tp_off
+        print(
+            f"{what}: {tp_off:,.0f} (off) → {tp_on:,.0f} (on) points/s: rules cost {cost * 100:.1f} % "
+            f"of throughput (goal ≤ 10 %: {'met' if cost <= 0.10 else 'NOT met'})"
+        )
 
 
 def main() -> None:
@@ -429,13 +462,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="off/on pairs, alternated")
     ap.add_argument("--workers", type=int, default=4, help="client connections in the push")
     ap.add_argument("--pool-rate", type=float, default=1500.0, help="batches/s the push's pool is sized for")
-    ap.add_argument("--push-step", type=float, default=1.0, help="data seconds between a host's pushed ticks")
     ap.add_argument("--database", choices=["sqlite", "pg"], default="sqlite")
     ap.add_argument("--ingest-processes", type=int, default=0, help="INFRAGENT_INGEST_PROCESSES (PostgreSQL)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 1 round, 8 s steady, 4 s push (< 60 s)")
+    ap.add_argument("--py-spy", metavar="DIR", help="record the server's stacks in each push with py-spy")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 round, 6 s steady, 3 s push (< 60 s)")
     args = ap.parse_args()
     if args.quick:
-        args.steady, args.push, args.rounds = 8.0, 4.0, 1
+        args.steady, args.push, args.rounds = 6.0, 3.0, 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so finally-blocks stop every server
     runs = []
     for rnd in range(1, args.rounds + 1):
