@@ -14,12 +14,14 @@ the same transaction. The subject is the rule's id (names may pass the audit sub
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import orjson
 import sqlalchemy as sa
 
 from infragent.errors import InfrAgentError
@@ -34,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 
 Origin = Literal["default", "file", "api"]
-ORIGINS: tuple[Origin, ...] = ("default", "file", "api")
 #: The actor of changes the server makes itself (pack and file sync).
 SYSTEM = "system"
 
@@ -81,11 +82,19 @@ def _spec(rule: Rule) -> dict[str, Any]:
     return spec
 
 
+@functools.lru_cache(maxsize=4096)
+def _validated(spec_json: bytes, name: str) -> Rule:
+    """``rule_from_spec`` once per distinct spec and process: it costs milliseconds (YAML in pure
+    Python), and the evaluator reads a tenant's rules far more often than they change. A ``Rule``
+    is frozen, so sharing one between callers is safe."""
+    return rule_from_spec(orjson.loads(spec_json), f"rule {name!r}")
+
+
 def _from_row(row: sa.Row[Any]) -> StoredRule | None:
     """The stored rule, or None (logged) when its spec no longer validates: one bad row must not
     hide the tenant's other rules from the evaluator."""
     try:
-        rule = rule_from_spec(row.spec, f"rule {row.name!r}")
+        rule = _validated(orjson.dumps(row.spec, option=orjson.OPT_SORT_KEYS), row.name)
     except RuleFileError as exc:
         logger.error("stored rule %s of client %s no longer validates: %s", row.name, row.client_id, exc)
         return None
@@ -105,18 +114,6 @@ def _row(conn: sa.Connection, client_id: str, name: str) -> sa.Row[Any] | None:
     return conn.execute(
         sa.select(alert_rules).where(alert_rules.c.client_id == client_id, alert_rules.c.name == name)
     ).first()
-
-
-def _audit(
-    conn: sa.Connection,
-    client_id: str,
-    actor: str,
-    kind: str,
-    rule_id: str,
-    detail: dict[str, Any],
-    now: float,
-) -> None:
-    audit.append(conn, client_id, actor, kind, rule_id, detail, now)
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -174,7 +171,7 @@ def create_rule(
         )
     )
     detail = {"name": rule.name, "group": rule.group, "origin": origin, "enabled": rule.enabled, "spec": spec}
-    _audit(conn, client_id, actor, "rule.created", rule_id, detail, now)
+    audit.append(conn, client_id, actor, "rule.created", rule_id, detail, now)
     return StoredRule(rule_id, rule.name, rule.group, origin, rule.enabled, rule, now, now)
 
 
@@ -214,7 +211,7 @@ def _write(
             "changed": changed,
             "spec": spec,
         }
-        _audit(conn, row.client_id, actor, "rule.updated", row.id, detail, now)
+        audit.append(conn, row.client_id, actor, "rule.updated", row.id, detail, now)
     updated_at = now if changed else row.updated_at
     return StoredRule(
         row.id,
@@ -256,7 +253,7 @@ def set_enabled(
             alert_rules.update().where(alert_rules.c.id == row.id).values(enabled=enabled, updated_at=now)
         )
         detail = {"name": name, "origin": row.origin, "enabled": enabled, "changed": ["enabled"]}
-        _audit(conn, client_id, actor, "rule.updated", row.id, detail, now)
+        audit.append(conn, client_id, actor, "rule.updated", row.id, detail, now)
         return None
     return _write(conn, row, current.rule, enabled, now=now, actor=actor)
 
@@ -284,7 +281,7 @@ def _remove(conn: sa.Connection, row: sa.Row[Any], *, now: float, actor: str) ->
     )
     conn.execute(alert_rules.delete().where(alert_rules.c.id == row.id))
     detail = {"name": row.name, "group": row.group_name, "origin": row.origin}
-    _audit(conn, row.client_id, actor, "rule.deleted", row.id, detail, now)
+    audit.append(conn, row.client_id, actor, "rule.deleted", row.id, detail, now)
 
 
 # -- the pack and the files: re-applied at start ------------------------------------------------------
@@ -304,8 +301,13 @@ def _sync(
     updated: list[str] = []
     skipped: list[str] = []
     wanted = {rule.name for rule in rules}
+    seen: set[str] = set()
     for rule in rules:
         row = existing.get(rule.name)
+        if rule.name in seen:  # listed twice (``read_rule_files`` refuses that): the first one stays
+            skipped.append(rule.name)
+            continue
+        seen.add(rule.name)
         if row is None:
             create_rule(conn, client_id, rule, origin=origin, now=now, actor=SYSTEM)
             added.append(rule.name)

@@ -39,6 +39,9 @@ from infragent.store.rules import Origin, RuleConflictError, StoredRule
 
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
 
+#: The longest group name the store keeps (``alert_rules.group_name``).
+MAX_GROUP_CHARS = 200
+
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 Responses = dict[int | str, dict[str, Any]]
@@ -120,6 +123,8 @@ def _admitted(
             "create the new one and delete the old",
             [],
         )
+    if len(rule.group) > MAX_GROUP_CHARS:
+        return _refused(f"group: a group name is at most {MAX_GROUP_CHARS} characters", [])
     budget = _budget(svc, client_id, rule)
     if budget.exceeded:
         return _refused(budget.refusal(rule.name), [])
