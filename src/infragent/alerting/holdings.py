@@ -41,6 +41,7 @@ class Holding:
     signature: tuple[int, float] | None = None
     last_sweep: float = float("-inf")
     last_flush: float = float("-inf")
+    renewed_at: float = float("-inf")
     event_cursor: float = 0.0
     seen_events: dict[str, float] = field(default_factory=dict)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from infragent.alerting.buffers import SeriesBuffer
+from infragent.alerting.buffers import F64, SeriesBuffer
 from infragent.alerting.ports import RuleRecord, SavedInstance
 from infragent.rules.evaluate import alert_labels, event_matches, group_key, next_due
 from infragent.rules.model import Absence, Anomaly, EventMatch, Forecast, Reset, Rule, Threshold
 from infragent.rules.state import AlertState, AlertStatus, Transition
-from infragent.rules.window import EventSample
+from infragent.rules.window import EventSample, SeriesSamples
 
 #: History a reset rule's series keeps: the previous sample is all it compares against.
 RESET_KEEP_S = 600.0
@@ -63,7 +63,7 @@ class RuleEntry:
 class SeriesEntry:
     """One series a rule selects: its labels (``host`` included), samples and the instances it feeds."""
 
-    __slots__ = ("attributes", "buffer", "floor_seen", "host", "instances", "labels", "name")
+    __slots__ = ("_samples", "attributes", "buffer", "floor_seen", "host", "instances", "labels", "name")
 
     def __init__(self, host: str, name: str, attributes: Mapping[str, str], keep_s: float) -> None:
         self.host = host
@@ -74,11 +74,23 @@ class SeriesEntry:
         self.instances: list[Instance] = []
         #: a lower bound on the last sample when the store had none in the lookback span
         self.floor_seen: float | None = None
+        self._samples: SeriesSamples | None = None
 
     @property
     def last_seen(self) -> float | None:
         last = self.buffer.last_ts
         return last if last is not None else self.floor_seen
+
+    def extend(self, ts: F64, values: F64) -> None:
+        self.buffer.extend(ts, values)
+        self._samples = None
+
+    def samples(self) -> SeriesSamples:
+        """The series as a rule window holds it; built once per change, shared by every instance
+        (and every evaluation) that reads it until the next samples arrive."""
+        if self._samples is None:
+            self._samples = SeriesSamples(self.labels, *self.buffer.view())
+        return self._samples
 
 
 class Instance:
@@ -91,6 +103,7 @@ class Instance:
         "incident_id",
         "key",
         "labels",
+        "recheck",
         "reported",
         "rule",
         "saved",
@@ -99,10 +112,12 @@ class Instance:
         "state",
     )
 
-    def __init__(self, rule: RuleEntry, group: dict[str, str], saved: SavedInstance | None) -> None:
+    def __init__(
+        self, rule: RuleEntry, group: dict[str, str], saved: SavedInstance | None, *, key: str | None = None
+    ) -> None:
         self.rule = rule
         self.group = group
-        self.key = (rule.id, group_key(group))
+        self.key = (rule.id, key if key is not None else group_key(group))
         self.labels = alert_labels(rule.rule, group)
         self.state = saved.state if saved is not None else AlertState()
         self.incident_id = saved.incident_id if saved is not None else None
@@ -113,10 +128,14 @@ class Instance:
         self.series: list[SeriesEntry] = []
         self.host: str | None = None
         self.due = next_due(rule.rule, self.state)
+        #: the newest sample's time when it was ahead of the clock: evaluated again then
+        self.recheck: float | None = None
 
     @property
     def watched(self) -> bool:
-        return self.state.status is not AlertStatus.INACTIVE or self.due is not None
+        return (
+            self.state.status is not AlertStatus.INACTIVE or self.due is not None or self.recheck is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,14 +102,19 @@ def acquire_lease(conn: sa.Connection, client_id: str, owner: str, now: float, l
     return token if inserted else None
 
 
-def renew_lease(conn: sa.Connection, client_id: str, token: str, now: float, lease_s: float) -> bool:
-    """Push ``until`` forward; False when the token no longer holds the tenant."""
-    res = conn.execute(
+def renew_leases(conn: sa.Connection, tokens: Sequence[str], now: float, lease_s: float) -> set[str]:
+    """Push ``until`` forward for every lease still held by one of ``tokens`` (one statement for
+    all of a process's tenants); the tenants renewed. A token missing from the answer was taken over.
+    """
+    if not tokens:
+        return set()
+    stmt = (
         rule_leases.update()
-        .where(rule_leases.c.client_id == client_id, rule_leases.c.token == token)
+        .where(rule_leases.c.token.in_(list(tokens)))
         .values(until=now + lease_s)
+        .returning(rule_leases.c.client_id)
     )
-    return bool(res.rowcount == 1)
+    return {str(c) for c in conn.execute(stmt).scalars()}
 
 
 def release_lease(conn: sa.Connection, client_id: str, token: str) -> None:
@@ -322,6 +327,13 @@ def rule_signatures(conn: sa.Connection, client_ids: Sequence[str]) -> dict[str,
     )
     found = {str(cid): (int(n), float(t or 0.0)) for cid, n, t in conn.execute(q)}
     return {cid: found.get(cid, (0, 0.0)) for cid in client_ids}
+
+
+def tenants_with_active_alerts(conn: sa.Connection) -> list[str]:
+    """Tenants with a pending or firing instance (a switched-off rule's alert still to retire)."""
+    c = alert_instances.c
+    q = sa.select(c.client_id).where(c.status != AlertStatus.INACTIVE.value).distinct()
+    return sorted(str(x) for x in conn.execute(q).scalars())
 
 
 def hosts_last_seen(conn: sa.Connection, client_id: str) -> dict[str, float]:
