@@ -1,0 +1,316 @@
+"""Detection end to end with real processes: servers, an agent, a CPU hog, injected samples, and
+the API reads the tests assert on.
+
+Why real processes: the promise under test is that alert timers and incidents survive a server
+that dies without a ``finally`` (SIGKILL) and that two servers on one database record each
+transition once. Only separate ``infragent server`` processes fail, restart and race the way
+production ones do. ``support.agent_proc`` starts them (port reserved for the server's whole life,
+so an agent or an injector keeps one URL across restarts); this module adds what detection needs.
+
+Why a CPU hog *and* injected samples: the hog proves the whole path (agent collector → ingest →
+rule → incident) on this machine's real CPU; a restart test must know when the condition started
+to hold to check the fire time, so it writes the samples itself (``Injector``) with chosen values
+and timestamps, through the same native ingest API the agent uses.
+
+The CPU level: ``system.cpu.utilization`` summed over the modes other than idle, per host, is the
+host's busy fraction. Measured on this 2-core machine: 0.02–0.05 idle, 1.00 with one busy loop per
+core. ``BUSY_LEVEL`` sits far from both; it is still a shared machine, so the tests wait for the
+alert to be quiet before they start the hog instead of assuming it.
+
+No sleeps as synchronisation: every wait is ``wait_for`` with a deadline, polling the API.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import sqlalchemy as sa
+
+from infragent.store.schema import alert_rules, alert_transitions
+from infragent.store.sql import SqlStore
+from infragent.wire import CONTENT_TYPE, MetricBatch, SeriesData, encode_batch
+from support.agent_proc import AgentProc, ServerProc
+from support.databases import create_client
+
+T = TypeVar("T")
+
+#: The busy fraction the CPU rule fires above: idle measured ≤ 0.05 here, the hog 1.00.
+BUSY_LEVEL = 0.8
+#: The evaluation tick the servers run with (``INFRAGENT_RULE_TICK_S``); timing tolerances use it.
+TICK_S = 0.5
+#: The evaluation lease (``INFRAGENT_RULE_LEASE_S``): short, so a restarted or a second server takes
+#: over a SIGKILLed one's tenant within seconds, not the default 15 s.
+LEASE_S = 2.0
+#: The one node the agent or the injector reports as.
+NODE = "detect-host"
+
+
+# -- waiting ----------------------------------------------------------------------------------------
+
+
+def wait_for(probe: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.1) -> T:
+    """Poll ``probe`` until it returns something other than None/False; that value, or TimeoutError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+# -- the CPU hog ------------------------------------------------------------------------------------
+
+_BUSY_LOOP = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+
+
+class CpuHog:
+    """One busy loop per core, each a ``python -c`` child with its own hard deadline.
+
+    Bounded twice: the loop ends by itself after ``max_s`` even if the test process dies, and
+    ``stop()`` (called by ``cpu_hog``'s ``finally``) SIGKILLs whatever still runs.
+    """
+
+    def __init__(self, max_s: float, cores: int | None = None) -> None:
+        self.max_s = max_s
+        self.cores = cores or os.cpu_count() or 2
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+
+    def start(self) -> CpuHog:
+        code = _BUSY_LOOP.format(seconds=self.max_s)
+        for _ in range(self.cores):
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", code],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        self.started_at = time.time()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.procs)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+        for proc in self.procs:
+            proc.wait(10)
+        if self.stopped_at is None and self.started_at is not None:
+            self.stopped_at = time.time()
+
+
+@contextmanager
+def cpu_hog(max_s: float = 45.0) -> Iterator[CpuHog]:
+    hog = CpuHog(max_s).start()
+    try:
+        yield hog
+    finally:
+        hog.stop()
+
+
+# -- servers, agents, the tenant ------------------------------------------------------------------
+
+
+class DetectServer(ServerProc):
+    """``infragent server`` with rule evaluation settings of its own (a fast tick, a short lease)."""
+
+    def __init__(self, database_url: str, work_dir: Path, **env: str) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(database_url, work_dir)
+        self.extra_env = {
+            "INFRAGENT_RULES_ENABLED": "true",
+            "INFRAGENT_RULE_TICK_S": str(TICK_S),
+            "INFRAGENT_RULE_LEASE_S": str(LEASE_S),
+            **env,
+        }
+
+    def _spawn(self, argv: list[str], env: dict[str, str]) -> None:
+        super()._spawn(argv, env | self.extra_env)
+
+
+@dataclass(frozen=True)
+class TransitionRow:
+    rule: str
+    group_key: str
+    at: float
+    from_status: str
+    to_status: str
+    incident_id: str | None
+
+
+class Deployment:
+    """One tenant on one database, its server processes, an agent if the test wants one, and the
+    reads the assertions make (the API for alerts and incidents; the table for counting rows)."""
+
+    def __init__(self, store: SqlStore, db_url: str, work: Path) -> None:
+        self.store = store
+        self.db_url = db_url
+        self.work = work
+        reg = create_client(store, "detect@example.com", "Detect", "http://127.0.0.1:9/unused", now=time.time())
+        self.client_id = reg.client.id
+        self.api_key = reg.api_key
+        self.servers: list[DetectServer] = []
+        self.agents: list[AgentProc] = []
+
+    def server(self, **env: str) -> DetectServer:
+        server = DetectServer(self.db_url, self.work / f"server-{len(self.servers)}", **env)
+        self.servers.append(server)
+        return server
+
+    def agent(self, server: ServerProc, **env: str) -> AgentProc:
+        agent = AgentProc(server.url, self.api_key, self.work / "agent", node_id=NODE, **env)
+        self.agents.append(agent)
+        return agent
+
+    def api(self, server: ServerProc) -> Api:
+        return Api(server.url, self.api_key)
+
+    def transitions(self, rule: str) -> list[TransitionRow]:
+        """Every ``alert_transitions`` row of ``rule`` in this tenant, oldest first."""
+        query = (
+            sa.select(
+                alert_rules.c.name,
+                alert_transitions.c.group_key,
+                alert_transitions.c.at,
+                alert_transitions.c.from_status,
+                alert_transitions.c.to_status,
+                alert_transitions.c.incident_id,
+            )
+            .join(alert_rules, alert_rules.c.id == alert_transitions.c.rule_id)
+            .where(alert_transitions.c.client_id == self.client_id, alert_rules.c.name == rule)
+            .order_by(alert_transitions.c.at, alert_transitions.c.id)
+        )
+        with self.store.engine.connect() as conn:
+            return [TransitionRow(*row) for row in conn.execute(query)]
+
+    def logs(self) -> str:
+        parts = [f"--- {p.name} {p.log_path}:\n{p.log()}" for p in [*self.servers, *self.agents]]
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        for agent in self.agents:
+            agent.kill()
+        for server in self.servers:
+            server.close()
+
+
+@contextmanager
+def deployment(store: SqlStore, db_url: str, work: Path) -> Iterator[Deployment]:
+    d = Deployment(store, db_url, work)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+# -- the API ----------------------------------------------------------------------------------------
+
+
+class Api:
+    """The tenant's view through one server: what an operator's script would call."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base = base_url
+        self.headers = {"Authorization": f"Bearer {api_key}"}
+
+    def _get(self, path: str, **params: Any) -> Any:
+        r = httpx.get(f"{self.base}{path}", headers=self.headers, params=params, timeout=10)
+        assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text}"
+        return r.json()
+
+    def add_rule(self, rule: dict[str, Any]) -> dict[str, Any]:
+        r = httpx.post(f"{self.base}/api/v1/rules", headers=self.headers, json=rule, timeout=10)
+        assert r.status_code in (200, 201), f"POST /api/v1/rules: {r.status_code} {r.text}"
+        answer: dict[str, Any] = r.json()
+        return answer
+
+    def alerts(self, rule: str) -> list[dict[str, Any]]:
+        """The rule's alert instances (every status) as ``GET /api/v1/alerts`` shows them."""
+        body = self._get("/api/v1/alerts")
+        items = body["alerts"] if isinstance(body, dict) else body
+        return [a for a in items if a.get("rule") == rule or a.get("rule_name") == rule]
+
+    def incidents(self, rule: str) -> list[dict[str, Any]]:
+        """The incidents ``rule`` opened, every status, oldest first."""
+        body = self._get("/api/v1/incidents", limit=100)
+        items = body["incidents"] if isinstance(body, dict) else body
+        found = [i for i in items if i.get("rule_name") == rule]
+        return sorted(found, key=lambda i: float(i["opened_at"]))
+
+    def incident(self, incident_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._get(f"/api/v1/incidents/{incident_id}")
+        return found
+
+
+# -- injected samples -------------------------------------------------------------------------------
+
+
+class Injector:
+    """Sends ``system.cpu.utilization`` as an agent would, with the values and timestamps a test picks.
+
+    Each point is two series, ``cpu.mode=user`` (the busy fraction) and ``cpu.mode=idle`` (the rest),
+    so the rule's ``cpu.mode!="idle"`` matcher is exercised. A batch the server did not take (it is
+    down) is kept and re-sent first next time, as the agent's spool does, with the same batch id.
+    """
+
+    def __init__(self, api_key: str, node: str = NODE) -> None:
+        self.api_key = api_key
+        self.node = node
+        self.backlog: list[MetricBatch] = []
+
+    def batch(self, points: list[tuple[float, float]]) -> MetricBatch:
+        stamps = [ts for ts, _ in points]
+        busy = [v for _, v in points]
+
+        def series(mode: str, values: list[float]) -> SeriesData:
+            return SeriesData("system.cpu.utilization", "1", "gauge", False, {"cpu.mode": mode}, stamps, values)
+
+        return MetricBatch(
+            f"inject-{uuid.uuid4().hex}",
+            self.node,
+            {"host.name": self.node},
+            [series("user", busy), series("idle", [1.0 - v for v in busy])],
+        )
+
+    def send(self, base_url: str, points: list[tuple[float, float]]) -> bool:
+        """Queue ``points`` (timestamp, busy fraction) and push the backlog; False if the server is down."""
+        self.backlog.append(self.batch(points))
+        return self.flush(base_url)
+
+    def flush(self, base_url: str) -> bool:
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "Content-Type": CONTENT_TYPE,
+            "Content-Encoding": "gzip",
+        }
+        while self.backlog:
+            try:
+                r = httpx.post(
+                    f"{base_url}/api/v1/metrics", content=encode_batch(self.backlog[0]), headers=headers, timeout=5
+                )
+            except httpx.TransportError:
+                return False
+            if r.status_code >= 500:
+                return False
+            assert r.status_code == 200, f"POST /api/v1/metrics: {r.status_code} {r.text}"
+            self.backlog.pop(0)
+        return True
