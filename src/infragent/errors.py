@@ -24,6 +24,10 @@ descend from the root.
     │   └── TooManySeriesError    the query matches more series than one answer holds  [query.errors]
     ├── ScopeError                a valid key lacks the operation's scope: 403  [auth.scopes]
     ├── EmailTakenError           the e-mail already owns a tenant: 409  [auth.registration]
+    ├── IncidentError             an incident cannot be changed as asked  [incidents.core]
+    │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
+    │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]
+    │   └── CursorError           a paging cursor this server did not give out: 422  [store.incident_reads]
     ├── LlmError                  an LLM provider failed (transport, status, shape, timeout)
     ├── ProtoError                a remote-write protobuf cannot be encoded or read  [remote_write.proto]
     ├── ReportError               the SDK could not report to the server  [sdk.client]

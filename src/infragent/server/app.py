@@ -30,6 +30,7 @@ from infragent.server.api import (
     commands,
     events,
     health,
+    incidents,
     keys,
     metrics,
     otlp,
@@ -134,6 +135,7 @@ def create_app(
         otlp.router,
         query.router,
         selfmetrics.router,
+        incidents.router,
     )
     for router in routers:
         app.include_router(router)
