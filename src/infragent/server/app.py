@@ -35,6 +35,7 @@ from infragent.server.api import (
     metrics,
     otlp,
     query,
+    rules,
     selfmetrics,
 )
 from infragent.server.auth import scope_refused
@@ -134,6 +135,7 @@ def create_app(
         metrics.router,
         otlp.router,
         query.router,
+        rules.router,
         selfmetrics.router,
         incidents.router,
     )
