@@ -13,7 +13,7 @@ to hold to check the fire time, so it writes the samples itself (``Injector``) w
 and timestamps, through the same native ingest API the agent uses.
 
 The CPU level: ``system.cpu.utilization`` summed over the modes other than idle, per host, is the
-host's busy fraction. Measured on this 2-core machine: 0.02–0.05 idle, 1.00 with one busy loop per
+host's busy fraction. Measured on this 2-core machine: 0.02 to 0.05 idle, 1.00 with one busy loop per
 core. ``BUSY_LEVEL`` sits far from both; it is still a shared machine, so the tests wait for the
 alert to be quiet before they start the hog instead of assuming it.
 
@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,7 +38,7 @@ from typing import Any, TypeVar
 import httpx
 import sqlalchemy as sa
 
-from infragent.store.schema import alert_rules, alert_transitions
+from infragent.store.schema import alert_rules, alert_transitions, metric_batches, rule_leases
 from infragent.store.sql import SqlStore
 from infragent.wire import CONTENT_TYPE, MetricBatch, SeriesData, encode_batch
 from support.agent_proc import AgentProc, ServerProc
@@ -54,6 +55,27 @@ TICK_S = 0.5
 LEASE_S = 2.0
 #: The one node the agent or the injector reports as.
 NODE = "detect-host"
+
+
+# -- the rule ----------------------------------------------------------------------------------------
+
+
+def busy_rule(name: str, *, function: str, window: str, for_: str) -> dict[str, Any]:
+    """The host's busy fraction over ``window`` above ``BUSY_LEVEL`` for ``for_``, one alert per host:
+    ``sum by (host) (function(system.cpu.utilization{cpu.mode!="idle"}[window])) > BUSY_LEVEL``."""
+    return {
+        "alert": name,
+        "kind": "threshold",
+        "metric": 'system.cpu.utilization{cpu.mode!="idle"}',
+        "function": function,
+        "window": window,
+        "by": ["host"],
+        "combine": "sum",
+        "op": ">",
+        "value": BUSY_LEVEL,
+        "for": for_,
+        "severity": "warning",
+    }
 
 
 # -- waiting ----------------------------------------------------------------------------------------
@@ -165,7 +187,9 @@ class Deployment:
         self.store = store
         self.db_url = db_url
         self.work = work
-        reg = create_client(store, "detect@example.com", "Detect", "http://127.0.0.1:9/unused", now=time.time())
+        reg = create_client(
+            store, "detect@example.com", "Detect", "http://127.0.0.1:9/unused", now=time.time()
+        )
         self.client_id = reg.client.id
         self.api_key = reg.api_key
         self.servers: list[DetectServer] = []
@@ -201,6 +225,30 @@ class Deployment:
         )
         with self.store.engine.connect() as conn:
             return [TransitionRow(*row) for row in conn.execute(query)]
+
+    def lease_owner_pid(self) -> int | None:
+        """The pid of the server process holding this tenant's evaluation lease now, if any holds it.
+
+        The owner is ``host:pid:nonce`` (``alerting/evaluator.py``); an expired lease holds nothing.
+        """
+        query = sa.select(rule_leases.c.owner, rule_leases.c.until).where(
+            rule_leases.c.client_id == self.client_id
+        )
+        with self.store.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.until < time.time():
+            return None
+        return int(row.owner.split(":")[1])
+
+    def stored_batches(self) -> int:
+        """Metric batches stored for this tenant: a count that grows with every batch an agent ships."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(metric_batches)
+            .where(metric_batches.c.client_id == self.client_id)
+        )
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def logs(self) -> str:
         parts = [f"--- {p.name} {p.log_path}:\n{p.log()}" for p in [*self.servers, *self.agents]]
@@ -245,16 +293,30 @@ class Api:
 
     def alerts(self, rule: str) -> list[dict[str, Any]]:
         """The rule's alert instances (every status) as ``GET /api/v1/alerts`` shows them."""
-        body = self._get("/api/v1/alerts")
-        items = body["alerts"] if isinstance(body, dict) else body
-        return [a for a in items if a.get("rule") == rule or a.get("rule_name") == rule]
+        return [a for a in self._get("/api/v1/alerts") if a["rule"] == rule]
+
+    def alert(self, rule: str) -> dict[str, Any] | None:
+        """The rule's one instance (the tests' rules group by host, and there is one host), if any."""
+        found = self.alerts(rule)
+        assert len(found) <= 1, found
+        return found[0] if found else None
 
     def incidents(self, rule: str) -> list[dict[str, Any]]:
-        """The incidents ``rule`` opened, every status, oldest first."""
-        body = self._get("/api/v1/incidents", limit=100)
-        items = body["incidents"] if isinstance(body, dict) else body
-        found = [i for i in items if i.get("rule_name") == rule]
+        """The incidents ``rule`` opened, every status, oldest first (the default pack's are left out)."""
+        body = self._get("/api/v1/incidents", limit=200)
+        found = [i for i in body["incidents"] if i["rule_name"] == rule]
         return sorted(found, key=lambda i: float(i["opened_at"]))
+
+    def self_metrics(self) -> dict[str, float]:
+        """The server's ``/metrics`` as {sample name with labels: value}."""
+        r = httpx.get(f"{self.base}/metrics", timeout=10)
+        assert r.status_code == 200, r.text
+        values: dict[str, float] = {}
+        for line in r.text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
 
     def incident(self, incident_id: str) -> dict[str, Any]:
         found: dict[str, Any] = self._get(f"/api/v1/incidents/{incident_id}")
@@ -282,7 +344,9 @@ class Injector:
         busy = [v for _, v in points]
 
         def series(mode: str, values: list[float]) -> SeriesData:
-            return SeriesData("system.cpu.utilization", "1", "gauge", False, {"cpu.mode": mode}, stamps, values)
+            return SeriesData(
+                "system.cpu.utilization", "1", "gauge", False, {"cpu.mode": mode}, stamps, values
+            )
 
         return MetricBatch(
             f"inject-{uuid.uuid4().hex}",
@@ -305,7 +369,10 @@ class Injector:
         while self.backlog:
             try:
                 r = httpx.post(
-                    f"{base_url}/api/v1/metrics", content=encode_batch(self.backlog[0]), headers=headers, timeout=5
+                    f"{base_url}/api/v1/metrics",
+                    content=encode_batch(self.backlog[0]),
+                    headers=headers,
+                    timeout=5,
                 )
             except httpx.TransportError:
                 return False
@@ -314,3 +381,48 @@ class Injector:
             assert r.status_code == 200, f"POST /api/v1/metrics: {r.status_code} {r.text}"
             self.backlog.pop(0)
         return True
+
+
+class Feeder:
+    """A stand-in agent on a thread: every ``interval_s`` one point of the busy fraction ``level``
+    (the test sets it), stamped with the time of sending, to the servers in turn.
+
+    Pacing is the sender's own (an agent collects on an interval too); nothing waits on it. A batch a
+    server did not take waits in the backlog with its timestamp, and goes out first when one answers.
+    """
+
+    def __init__(self, api_key: str, urls: list[str], interval_s: float = 0.5, level: float = 0.0) -> None:
+        self.injector = Injector(api_key)
+        self.urls = urls
+        self.interval_s = interval_s
+        self.level = level
+        self.sent = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="feeder", daemon=True)
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.is_set():
+            self.injector.backlog.append(self.injector.batch([(time.time(), self.level)]))
+            try:
+                if self.injector.flush(self.urls[turn % len(self.urls)]):
+                    self.sent += 1
+            except Exception as exc:  # a refused batch is a test failure: keep it for ``check``
+                self.error = exc
+                return
+            turn += 1
+            self._stop.wait(self.interval_s)
+
+    def check(self) -> None:
+        """Raise what stopped the thread, if something did (call it from the test's waits)."""
+        if self.error is not None:
+            raise AssertionError(f"the feeder stopped: {self.error}") from self.error
+
+    def __enter__(self) -> Feeder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
