@@ -11,6 +11,7 @@ descend from the root.
     ├── SignatureError            a signed message failed verification (``code``, ``reason``)
     ├── StoreError                the database refused or lost an operation
     │   ├── LeaseLostError        another responder took the work item over  [responder.ports]
+    │   ├── TenantLostError       another evaluator holds the tenant's alert state  [alerting.ports]
     │   ├── LedgerError           the agent's command ledger cannot be read or written  [agent.ledger]
     │   ├── ChunkFormatError      a stored chunk cannot be decoded (also ValueError)  [store.metrics.chunks]
     │   └── _SliceChangedError    compaction's slice moved under it; retried  [store.metrics.compaction]

@@ -26,6 +26,7 @@ from infragent.auth.scopes import ScopeError
 from infragent.config import Settings
 from infragent.server.api import (
     agents,
+    alerts,
     clients,
     commands,
     events,
@@ -137,6 +138,7 @@ def create_app(
         query.router,
         rules.router,
         selfmetrics.router,
+        alerts.router,
         incidents.router,
     )
     for router in routers:
