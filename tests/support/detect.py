@@ -195,6 +195,7 @@ class TransitionRow:
     from_status: str
     to_status: str
     incident_id: str | None
+    reason: str
 
 
 class Deployment:
@@ -236,6 +237,7 @@ class Deployment:
                 alert_transitions.c.from_status,
                 alert_transitions.c.to_status,
                 alert_transitions.c.incident_id,
+                alert_transitions.c.reason,
             )
             .join(alert_rules, alert_rules.c.id == alert_transitions.c.rule_id)
             .where(alert_transitions.c.client_id == self.client_id, alert_rules.c.name == rule)
