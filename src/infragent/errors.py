@@ -23,7 +23,7 @@ descend from the root.
     ├── QueryError                a query cannot be answered as asked: 422  [query.errors]
     │   ├── LabelSyntaxError      a label selector does not parse  [query.errors]
     │   └── TooManySeriesError    the query matches more series than one answer holds  [query.errors]
-    ├── RuleFileError             a rule file, rule or rule test is invalid: ``problems`` (line, column)  [rules.errors]
+    ├── RuleFileError             a rule file, rule or rule test is invalid: ``problems``  [rules.errors]
     │   └── RuleSyntaxError       a selector or duration string does not parse (``offset``)  [rules.errors]
     ├── ScopeError                a valid key lacks the operation's scope: 403  [auth.scopes]
     ├── EmailTakenError           the e-mail already owns a tenant: 409  [auth.registration]

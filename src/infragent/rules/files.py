@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from yaml.nodes import Node
+from yaml.nodes import MappingNode, Node
 
 from infragent.rules.errors import Problem, RuleFileError
 from infragent.rules.kinds import KIND_KEYS, KINDS, read_condition
@@ -236,7 +236,7 @@ def read_groups(r: Reader, node: Node) -> list[RuleGroup]:
 
 
 def _alert_node(node: Node) -> Node | None:
-    if not isinstance(node.value, list):
+    if not isinstance(node, MappingNode):
         return None
     for key, value in node.value:
         if getattr(key, "value", None) == "alert" and isinstance(value.value, str):

@@ -27,7 +27,17 @@ from infragent.rules.window import EventSample
 F64 = npt.NDArray[np.float64]
 
 FILE_KEYS = ("rule_files", "groups", "evaluation_interval", "tests")
-TEST_KEYS = ("name", "evaluation_interval", "interval", "input_series", "input_events", "heartbeats", "end", "alerts", "expect")
+TEST_KEYS = (
+    "name",
+    "evaluation_interval",
+    "interval",
+    "input_series",
+    "input_events",
+    "heartbeats",
+    "end",
+    "alerts",
+    "expect",
+)
 EVENT_KEYS = ("at", "type", "service", "severity", "node_id", "data")
 EXPECT_KEYS = ("at", "alert", "labels", "from", "to", "value")
 STATUSES = tuple(s.value for s in AlertStatus)

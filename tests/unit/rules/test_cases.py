@@ -42,7 +42,9 @@ def test_case_file(path: Path) -> None:
 
 
 def test_a_wrong_expectation_fails_with_a_diff() -> None:
-    text = RULE + """tests:
+    text = (
+        RULE
+        + """tests:
   - name: wrong time
     input_series:
       - series: 'cpu{host="a"}'
@@ -51,6 +53,7 @@ def test_a_wrong_expectation_fails_with_a_diff() -> None:
       - {at: 0s, alert: HighCpu, labels: {host: a}, from: inactive, to: pending}
       - {at: 30s, alert: HighCpu, labels: {host: a}, from: pending, to: firing}
 """
+    )
     report = run_test_text(text, "t.yaml")
     (result,) = report.results
     assert not result.passed and not report.passed
@@ -61,7 +64,9 @@ def test_a_wrong_expectation_fails_with_a_diff() -> None:
 
 
 def test_a_missing_transition_fails() -> None:
-    text = RULE + """tests:
+    text = (
+        RULE
+        + """tests:
   - name: expects nothing
     alerts: [HighCpu]
     input_series:
@@ -69,6 +74,7 @@ def test_a_missing_transition_fails() -> None:
         values: '0.95x10'
     expect: []
 """
+    )
     (result,) = run_test_text(text, "t.yaml").results
     assert not result.passed
     assert len(result.got) == 2

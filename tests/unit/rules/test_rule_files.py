@@ -13,7 +13,8 @@ import pytest
 
 from infragent.rules.errors import Problem, RuleFileError
 from infragent.rules.files import parse_rule_file, parse_rule_text, rule_from_spec, rule_to_spec
-from infragent.rules.model import Threshold
+from infragent.rules.model import Rule, Threshold
+from infragent.rules.testfile import parse_test_text
 
 MARK = "§"
 
@@ -41,7 +42,11 @@ def _where(text: str) -> tuple[str, int, int]:
 
 BAD: list[tuple[str, str, str]] = [
     ("unknown kind", GOOD_RULE + "        kind: §threshhold\n", "unknown kind 'threshhold'"),
-    ("unknown key", GOOD_RULE + "        §fuction: avg\n", "unknown key 'fuction' in rule 'HighCpu'; allowed: alert"),
+    (
+        "unknown key",
+        GOOD_RULE + "        §fuction: avg\n",
+        "unknown key 'fuction' in rule 'HighCpu'; allowed: alert",
+    ),
     ("unknown function", GOOD_RULE.replace("function: avg", "function: §avgg"), "unknown function 'avgg'"),
     (
         "bad selector in a quoted string",
@@ -73,7 +78,8 @@ BAD: list[tuple[str, str, str]] = [
     ("reserved label", GOOD_RULE + "        labels: {§alertname: x}\n", "'alertname' is set by InfrAgent"),
     (
         "missing required key",
-        "      - §alert: HighCpu\n        function: avg\n        window: 1m\n        op: '>'\n        value: 1\n",
+        "      - §alert: HighCpu\n        function: avg\n        window: 1m\n"
+        "        op: '>'\n        value: 1\n",
         "missing the required key 'metric'",
     ),
     ("missing alert", "      - §metric: cpu\n        kind: reset\n", "missing the required key 'alert'"),
@@ -82,15 +88,27 @@ BAD: list[tuple[str, str, str]] = [
         GOOD_RULE + GOOD_RULE.replace("alert: HighCpu", "alert: §HighCpu"),
         "duplicate rule name 'HighCpu' (first at line 4)",
     ),
-    ("wrong type: number", GOOD_RULE.replace("value: 0.9", 'value: §"high"'), "value must be a number, not a string"),
+    (
+        "wrong type: number",
+        GOOD_RULE.replace("value: 0.9", 'value: §"high"'),
+        "value must be a number, not a string",
+    ),
     ("wrong type: list", GOOD_RULE + "        by: §host\n", "by must be a list, not a string"),
     ("wrong type: bool", GOOD_RULE + "        enabled: §yes please\n", "enabled must be true or false"),
     ("wrong type: mapping", GOOD_RULE + "        labels: §[a]\n", "labels must be a mapping, not a list"),
     ("unknown op", GOOD_RULE.replace('op: ">"', 'op: §"=>"'), "unknown op '=>'"),
     ("unknown severity", GOOD_RULE + "        severity: §page\n", "unknown severity 'page'"),
-    ("recover on the wrong side", GOOD_RULE + "        recover: §0.95\n", "recover 0.95 must be at or below value 0.9"),
+    (
+        "recover on the wrong side",
+        GOOD_RULE + "        recover: §0.95\n",
+        "recover 0.95 must be at or below value 0.9",
+    ),
     ("duplicate key", GOOD_RULE + "        §window: 2m\n", "duplicate key 'window'"),
-    ("bad alert name", GOOD_RULE.replace("alert: HighCpu", 'alert: §"High Cpu"'), "bad alert name 'High Cpu'"),
+    (
+        "bad alert name",
+        GOOD_RULE.replace("alert: HighCpu", 'alert: §"High Cpu"'),
+        "bad alert name 'High Cpu'",
+    ),
     (
         "bad template",
         GOOD_RULE + '        annotations: {summary: "CPU §{{ $labls.host }}"}\n',
@@ -103,8 +121,8 @@ BAD: list[tuple[str, str, str]] = [
     ),
     (
         "key of another kind",
-        "      - alert: Boot\n        kind: reset\n        metric: system.uptime\n        keep_firing_for: 5m\n"
-        "        §for: 1m\n",
+        "      - alert: Boot\n        kind: reset\n        metric: system.uptime\n"
+        "        keep_firing_for: 5m\n        §for: 1m\n",
         "unknown key 'for' in rule 'Boot'",
     ),
     (
@@ -125,14 +143,14 @@ BAD: list[tuple[str, str, str]] = [
     ),
     (
         "warm-up as long as the baseline",
-        "      - alert: Odd\n        kind: anomaly\n        metric: m\n        window: 1m\n        baseline: 1h\n"
-        "        warmup: §1h\n",
+        "      - alert: Odd\n        kind: anomaly\n        metric: m\n        window: 1m\n"
+        "        baseline: 1h\n        warmup: §1h\n",
         "warmup must be shorter than baseline",
     ),
     (
         "forecast op",
-        "      - alert: Full\n        kind: forecast\n        metric: m\n        window: 1h\n        horizon: 4h\n"
-        "        value: 1\n        op: §'>'\n",
+        "      - alert: Full\n        kind: forecast\n        metric: m\n        window: 1h\n"
+        "        horizon: 4h\n        value: 1\n        op: §'>'\n",
         "unknown op '>'",
     ),
 ]
@@ -184,7 +202,13 @@ def test_a_good_file_reads_into_groups() -> None:
     text = HEAD + GOOD_RULE + "        recover: 0.8\n        by: [host]\n        for: 1h30m\n"
     (group,) = parse_rule_file(text, "ok.yaml")
     (rule,) = group.rules
-    assert (group.name, rule.name, rule.group, rule.for_s, rule.by) == ("host", "HighCpu", "host", 5400.0, ("host",))
+    assert (group.name, rule.name, rule.group, rule.for_s, rule.by) == (
+        "host",
+        "HighCpu",
+        "host",
+        5400.0,
+        ("host",),
+    )
     assert isinstance(rule.condition, Threshold)
     assert (rule.condition.window_s, rule.condition.recover, rule.kind) == (60.0, 0.8, "threshold")
 
@@ -206,18 +230,16 @@ def test_one_rule_as_json_with_a_mistake_names_the_column() -> None:
     assert caught.value.problems[0] == Problem(1, 24, caught.value.problems[0].message, "body")
 
 
-def _case_rules() -> list[object]:
-    from infragent.rules.testfile import parse_test_text
-
-    rules = []
+def _case_rules() -> list[Rule]:
+    rules: list[Rule] = []
     for path in sorted((Path(__file__).parent / "cases").glob("*.yaml")):
         rules += list(parse_test_text(path.read_text(), str(path), path.parent).rules)
     return rules
 
 
 @pytest.mark.parametrize("rule", _case_rules(), ids=lambda r: getattr(r, "name", "?"))
-def test_spec_round_trip(rule: object) -> None:
-    spec = rule_to_spec(rule)  # type: ignore[arg-type]
+def test_spec_round_trip(rule: Rule) -> None:
+    spec = rule_to_spec(rule)
     assert json.loads(json.dumps(spec)) == spec  # JSON-able, as the store keeps it
     assert rule_from_spec(spec, "store") == rule
 
@@ -227,3 +249,28 @@ def test_a_spec_that_no_longer_validates_is_refused_with_the_key() -> None:
     spec = rule_to_spec(group.rules[0]) | {"function": "median"}
     with pytest.raises(RuleFileError, match="unknown function 'median'"):
         rule_from_spec(spec, "store")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "groups: {}",
+        "groups: [1]",
+        "groups: [{name: 1, rules: 2}]",
+        "groups: [{name: a, rules: [[1, 2]]}]",
+        "groups: [{name: a, rules: [{alert: [1]}]}]",
+        "groups: [{name: a, rules: [{alert: A, kind: [x]}]}]",
+        "groups: [{name: a, rules: [{alert: A, metric: {a: b}, function: 1, window: [], op: 1, value: {}}]}]",
+        "groups: [{name: a, rules: [{alert: A, kind: event, match: [1], resolve: x}]}]",
+        "groups: [{name: a, rules: [{alert: A, kind: event, match: {data: [1]}, keep_firing_for: 1m}]}]",
+        "groups: [{name: a, rules: [{alert: A, kind: anomaly, metric: m, window: 1m, baseline: x, z: -1}]}]",
+        "groups: [{name: a, rules: [{? [1] : 2}]}]",
+        "groups: [{name: a, rules: [{alert: A, <<: {x: 1}}]}]",
+        "groups: !!binary aGVsbG8=",
+        "--- a\n--- b\n",
+        "\t",
+    ],
+)
+def test_any_shape_is_a_rule_file_error_never_a_crash(text: str) -> None:
+    with pytest.raises(RuleFileError):
+        parse_rule_file(text, "odd.yaml")
