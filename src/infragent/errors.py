@@ -25,6 +25,7 @@ descend from the root.
     │   └── TooManySeriesError    the query matches more series than one answer holds  [query.errors]
     ├── RuleFileError             a rule file, rule or rule test is invalid: ``problems``  [rules.errors]
     │   └── RuleSyntaxError       a selector or duration string does not parse (``offset``)  [rules.errors]
+    ├── RuleConflictError         a rule name is taken, or the rule is managed: 409  [store.rules]
     ├── ScopeError                a valid key lacks the operation's scope: 403  [auth.scopes]
     ├── EmailTakenError           the e-mail already owns a tenant: 409  [auth.registration]
     ├── IncidentError             an incident cannot be changed as asked  [incidents.core]

@@ -14,12 +14,14 @@ the same transaction. The subject is the rule's id (names may pass the audit sub
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import orjson
 import sqlalchemy as sa
 
 from infragent.errors import InfrAgentError
@@ -28,18 +30,12 @@ from infragent.rules.files import rule_from_spec, rule_to_spec
 from infragent.rules.model import Rule, RuleGroup
 from infragent.rules.pack import default_pack
 from infragent.store import audit
-from infragent.store.metrics.model import SeriesInfo
 from infragent.store.schema import alert_instances, alert_rules, clients
 
 logger = logging.getLogger(__name__)
 
 
-def group_labels(rule: Rule, labels: dict[str, str]) -> dict[str, str]:  # TEMP until rules.grouping lands
-    return dict(labels) if not rule.by else {n: labels.get(n, "") for n in rule.by}
-
-
 Origin = Literal["default", "file", "api"]
-ORIGINS: tuple[Origin, ...] = ("default", "file", "api")
 #: The actor of changes the server makes itself (pack and file sync).
 SYSTEM = "system"
 
@@ -86,11 +82,19 @@ def _spec(rule: Rule) -> dict[str, Any]:
     return spec
 
 
+@functools.lru_cache(maxsize=4096)
+def _validated(spec_json: bytes, name: str) -> Rule:
+    """``rule_from_spec`` once per distinct spec and process: it costs milliseconds (YAML in pure
+    Python), and the evaluator reads a tenant's rules far more often than they change. A ``Rule``
+    is frozen, so sharing one between callers is safe."""
+    return rule_from_spec(orjson.loads(spec_json), f"rule {name!r}")
+
+
 def _from_row(row: sa.Row[Any]) -> StoredRule | None:
     """The stored rule, or None (logged) when its spec no longer validates: one bad row must not
     hide the tenant's other rules from the evaluator."""
     try:
-        rule = rule_from_spec(row.spec, f"rule {row.name!r}")
+        rule = _validated(orjson.dumps(row.spec, option=orjson.OPT_SORT_KEYS), row.name)
     except RuleFileError as exc:
         logger.error("stored rule %s of client %s no longer validates: %s", row.name, row.client_id, exc)
         return None
@@ -110,18 +114,6 @@ def _row(conn: sa.Connection, client_id: str, name: str) -> sa.Row[Any] | None:
     return conn.execute(
         sa.select(alert_rules).where(alert_rules.c.client_id == client_id, alert_rules.c.name == name)
     ).first()
-
-
-def _audit(
-    conn: sa.Connection,
-    client_id: str,
-    actor: str,
-    kind: str,
-    rule_id: str,
-    detail: dict[str, Any],
-    now: float,
-) -> None:
-    audit.append(conn, client_id, actor, kind, rule_id, detail, now)
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -154,16 +146,6 @@ def tenants_with_rules(conn: sa.Connection) -> list[str]:
     return [r.client_id for r in rows]
 
 
-def instance_counts(conn: sa.Connection, client_id: str) -> dict[str, int]:
-    """Alert instances stored per rule id of the client (what the evaluator has created so far)."""
-    rows = conn.execute(
-        sa.select(alert_instances.c.rule_id, sa.func.count())
-        .where(alert_instances.c.client_id == client_id)
-        .group_by(alert_instances.c.rule_id)
-    )
-    return {r[0]: int(r[1]) for r in rows}
-
-
 # -- writing -----------------------------------------------------------------------------------------
 
 
@@ -189,7 +171,7 @@ def create_rule(
         )
     )
     detail = {"name": rule.name, "group": rule.group, "origin": origin, "enabled": rule.enabled, "spec": spec}
-    _audit(conn, client_id, actor, "rule.created", rule_id, detail, now)
+    audit.append(conn, client_id, actor, "rule.created", rule_id, detail, now)
     return StoredRule(rule_id, rule.name, rule.group, origin, rule.enabled, rule, now, now)
 
 
@@ -214,8 +196,6 @@ def _write(
 ) -> StoredRule:
     spec = _spec(rule)
     changed = [k for k in sorted(set(spec) | set(row.spec)) if spec.get(k) != row.spec.get(k)]
-    if rule.group != row.group_name:
-        changed.append("group")
     if enabled != row.enabled:
         changed.append("enabled")
     if changed:
@@ -231,7 +211,7 @@ def _write(
             "changed": changed,
             "spec": spec,
         }
-        _audit(conn, row.client_id, actor, "rule.updated", row.id, detail, now)
+        audit.append(conn, row.client_id, actor, "rule.updated", row.id, detail, now)
     updated_at = now if changed else row.updated_at
     return StoredRule(
         row.id,
@@ -273,7 +253,7 @@ def set_enabled(
             alert_rules.update().where(alert_rules.c.id == row.id).values(enabled=enabled, updated_at=now)
         )
         detail = {"name": name, "origin": row.origin, "enabled": enabled, "changed": ["enabled"]}
-        _audit(conn, client_id, actor, "rule.updated", row.id, detail, now)
+        audit.append(conn, client_id, actor, "rule.updated", row.id, detail, now)
         return None
     return _write(conn, row, current.rule, enabled, now=now, actor=actor)
 
@@ -301,7 +281,7 @@ def _remove(conn: sa.Connection, row: sa.Row[Any], *, now: float, actor: str) ->
     )
     conn.execute(alert_rules.delete().where(alert_rules.c.id == row.id))
     detail = {"name": row.name, "group": row.group_name, "origin": row.origin}
-    _audit(conn, row.client_id, actor, "rule.deleted", row.id, detail, now)
+    audit.append(conn, row.client_id, actor, "rule.deleted", row.id, detail, now)
 
 
 # -- the pack and the files: re-applied at start ------------------------------------------------------
@@ -321,8 +301,13 @@ def _sync(
     updated: list[str] = []
     skipped: list[str] = []
     wanted = {rule.name for rule in rules}
+    seen: set[str] = set()
     for rule in rules:
         row = existing.get(rule.name)
+        if rule.name in seen:  # listed twice (``read_rule_files`` refuses that): the first one stays
+            skipped.append(rule.name)
+            continue
+        seen.add(rule.name)
         if row is None:
             create_rule(conn, client_id, rule, origin=origin, now=now, actor=SYSTEM)
             added.append(rule.name)
@@ -377,62 +362,3 @@ def sync_all_file_rules(
     """``sync_file_rules`` for every client (server start, ``Settings.rule_files`` parsed)."""
     results = {cid: sync_file_rules(conn, cid, groups, now) for cid in _client_ids(conn)}
     return {cid: r for cid, r in results.items() if r.added or r.updated or r.removed or r.skipped}
-
-
-# -- the per-tenant instance cap ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceBudget:
-    """What a rule would add to the tenant's alert instances: ``instances`` for the rule,
-    ``others`` for the tenant's other enabled rules, against ``cap``."""
-
-    instances: int
-    others: int
-    cap: int
-
-    @property
-    def exceeded(self) -> bool:
-        return self.instances + self.others > self.cap
-
-    def refusal(self, name: str) -> str:
-        return (
-            f"rule {name!r} would create {self.instances} alert instances; with the {self.others} of the "
-            f"tenant's other rules that passes the cap of {self.cap} (max_alert_instances_per_tenant): "
-            "narrow its selector or its `by` labels"
-        )
-
-
-def estimate_instances(rule: Rule, series: Sequence[SeriesInfo]) -> int:
-    """The groups among ``series`` the rule reads: one alert instance each. An event rule's groups
-    come from events, not series: 0 here (its stored instances are counted instead)."""
-    if rule.kind == "event":
-        return 0
-    selector = rule.selector
-    groups: set[tuple[tuple[str, str], ...]] = set()
-    for s in series:
-        if selector is not None and s.name != selector.metric:
-            continue
-        labels = {**s.labels, "host": s.host}
-        if selector is None or selector.matches(s.name, labels):
-            groups.add(tuple(sorted(group_labels(rule, labels).items())))
-    return len(groups)
-
-
-def instance_budget(
-    conn: sa.Connection, client_id: str, rule: Rule, series: Sequence[SeriesInfo], cap: int
-) -> InstanceBudget:
-    """The budget of ``rule`` (new, or replacing the client's rule of that name) against ``cap``.
-
-    Each rule counts the larger of its estimate over the tenant's current ``series`` and the
-    instances the evaluator has stored for it, so neither a quiet fleet nor event rules hide any.
-    """
-    stored = instance_counts(conn, client_id)
-    others = 0
-    mine = estimate_instances(rule, series) if rule.enabled else 0
-    for other in load_rules(conn, client_id):
-        if other.name == rule.name:
-            mine = max(mine, stored.get(other.id, 0)) if rule.enabled else 0
-        elif other.enabled:
-            others += max(estimate_instances(other.rule, series), stored.get(other.id, 0))
-    return InstanceBudget(mine, others, cap)

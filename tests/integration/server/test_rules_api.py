@@ -222,6 +222,8 @@ def test_bodies_that_are_neither_json_nor_yaml_or_misnamed(api: Api) -> None:
     assert form.status_code == 415 and "application/yaml" in form.json()["detail"]
     renamed = api.http.put("/api/v1/rules/HighCpu", json=RULE, headers=auth)
     assert renamed.status_code == 422 and "BusyBox" in renamed.json()["detail"]
+    long_group = api.post(auth, {**RULE, "group": "g" * 201})
+    assert long_group.status_code == 422 and "200 characters" in long_group.json()["detail"]
 
 
 def test_openapi_shows_the_rule_bodies(api: Api) -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from infragent.rules.files import parse_rule_file, parse_rule_text
 from infragent.rules.model import RuleGroup
 from infragent.rules.pack import default_pack
-from infragent.store import audit, rules
+from infragent.store import audit, rule_budget, rules
 from infragent.store.metrics.model import SeriesInfo
 from infragent.store.records import Registration
 from infragent.store.schema import alert_instances, alert_rules
@@ -166,11 +166,17 @@ def test_file_sync_adds_updates_removes_and_never_touches_api_or_pack_rules(
     # next start: DiskIo changed, Swap gone, a new rule, and names the tenant and the pack hold
     changed = parse_rule_file(FILE.replace("1e8", "2e8"), "f.yaml")[0]
     disk = changed.rules[0]
-    clashes = (replace(disk, name="BusyBox"), replace(disk, name="HighCpu"), replace(disk, name="Net"))
+    net = replace(disk, name="Net")
+    clashes = (
+        replace(disk, name="BusyBox"),
+        replace(disk, name="HighCpu"),
+        net,
+        replace(net, severity="critical"),
+    )
     with store.write() as conn:
         result = rules.sync_file_rules(conn, tenant, [RuleGroup("files", (disk, *clashes))], 3000.0)
     assert result == rules.SyncResult(
-        added=("Net",), updated=("DiskIo",), removed=("Swap",), skipped=("BusyBox", "HighCpu")
+        added=("Net",), updated=("DiskIo",), removed=("Swap",), skipped=("BusyBox", "HighCpu", "Net")
     )
     with store.read() as conn:
         by_name = {r.name: r for r in rules.load_rules(conn, tenant)}
@@ -179,6 +185,7 @@ def test_file_sync_adds_updates_removes_and_never_touches_api_or_pack_rules(
     assert by_name["HighCpu"].origin == "default"
     assert by_name["DiskIo"].origin == "file" and by_name["DiskIo"].rule.condition.value == 2e8  # type: ignore[union-attr]
     assert "Swap" not in by_name
+    assert by_name["Net"].rule.severity == "warning"  # listed twice: the first one stays
 
 
 def test_all_tenants_get_files_and_pack_and_isolation_holds(
@@ -215,7 +222,7 @@ def test_delete_drops_the_rules_alert_instances(store: SqlStore, client_reg: Reg
                 updated_at=2000.0,
             )
         )
-        assert rules.instance_counts(conn, tenant) == {made.id: 1}
+        assert rule_budget.instance_counts(conn, tenant) == {made.id: 1}
         rules.delete_rule(conn, tenant, "BusyBox", now=2001.0, actor="k")
         left = conn.execute(sa.select(sa.func.count()).select_from(alert_instances)).scalar()
     assert left == 0
@@ -244,15 +251,34 @@ def test_instance_estimate_counts_the_groups_a_selector_matches(
     ]
     series = cpu + fs
     pack = {r.name: r for g in default_pack() for r in g.rules}
-    assert rules.estimate_instances(pack["HighCpu"], series) == 3  # by host
-    assert rules.estimate_instances(pack["FilesystemAlmostFull"], series) == 2  # by host and mount
-    assert rules.estimate_instances(pack["HostSilent"], series) == 3  # every host
-    assert rules.estimate_instances(pack["HighLoadPerCore"], series) == 0  # no such series yet
+    assert rule_budget.estimate_instances(pack["HighCpu"], series) == 3  # by host
+    assert rule_budget.estimate_instances(pack["FilesystemAlmostFull"], series) == 2  # by host and mount
+    assert rule_budget.estimate_instances(pack["HostSilent"], series) == 3  # every host
+    assert rule_budget.estimate_instances(pack["HighLoadPerCore"], series) == 0  # no such series yet
     per_series = parse_rule_text(CPU.replace("by: [host]\n", ""), "b")
-    assert rules.estimate_instances(per_series, series) == 3  # no `by`: one per series (idle excluded)
+    assert rule_budget.estimate_instances(per_series, series) == 3  # no `by`: one per series (idle excluded)
     tenant = client_reg.client.id
     with store.read() as conn:
-        budget = rules.instance_budget(conn, tenant, per_series, series, cap=10)
+        budget = rule_budget.instance_budget(conn, tenant, per_series, series, cap=10)
     # the pack over these series: HostSilent 3, HighCpu 3, FilesystemAlmostFull 2, FilesystemFullIn4h 2
     assert (budget.instances, budget.others, budget.exceeded) == (3, 10, True)
     assert "max_alert_instances_per_tenant" in budget.refusal("BusyBox")
+
+
+def test_a_stored_spec_that_no_longer_validates_is_skipped_not_fatal(
+    store: SqlStore, client_reg: Registration, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = client_reg.client.id
+    with store.write() as conn:
+        made = rules.create_rule(conn, tenant, parse_rule_text(CPU, "b"), origin="api", now=2000.0, actor="k")
+        mine = alert_rules.c.id == made.id
+        spec = conn.execute(sa.select(alert_rules.c.spec).where(mine)).scalar_one()
+        conn.execute(alert_rules.update().where(mine).values(spec={**spec, "function": "median"}))
+    with store.read() as conn:
+        names = {r.name for r in rules.load_rules(conn, tenant)}
+        assert rules.get_rule(conn, tenant, "BusyBox") is None
+    assert names == PACK  # the tenant's other rules are still there
+    assert "BusyBox" in caplog.text and "no longer validates" in caplog.text
+    with store.write() as conn:  # it can still be switched off
+        assert rules.set_enabled(conn, tenant, "BusyBox", False, now=2001.0, actor="k") is None
+        assert conn.execute(sa.select(alert_rules.c.enabled).where(mine)).scalar_one() is False

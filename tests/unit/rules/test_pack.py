@@ -15,6 +15,7 @@ from infragent.agent.runtime import Agent
 from infragent.agent.settings import load_settings
 from infragent.agent.spool import Spool
 from infragent.rules import pack
+from infragent.rules.errors import RuleFileError
 from infragent.rules.files import parse_rule_file
 from infragent.rules.model import Rule
 from infragent.rules.testing import run_test_file
@@ -118,3 +119,30 @@ def test_every_pack_rule_reads_series_the_agent_sends(collected: dict[str, list[
             unmatched.append(rule.name)
     # a host without a writable filesystem the agent reports (a read-only container) is possible
     assert set(unmatched) <= {"FilesystemAlmostFull", "FilesystemFullIn4h"}, unmatched
+
+
+ONE = """\
+groups:
+  - name: g
+    rules:
+      - alert: {name}
+        kind: absence
+        silent: 5m
+"""
+
+
+def test_read_rule_files_gathers_every_files_problems(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(ONE.format(name="Quiet"))
+    (tmp_path / "b.yaml").write_text(ONE.format(name="Loud"))
+    groups = pack.read_rule_files([tmp_path / "a.yaml", tmp_path / "b.yaml"])
+    assert [r.name for g in groups for r in g.rules] == ["Quiet", "Loud"]
+
+    (tmp_path / "dup.yaml").write_text(ONE.format(name="Quiet"))
+    (tmp_path / "bad.yaml").write_text(ONE.format(name="Bad").replace("5m", "-5m"))
+    paths = [tmp_path / n for n in ("a.yaml", "dup.yaml", "bad.yaml", "gone.yaml")]
+    with pytest.raises(RuleFileError) as refused:
+        pack.read_rule_files(paths)
+    found = {(Path(p.source).name, p.line, p.column) for p in refused.value.problems}
+    assert found == {("dup.yaml", 1, 1), ("bad.yaml", 6, 17), ("gone.yaml", 1, 1)}
+    text = str(refused.value)
+    assert f"already defined in {tmp_path / 'a.yaml'}" in text and "cannot read" in text

@@ -32,10 +32,15 @@ from infragent.server.rule_schemas import (
     ValidationOut,
     rule_request_body,
 )
+from infragent.store import rule_budget
 from infragent.store import rules as rule_store
-from infragent.store.rules import InstanceBudget, Origin, RuleConflictError, StoredRule
+from infragent.store.rule_budget import InstanceBudget
+from infragent.store.rules import Origin, RuleConflictError, StoredRule
 
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
+
+#: The longest group name the store keeps (``alert_rules.group_name``).
+MAX_GROUP_CHARS = 200
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -100,7 +105,7 @@ def _parse(body: RuleText) -> Rule | ProblemsOut:
 def _budget(svc: AppServices, client_id: str, rule: Rule) -> InstanceBudget:
     series = svc.metric_store.list_series(client_id)
     with svc.store.read() as conn:
-        return rule_store.instance_budget(
+        return rule_budget.instance_budget(
             conn, client_id, rule, series, svc.settings.max_alert_instances_per_tenant
         )
 
@@ -118,6 +123,8 @@ def _admitted(
             "create the new one and delete the old",
             [],
         )
+    if len(rule.group) > MAX_GROUP_CHARS:
+        return _refused(f"group: a group name is at most {MAX_GROUP_CHARS} characters", [])
     budget = _budget(svc, client_id, rule)
     if budget.exceeded:
         return _refused(budget.refusal(rule.name), [])
