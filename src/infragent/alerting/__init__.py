@@ -3,8 +3,9 @@ restarts, one evaluator per tenant across server processes (docs/alerting.md).
 
     ports.py      what the evaluator needs (AlertStore, SeriesReader) and the values crossing them
     buffers.py    a series' recent samples as numpy arrays
-    tenant.py     one tenant's rules, series and instances in memory (pure, time passed in)
-    holdings.py   tenants held under a lease: loading, refreshing  evaluator.py  the thread, the tick
+    instances.py  rule, series and instance entries       tenant.py  one tenant in memory (pure)
+    holdings.py   tenants held under a lease: loading, refreshing from the store
+    evaluator.py  the thread: rounds at ingest, the tick   relay.py   signals out, event rules cached
     sql.py        the AlertStore over the database, and ``build_evaluator``
     signals.py    PostgreSQL NOTIFY/LISTEN between server processes
     telemetry.py  the evaluator's Prometheus metrics

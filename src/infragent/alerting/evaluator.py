@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from infragent.alerting.holdings import EVENT_OVERLAP_S, Holding, Loader
+from infragent.alerting.instances import Change, Instance, event_hits
 from infragent.alerting.ports import (
     AlertStore,
     InstanceWrite,
@@ -39,15 +40,19 @@ from infragent.alerting.ports import (
     TenantLostError,
     ValueUpdate,
 )
+from infragent.alerting.relay import EventRules, Outbox
 from infragent.alerting.telemetry import AlertMetrics
-from infragent.alerting.tenant import Change, Instance, Tenant, event_hits
+from infragent.alerting.tenant import Tenant
 from infragent.model import Event
-from infragent.rules.model import EventMatch, Rule
 from infragent.rules.state import AlertStatus
 from infragent.rules.window import EventSample
 from infragent.wire import MetricBatch
 
 logger = logging.getLogger(__name__)
+
+
+#: A lease is renewed this many times per ``lease_s`` (a holder that misses two still holds it).
+RENEWALS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +137,8 @@ class Evaluator:
         self._held: dict[str, Holding] = {}
         self._wants: frozenset[str] = frozenset()
         self._prepared = False
-        self._outbox: dict[str, Signal] = {}
-        self._signalled_at: dict[str, float] = {}
-        self._claims: dict[str, tuple[float, list[Rule]]] = {}
-        self._claims_lock = threading.Lock()
+        self._outbox = Outbox(store, config.signal_min_s)
+        self._event_rules = EventRules(store, config.claims_ttl_s)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -161,7 +164,7 @@ class Evaluator:
         """Whether one of the tenant's event rules matches: then the event belongs to that rule's
         alert incident, and the events path opens no incident of its own."""
         sample = EventSample(0.0, type, service, str(severity), "", dict(data))
-        return any(event_hits(rule, sample) for rule in self._event_rules(client_id))
+        return any(event_hits(rule, sample) for rule in self._event_rules.of(client_id))
 
     def signalled(self, signal: Signal) -> None:
         """Another process stored data of a tenant (the listener's callback)."""
@@ -251,9 +254,14 @@ class Evaluator:
 
     def _tick_leases(self, now: float) -> None:
         cfg = self.config
-        for client_id, holding in list(self._held.items()):
-            if not self.store.renew(client_id, holding.token, now, cfg.lease_s):
-                self._lose(client_id, "the lease was taken over")
+        due = {c: h for c, h in self._held.items() if now - h.renewed_at >= cfg.lease_s / RENEWALS}
+        if due:
+            renewed = self.store.renew([h.token for h in due.values()], now, cfg.lease_s)
+            for client_id, holding in due.items():
+                if client_id in renewed:
+                    holding.renewed_at = now
+                else:
+                    self._lose(client_id, "the lease was taken over")
         wanted = self.store.tenants_with_rules()
         self._wants = frozenset(wanted)
         for client_id in [c for c in self._held if c not in self._wants]:
@@ -262,7 +270,7 @@ class Evaluator:
             if client_id not in self._held and (
                 token := self.store.acquire(client_id, self.owner, now, cfg.lease_s)
             ):
-                self._held[client_id] = Holding(token, event_cursor=now)
+                self._held[client_id] = Holding(token, event_cursor=now, renewed_at=now)
         signatures = self.store.rule_signatures(sorted(self._held))
         for client_id, holding in list(self._held.items()):
             signature = signatures.get(client_id)
@@ -277,13 +285,13 @@ class Evaluator:
                     continue
                 holding.signature = signature
                 holding.last_sweep = float("-inf")
-                self._publish_event_rules(client_id, holding.tenant)
+                self._event_rules.publish(client_id, [e.rule for e in holding.tenant.event_rules])
 
     def _tick_tenant(self, client_id: str, holding: Holding, now: float) -> None:
         tenant = holding.tenant
         if tenant is None:
             return
-        self._publish_event_rules(client_id, tenant)
+        self._event_rules.publish(client_id, [e.rule for e in tenant.event_rules])
         if tenant.host_rules:
             tenant.note_hosts(self.store.hosts_last_seen(client_id))
         sweep = now - holding.last_sweep >= self.config.sweep_s
@@ -334,7 +342,7 @@ class Evaluator:
                 logger.exception("tenant %s: alert evaluation failed; reloading it from the store", client_id)
                 if (holding := self._held.get(client_id)) is not None:
                     holding.tenant = None
-        self._send_signals()
+        self._outbox.send()
 
     def _round(
         self,
@@ -347,7 +355,7 @@ class Evaluator:
         holding = self._held.get(client_id)
         if holding is None or holding.tenant is None:
             if holding is None and client_id in self._wants and (batches or events):
-                self._queue_signal(client_id, {b.batch.node_id for b in batches}, bool(events))
+                self._outbox.add(client_id, {b.batch.node_id for b in batches}, bool(events))
             return
         tenant = holding.tenant
         dirty: set[Instance] = set()
@@ -405,48 +413,6 @@ class Evaluator:
                 self.metrics.transitions.labels(t.to_status.value).inc()
         if accepted is not None and any(w.transitions for w in writes):
             self.metrics.latency.observe(time.monotonic() - accepted)
-
-    # -- signals to the holder, and the event rules of tenants held elsewhere -------------------------
-
-    def _queue_signal(self, client_id: str, hosts: set[str], events: bool) -> None:
-        prev = self._outbox.get(client_id)
-        if prev is not None:
-            hosts |= prev.hosts
-            events = events or prev.events
-        self._outbox[client_id] = Signal(client_id, frozenset(hosts), events)
-
-    def _send_signals(self) -> None:
-        mono = time.monotonic()
-        for client_id, signal in list(self._outbox.items()):
-            if mono - self._signalled_at.get(client_id, float("-inf")) < self.config.signal_min_s:
-                continue
-            del self._outbox[client_id]
-            self._signalled_at[client_id] = mono
-            try:
-                self.store.signal(signal)
-            except Exception:
-                logger.warning("cannot signal the rule evaluator of tenant %s", client_id, exc_info=True)
-
-    def _publish_event_rules(self, client_id: str, tenant: Tenant) -> None:
-        """A held tenant's event rules answer ``claims_event`` without a read (renewed each tick)."""
-        with self._claims_lock:
-            self._claims[client_id] = (
-                time.monotonic() + self.config.claims_ttl_s,
-                [e.rule for e in tenant.event_rules],
-            )
-
-    def _event_rules(self, client_id: str) -> list[Rule]:
-        """The tenant's event rules: as its holder last published them, else read from the store,
-        each kept ``claims_ttl_s``."""
-        mono = time.monotonic()
-        with self._claims_lock:
-            cached = self._claims.get(client_id)
-        if cached is not None and mono < cached[0]:
-            return cached[1]
-        rules = [r.rule for r in self.store.load_rules(client_id) if isinstance(r.rule.condition, EventMatch)]
-        with self._claims_lock:
-            self._claims[client_id] = (mono + self.config.claims_ttl_s, rules)
-        return rules
 
     def _gauges(self) -> None:
         pending = firing = total = 0

@@ -18,8 +18,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from infragent.alerting.instances import Instance
 from infragent.alerting.ports import AlertStore, SeriesReader
-from infragent.alerting.tenant import Instance, Tenant
+from infragent.alerting.tenant import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Holding:
     signature: tuple[int, float] | None = None
     last_sweep: float = float("-inf")
     last_flush: float = float("-inf")
+    renewed_at: float = float("-inf")
     event_cursor: float = 0.0
     seen_events: dict[str, float] = field(default_factory=dict)
 

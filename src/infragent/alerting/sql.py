@@ -93,9 +93,9 @@ class SqlAlertStore:
         with self.db.write() as conn:
             return alerts.acquire_lease(conn, client_id, owner, now, lease_s)
 
-    def renew(self, client_id: str, token: str, now: float, lease_s: float) -> bool:
+    def renew(self, tokens: Sequence[str], now: float, lease_s: float) -> set[str]:
         with self.db.write() as conn:
-            return alerts.renew_lease(conn, client_id, token, now, lease_s)
+            return alerts.renew_leases(conn, tokens, now, lease_s)
 
     def release(self, client_id: str, token: str) -> None:
         with self.db.write() as conn:

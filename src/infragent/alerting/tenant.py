@@ -22,141 +22,40 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from infragent.alerting.buffers import F64, SeriesBuffer
+from infragent.alerting.buffers import F64
+from infragent.alerting.instances import (
+    Change,
+    Instance,
+    RuleEntry,
+    SeriesEntry,
+    event_hits,
+    keep_seconds,
+    lookback_seconds,
+    timers,
+)
 from infragent.alerting.ports import InstanceWrite, RuleRecord, SavedInstance, Written
 from infragent.rules.evaluate import (
-    alert_labels,
     evaluate,
     event_group_labels,
-    event_matches,
     group_key,
     group_labels,
     next_due,
     render_annotations,
 )
-from infragent.rules.model import Absence, Anomaly, EventMatch, Forecast, Reset, Rule, Threshold
-from infragent.rules.state import AlertState, AlertStatus, Transition
-from infragent.rules.window import EventSample, SeriesSamples, Window
+from infragent.rules.model import Absence, EventMatch
+from infragent.rules.state import AlertStatus, Transition
+from infragent.rules.window import EventSample, Window
 from infragent.wire import SeriesData
 
 logger = logging.getLogger(__name__)
 
-#: History a reset rule's series keeps: the previous sample is all it compares against.
-RESET_KEEP_S = 600.0
-#: How far back a new holder looks for an absence rule's series (at least): a series with no sample
-#: in that span is known to have been silent at least that long.
-ABSENCE_LOOKBACK_S = 3600.0
 #: Series lookups remembered per tenant before the cache is rebuilt (a cardinality explosion).
 MAX_SERIES_CACHE = 1_000_000
 
 _SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
-
-
-def keep_seconds(rule: Rule) -> float:
-    """History a series must hold for ``rule``: its window (plus the baseline of an anomaly)."""
-    c = rule.condition
-    if isinstance(c, Threshold | Forecast):
-        return c.window_s
-    if isinstance(c, Anomaly):
-        return c.window_s + c.baseline_s
-    if isinstance(c, Reset):
-        return RESET_KEEP_S
-    return 0.0
-
-
-def lookback_seconds(rule: Rule) -> float:
-    """How far back a new holder reads the store to fill a series of ``rule``."""
-    c = rule.condition
-    if isinstance(c, Absence):
-        return max(2 * c.silent_s, ABSENCE_LOOKBACK_S)
-    return keep_seconds(rule)
-
-
-@dataclass(eq=False, slots=True)
-class RuleEntry:
-    record: RuleRecord
-    keep_s: float
-    lookback_s: float
-
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    @property
-    def rule(self) -> Rule:
-        return self.record.rule
-
-
-class SeriesEntry:
-    """One series a rule selects: its labels (``host`` included), samples and the instances it feeds."""
-
-    __slots__ = ("attributes", "buffer", "floor_seen", "host", "instances", "labels", "name")
-
-    def __init__(self, host: str, name: str, attributes: Mapping[str, str], keep_s: float) -> None:
-        self.host = host
-        self.name = name
-        self.attributes = dict(attributes)
-        self.labels = {**attributes, "host": host}
-        self.buffer = SeriesBuffer(keep_s)
-        self.instances: list[Instance] = []
-        #: a lower bound on the last sample when the store had none in the lookback span
-        self.floor_seen: float | None = None
-
-    @property
-    def last_seen(self) -> float | None:
-        last = self.buffer.last_ts
-        return last if last is not None else self.floor_seen
-
-
-class Instance:
-    """One alert instance: a rule and a group of series (or a host, or an event group)."""
-
-    __slots__ = (
-        "due",
-        "group",
-        "host",
-        "incident_id",
-        "key",
-        "labels",
-        "reported",
-        "rule",
-        "saved",
-        "saved_value",
-        "series",
-        "state",
-    )
-
-    def __init__(self, rule: RuleEntry, group: dict[str, str], saved: SavedInstance | None) -> None:
-        self.rule = rule
-        self.group = group
-        self.key = (rule.id, group_key(group))
-        self.labels = alert_labels(rule.rule, group)
-        self.state = saved.state if saved is not None else AlertState()
-        self.incident_id = saved.incident_id if saved is not None else None
-        self.saved = saved is not None
-        self.saved_value = self.state.last_value
-        #: the current episode's fire was handed to the incidents (auto-pause bookkeeping)
-        self.reported = self.incident_id is not None and self.state.status is AlertStatus.FIRING
-        self.series: list[SeriesEntry] = []
-        self.host: str | None = None
-        self.due = next_due(rule.rule, self.state)
-
-    @property
-    def watched(self) -> bool:
-        return self.state.status is not AlertStatus.INACTIVE or self.due is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """An evaluation that must be written: transitions, or events to link to the alert's incident."""
-
-    instance: Instance
-    transitions: tuple[Transition, ...]
-    event_ids: tuple[str, ...] = ()
 
 
 class Tenant:
@@ -300,9 +199,7 @@ class Tenant:
             entry = self.series(host, s.name, s.attributes)
             if entry is None:
                 continue
-            entry.buffer.extend(
-                np.asarray(s.timestamps, dtype=np.float64), np.asarray(s.values, dtype=np.float64)
-            )
+            entry.extend(np.asarray(s.timestamps, dtype=np.float64), np.asarray(s.values, dtype=np.float64))
             dirty.update(entry.instances)
         return dirty
 
@@ -314,7 +211,7 @@ class Tenant:
         entry = self.series(host, name, attributes)
         if entry is None:
             return set()
-        entry.buffer.extend(ts, values)
+        entry.extend(ts, values)
         if entry.buffer.last_ts is None and entry.floor_seen is None:
             entry.floor_seen = since
         return set(entry.instances)
@@ -340,14 +237,14 @@ class Tenant:
             return Window(labels=inst.group, last_seen=self.host_seen.get(inst.host))
         if not inst.series:
             return Window(labels=inst.group, events=events)
-        series = tuple(SeriesSamples(e.labels, *e.buffer.view()) for e in inst.series)
+        series = tuple(e.samples() for e in inst.series)
         seen = [t for e in inst.series if (t := e.last_seen) is not None]
         return Window(labels=inst.group, series=series, last_seen=max(seen) if seen else None, events=events)
 
     def evaluate(self, inst: Instance, now: float, events: tuple[EventSample, ...] = ()) -> Change | None:
         """Evaluate one instance; a ``Change`` when something must be written: a transition, a
         timer that moved without one (``keep_firing_since`` set or cleared), or events to link."""
-        before = _timers(inst.state)
+        before = timers(inst.state)
         state, transitions = evaluate(inst.rule.rule, inst.state, self._window(inst, events), now)
         inst.state = state
         inst.due = next_due(inst.rule.rule, state)
@@ -356,7 +253,7 @@ class Tenant:
         else:
             self.watch.discard(inst)
         linked = tuple(e.event_id for e in events if e.event_id)
-        moved = _timers(state) != before
+        moved = timers(state) != before
         if transitions or moved or (linked and inst.reported and inst.incident_id is not None):
             return Change(inst, tuple(transitions), linked)
         return None
@@ -470,16 +367,3 @@ class Tenant:
     def unsaved_values(self) -> list[Instance]:
         """Persisted instances whose value moved since it was last written."""
         return [i for i in self.instances.values() if i.saved and i.state.last_value != i.saved_value]
-
-
-def _timers(s: AlertState) -> tuple[object, ...]:
-    """What of a state is persisted on change; the value, the evaluation time and the memo are not
-    (they move on nearly every evaluation, and are written with the next change)."""
-    return (s.status, s.active_since, s.firing_since, s.keep_firing_since, s.resolved_at)
-
-
-def event_hits(rule: Rule, event: EventSample) -> bool:
-    """Whether ``event`` matches the event rule's ``match`` or ``resolve`` pattern."""
-    c = rule.condition
-    assert isinstance(c, EventMatch)
-    return event_matches(c.match, event) or (c.resolve is not None and event_matches(c.resolve, event))

@@ -102,14 +102,19 @@ def acquire_lease(conn: sa.Connection, client_id: str, owner: str, now: float, l
     return token if inserted else None
 
 
-def renew_lease(conn: sa.Connection, client_id: str, token: str, now: float, lease_s: float) -> bool:
-    """Push ``until`` forward; False when the token no longer holds the tenant."""
-    res = conn.execute(
+def renew_leases(conn: sa.Connection, tokens: Sequence[str], now: float, lease_s: float) -> set[str]:
+    """Push ``until`` forward for every lease still held by one of ``tokens`` (one statement for
+    all of a process's tenants); the tenants renewed. A token missing from the answer was taken over.
+    """
+    if not tokens:
+        return set()
+    stmt = (
         rule_leases.update()
-        .where(rule_leases.c.client_id == client_id, rule_leases.c.token == token)
+        .where(rule_leases.c.token.in_(list(tokens)))
         .values(until=now + lease_s)
+        .returning(rule_leases.c.client_id)
     )
-    return bool(res.rowcount == 1)
+    return {str(c) for c in conn.execute(stmt).scalars()}
 
 
 def release_lease(conn: sa.Connection, client_id: str, token: str) -> None:

@@ -54,12 +54,36 @@ def _register(http: httpx.Client) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['api_key']}"}
 
 
-def _send(http: httpx.Client, auth: dict[str, str], value: float) -> None:
+def _native(http: httpx.Client, auth: dict[str, str], value: float) -> None:
     now = time.time()
     series = [SeriesData("cpu.busy", "1", "gauge", False, {"core": "0"}, [now], [value])]
     body = encode_batch(MetricBatch(str(uuid.uuid4()), "web-1", {}, series))
     headers = {"content-type": CONTENT_TYPE, "content-encoding": "gzip", **auth}
     assert http.post("/api/v1/metrics", content=body, headers=headers).status_code == 200
+
+
+def _otlp(http: httpx.Client, auth: dict[str, str], value: float) -> None:
+    """The same sample as OTLP/JSON (``host.name`` becomes the host)."""
+    point = {
+        "attributes": [{"key": "core", "value": {"stringValue": "0"}}],
+        "timeUnixNano": str(time.time_ns()),
+        "asDouble": value,
+    }
+    doc = {
+        "resourceMetrics": [
+            {
+                "resource": {"attributes": [{"key": "host.name", "value": {"stringValue": "web-1"}}]},
+                "scopeMetrics": [
+                    {"metrics": [{"name": "cpu.busy", "unit": "1", "gauge": {"dataPoints": [point]}}]}
+                ],
+            }
+        ]
+    }
+    r = http.post("/v1/metrics", json=doc, headers=auth)
+    assert r.status_code == 200, r.text
+
+
+Send = Callable[[httpx.Client, dict[str, str], float], None]
 
 
 def _until(check: Callable[[], Any], timeout_s: float = 20.0) -> Any:
@@ -77,12 +101,12 @@ def _busy(http: httpx.Client, auth: dict[str, str], status: str) -> list[dict[st
     return [a for a in r.json() if a["rule"] == "Busy"]
 
 
-def _fires_and_opens_an_incident(http: httpx.Client) -> None:
+def _fires_and_opens_an_incident(http: httpx.Client, send: Send) -> None:
     auth = _register(http)
     assert http.post("/api/v1/rules", json=RULE, headers=auth).status_code == 201
     # the evaluator takes the tenant on its tick; batches sent before that are read back from the store
-    _send(http, auth, 0.95)
-    (alert,) = _until(lambda: (_send(http, auth, 0.95), _busy(http, auth, "firing"))[1])
+    send(http, auth, 0.95)
+    (alert,) = _until(lambda: (send(http, auth, 0.95), _busy(http, auth, "firing"))[1])
     assert alert["labels"] == {"host": "web-1", "alertname": "Busy"}
     assert alert["value"] == pytest.approx(0.95)
     assert alert["since"] == alert["firing_since"]
@@ -91,23 +115,34 @@ def _fires_and_opens_an_incident(http: httpx.Client) -> None:
     assert r.status_code == 200, r.text
     other = _register(http)
     assert _busy(http, other, "firing") == []  # another tenant sees none of it
-    _send(http, auth, 0.1)
-    _until(lambda: (_send(http, auth, 0.1), not _busy(http, auth, "firing"))[1])
+    send(http, auth, 0.1)
+    _until(lambda: (send(http, auth, 0.1), not _busy(http, auth, "firing"))[1])
     (resolved,) = _busy(http, auth, "inactive")
     assert resolved["resolved_at"] is not None
+    scrape = http.get("/metrics").text
+    assert _sample(scrape, 'infragent_alert_transitions_total{to="firing"}') >= 1
+    assert _sample(scrape, "infragent_rule_leases_held") >= 1
+    assert _sample(scrape, "infragent_alert_transition_latency_seconds_count") >= 1
 
 
-def test_a_batch_over_the_threshold_fires_and_opens_an_incident(store: SqlStore) -> None:
+def _sample(scrape: str, name: str) -> float:
+    (line,) = [x for x in scrape.splitlines() if x.startswith(name + " ")]
+    return float(line.split()[-1])
+
+
+@pytest.mark.parametrize("send", [_native, _otlp], ids=["native", "otlp"])
+def test_a_batch_over_the_threshold_fires_and_opens_an_incident(store: SqlStore, send: Send) -> None:
     with _server(store) as http:
-        _fires_and_opens_an_incident(http)
+        _fires_and_opens_an_incident(http, send)
 
 
 @pytest.mark.postgres
-def test_with_ingest_workers_the_http_process_evaluates_what_they_stored(store: SqlStore) -> None:
+@pytest.mark.parametrize("send", [_native, _otlp], ids=["native", "otlp"])
+def test_with_ingest_workers_the_http_process_evaluates_what_they_stored(store: SqlStore, send: Send) -> None:
     if store.engine.dialect.name != "postgresql":
         pytest.skip("ingest workers are used on PostgreSQL only")
     with _server(store, ingest_processes=1) as http:
-        _fires_and_opens_an_incident(http)
+        _fires_and_opens_an_incident(http, send)
 
 
 def test_alerts_need_the_read_scope_and_a_key(store: SqlStore) -> None:
