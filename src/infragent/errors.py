@@ -12,6 +12,7 @@ descend from the root.
     ├── StoreError                the database refused or lost an operation
     │   ├── LeaseLostError        another responder took the work item over  [responder.ports]
     │   ├── TenantLostError       another evaluator holds the tenant's alert state  [alerting.ports]
+    │   ├── IncidentDecidedError  the item's incident was decided by another claim  [responder.ports]
     │   ├── LedgerError           the agent's command ledger cannot be read or written  [agent.ledger]
     │   ├── ChunkFormatError      a stored chunk cannot be decoded (also ValueError)  [store.metrics.chunks]
     │   └── _SliceChangedError    compaction's slice moved under it; retried  [store.metrics.compaction]
