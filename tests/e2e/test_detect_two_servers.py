@@ -39,8 +39,15 @@ def _holder(d: Deployment, servers: list[DetectServer]) -> DetectServer:
     return wait_for(held, 20, "one of the servers to hold the tenant's lease")
 
 
-def _leases_held(d: Deployment, server: DetectServer) -> float:
-    return d.api(server).self_metrics()["infragent_rule_leases_held"]
+def _sole_holder(d: Deployment, servers: list[DetectServer]) -> DetectServer | None:
+    """The one server that counts the tenant's lease as held, if it is the one the table names and
+    every other counts none; else None (say, mid-takeover)."""
+    held = {s: d.api(s).self_metrics()["infragent_rule_leases_held"] for s in servers}
+    holders = [s for s, n in held.items() if n == 1.0]
+    others_zero = all(n == 0.0 for s, n in held.items() if s not in holders)
+    if len(holders) == 1 and others_zero and _pid(holders[0]) == d.lease_owner_pid():
+        return holders[0]
+    return None
 
 
 def _assert_one_episode(d: Deployment, server: DetectServer, incident_id: str) -> None:
@@ -60,13 +67,12 @@ def test_two_servers_record_each_transition_once(store: SqlStore, db_url: str, t
         servers = [d.server().start(), d.server().start()]
         d.api(servers[0]).add_rule(busy_rule(RULE, function="last", window="20s", for_="5s"))
         with Feeder(d.api_key, [s.url for s in servers], level=1.0) as feed:
-            holder = _holder(d, servers)
             [incident] = wait_for(
                 lambda: d.api(servers[1]).incidents(RULE) or None, 30, "the incident to open"
             )
             assert incident["status"] == "open"
-            # Exactly one process evaluates the tenant; both answer for it.
-            assert [_leases_held(d, s) for s in servers] == [1.0 if s is holder else 0.0 for s in servers]
+            # Exactly one process evaluates the tenant (the table and both gauges agree); both answer.
+            wait_for(lambda: _sole_holder(d, servers), 10, "one server alone to hold the lease")
             assert d.api(servers[0]).incidents(RULE) == d.api(servers[1]).incidents(RULE)
             feed.level = 0.0
             wait_for(
@@ -75,9 +81,8 @@ def test_two_servers_record_each_transition_once(store: SqlStore, db_url: str, t
                 "the incident to resolve",
             )
             feed.check()
-        assert feed.sent >= 10  # both servers took batches
+        assert all(feed.sent[s.url] >= 5 for s in servers), feed.sent  # both servers took batches
         _assert_one_episode(d, servers[0], incident["id"])
-        assert _holder(d, servers) is holder
 
 
 def test_the_other_server_takes_over_a_killed_holder(store: SqlStore, db_url: str, tmp_path: Path) -> None:

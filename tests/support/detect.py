@@ -5,11 +5,11 @@ Why real processes: the promise under test is that alert timers and incidents su
 that dies without a ``finally`` (SIGKILL) and that two servers on one database record each
 transition once. Only separate ``infragent server`` processes fail, restart and race the way
 production ones do. ``support.agent_proc`` starts them (port reserved for the server's whole life,
-so an agent or an injector keeps one URL across restarts); this module adds what detection needs.
+so an agent or a feeder keeps one URL across restarts); this module adds what detection needs.
 
 Why a CPU hog *and* injected samples: the hog proves the whole path (agent collector → ingest →
 rule → incident) on this machine's real CPU; a restart test must know when the condition started
-to hold to check the fire time, so it writes the samples itself (``Injector``) with chosen values
+to hold to check the fire time, so it writes the samples itself (``Feeder``) with chosen values
 and timestamps, through the same native ingest API the agent uses.
 
 The CPU level: ``system.cpu.utilization`` summed over the modes other than idle, per host, is the
@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ TICK_S = 0.5
 #: The evaluation lease (``INFRAGENT_RULE_LEASE_S``): short, so a restarted or a second server takes
 #: over a SIGKILLed one's tenant within seconds, not the default 15 s.
 LEASE_S = 2.0
-#: The one node the agent or the injector reports as.
+#: The one node the agent or the feeder reports as.
 NODE = "detect-host"
 
 
@@ -315,9 +316,14 @@ class Deployment:
 
 @contextmanager
 def deployment(store: SqlStore, db_url: str, work: Path) -> Iterator[Deployment]:
+    """A ``Deployment`` whose processes are stopped at the end; on a failure their logs are printed
+    (pytest shows them with the failure)."""
     d = Deployment(store, db_url, work)
     try:
         yield d
+    except BaseException:
+        print(d.logs())
+        raise
     finally:
         d.close()
 
@@ -343,13 +349,10 @@ class Api:
         answer: dict[str, Any] = r.json()
         return answer
 
-    def alerts(self, rule: str) -> list[dict[str, Any]]:
-        """The rule's alert instances (every status) as ``GET /api/v1/alerts`` shows them."""
-        return [a for a in self._get("/api/v1/alerts") if a["rule"] == rule]
-
     def alert(self, rule: str) -> dict[str, Any] | None:
-        """The rule's one instance (the tests' rules group by host, and there is one host), if any."""
-        found = self.alerts(rule)
+        """The rule's one instance in ``GET /api/v1/alerts`` (the tests' rules group by host, and
+        there is one host), if it has one yet."""
+        found = [a for a in self._get("/api/v1/alerts") if a["rule"] == rule]
         assert len(found) <= 1, found
         return found[0] if found else None
 
@@ -378,54 +381,50 @@ class Api:
 # -- injected samples -------------------------------------------------------------------------------
 
 
-class Injector:
-    """Sends ``system.cpu.utilization`` as an agent would, with the values and timestamps a test picks.
+class Feeder:
+    """A stand-in agent on a thread: every ``interval_s`` one point of the busy fraction ``level``
+    (the test sets it), stamped with the time of sending, sent to the servers in turn through the
+    native ingest API, as ``system.cpu.utilization`` with ``cpu.mode`` ``user`` (the busy fraction)
+    and ``idle`` (the rest), so the rule's ``cpu.mode!="idle"`` matcher is exercised.
 
-    Each point is two series, ``cpu.mode=user`` (the busy fraction) and ``cpu.mode=idle`` (the rest),
-    so the rule's ``cpu.mode!="idle"`` matcher is exercised. A batch the server did not take (it is
-    down) is kept and re-sent first next time, as the agent's spool does, with the same batch id.
+    Pacing is the sender's own (an agent collects on an interval too); nothing waits on it. A batch
+    no server took (it is down) stays in ``backlog`` with its timestamp and batch id and goes out
+    first when one answers, as the agent's spool does.
     """
 
-    def __init__(self, api_key: str, node: str = NODE) -> None:
-        self.api_key = api_key
-        self.node = node
-        self.backlog: list[MetricBatch] = []
-
-    def batch(self, points: list[tuple[float, float]]) -> MetricBatch:
-        stamps = [ts for ts, _ in points]
-        busy = [v for _, v in points]
-
-        def series(mode: str, values: list[float]) -> SeriesData:
-            return SeriesData(
-                "system.cpu.utilization", "1", "gauge", False, {"cpu.mode": mode}, stamps, values
-            )
-
-        return MetricBatch(
-            f"inject-{uuid.uuid4().hex}",
-            self.node,
-            {"host.name": self.node},
-            [series("user", busy), series("idle", [1.0 - v for v in busy])],
-        )
-
-    def send(self, base_url: str, points: list[tuple[float, float]]) -> bool:
-        """Queue ``points`` (timestamp, busy fraction) and push the backlog; False if the server is down."""
-        self.backlog.append(self.batch(points))
-        return self.flush(base_url)
-
-    def flush(self, base_url: str) -> bool:
-        headers = {
-            "Authorization": f"Bearer {self.api_key}",
+    def __init__(self, api_key: str, urls: list[str], interval_s: float = 0.5, level: float = 0.0) -> None:
+        self.headers = {
+            "Authorization": f"Bearer {api_key}",
             "Content-Type": CONTENT_TYPE,
             "Content-Encoding": "gzip",
         }
+        self.urls = urls
+        self.interval_s = interval_s
+        self.level = level
+        self.backlog: list[MetricBatch] = []
+        #: batches each server took (a backlog flushed to one counts once for it)
+        self.sent: Counter[str] = Counter()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="feeder", daemon=True)
+
+    def _batch(self, ts: float, busy: float) -> MetricBatch:
+        def series(mode: str, value: float) -> SeriesData:
+            return SeriesData(
+                "system.cpu.utilization", "1", "gauge", False, {"cpu.mode": mode}, [ts], [value]
+            )
+
+        resource = {"host.name": NODE}
+        return MetricBatch(
+            f"feed-{uuid.uuid4().hex}", NODE, resource, [series("user", busy), series("idle", 1.0 - busy)]
+        )
+
+    def _flush(self, url: str) -> bool:
+        """Send the backlog, oldest first; False if the server is down or busy (kept for later)."""
         while self.backlog:
+            body = encode_batch(self.backlog[0])
             try:
-                r = httpx.post(
-                    f"{base_url}/api/v1/metrics",
-                    content=encode_batch(self.backlog[0]),
-                    headers=headers,
-                    timeout=5,
-                )
+                r = httpx.post(f"{url}/api/v1/metrics", content=body, headers=self.headers, timeout=5)
             except httpx.TransportError:
                 return False
             if r.status_code >= 500:
@@ -434,40 +433,22 @@ class Injector:
             self.backlog.pop(0)
         return True
 
-
-class Feeder:
-    """A stand-in agent on a thread: every ``interval_s`` one point of the busy fraction ``level``
-    (the test sets it), stamped with the time of sending, to the servers in turn.
-
-    Pacing is the sender's own (an agent collects on an interval too); nothing waits on it. A batch a
-    server did not take waits in the backlog with its timestamp, and goes out first when one answers.
-    """
-
-    def __init__(self, api_key: str, urls: list[str], interval_s: float = 0.5, level: float = 0.0) -> None:
-        self.injector = Injector(api_key)
-        self.urls = urls
-        self.interval_s = interval_s
-        self.level = level
-        self.sent = 0
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="feeder", daemon=True)
-
     def _run(self) -> None:
         turn = 0
         while not self._stop.is_set():
-            self.injector.backlog.append(self.injector.batch([(time.time(), self.level)]))
+            self.backlog.append(self._batch(time.time(), self.level))
+            url = self.urls[turn % len(self.urls)]
             try:
-                if self.injector.flush(self.urls[turn % len(self.urls)]):
-                    self.sent += 1
-            except Exception as exc:  # a refused batch is a test failure: keep it for ``check``
+                if self._flush(url):
+                    self.sent[url] += 1
+            except Exception as exc:  # a refused batch is a test failure: kept for ``check``
                 self.error = exc
                 return
             turn += 1
             self._stop.wait(self.interval_s)
 
     def check(self) -> None:
-        """Raise what stopped the thread, if something did (call it from the test's waits)."""
+        """Raise what stopped the thread, if something did."""
         if self.error is not None:
             raise AssertionError(f"the feeder stopped: {self.error}") from self.error
 
