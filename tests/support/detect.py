@@ -187,6 +187,10 @@ class DetectServer(ServerProc):
     def _spawn(self, argv: list[str], env: dict[str, str]) -> None:
         super()._spawn(argv, env | self.extra_env)
 
+    def start(self, timeout_s: float = 30.0) -> DetectServer:
+        super().start(timeout_s)
+        return self
+
 
 @dataclass(frozen=True)
 class TransitionRow:
