@@ -5,7 +5,8 @@ restarts, one evaluator per tenant across server processes (docs/alerting.md).
     buffers.py    a series' recent samples as numpy arrays
     instances.py  rule, series and instance entries       tenant.py  one tenant in memory (pure)
     holdings.py   tenants held under a lease: loading, refreshing from the store
-    evaluator.py  the thread: rounds at ingest, the tick   relay.py   signals out, event rules cached
+    intake.py     what other threads hand over, queued    evaluator.py  the thread: rounds, the tick
+    relay.py      signals out, event rules cached
     sql.py        the AlertStore over the database, and ``build_evaluator``
     signals.py    PostgreSQL NOTIFY/LISTEN between server processes
     telemetry.py  the evaluator's Prometheus metrics

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Any, Protocol
 
 from infragent.alerting.holdings import EVENT_OVERLAP_S, Holding, Loader
 from infragent.alerting.instances import Change, Instance, event_hits
+from infragent.alerting.intake import Intake, Round
 from infragent.alerting.ports import (
     AlertStore,
     InstanceWrite,
@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: A lease is renewed this many times per ``lease_s`` (a holder that misses two still holds it).
 RENEWALS = 3
+#: Seconds between attempts to update the stored rules at start (default pack, rule files).
+PREPARE_RETRY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,34 +84,6 @@ class Stoppable(Protocol):
 Listen = Callable[[Callable[[Signal], None]], Stoppable]
 
 
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    client_id: str
-    batch: MetricBatch
-    accepted: float  # time.monotonic() when handed over
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    client_id: str
-    event: EventSample
-
-
-_Item = _Batch | _Event | Signal
-
-
-def event_sample(event: Event) -> EventSample:
-    return EventSample(
-        event.received_at,
-        event.type,
-        event.service,
-        str(event.severity),
-        event.node_id,
-        dict(event.data),
-        event.id,
-    )
-
-
 class Evaluator:
     def __init__(
         self,
@@ -132,13 +106,15 @@ class Evaluator:
         )
         self._listen = listen
         self._listener: Stoppable | None = None
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._wake = threading.Event()
+        self._intake = Intake()
         self._held: dict[str, Holding] = {}
         self._wants: frozenset[str] = frozenset()
-        self._prepared = False
+        #: when to bring the stored rules up to date (default pack, rule files); None once done
+        self._prepare_at: float | None = float("-inf")
         self._outbox = Outbox(store, config.signal_min_s)
         self._event_rules = EventRules(store, config.claims_ttl_s)
+        self._scanned = (float("-inf"), float("-inf"))
+        self._active: frozenset[str] = frozenset()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -150,13 +126,11 @@ class Evaluator:
 
     def observe_batch(self, client_id: str, batch: MetricBatch) -> None:
         """A batch was stored (not a duplicate): evaluate what it touches, here or at the holder."""
-        self._queue.put(_Batch(client_id, batch, time.monotonic()))
-        self._wake.set()
+        self._intake.batch(client_id, batch)
 
     def observe_event(self, client_id: str, event: Event) -> None:
         """An event was stored: evaluate the tenant's event rules for it, here or at the holder."""
-        self._queue.put(_Event(client_id, event_sample(event)))
-        self._wake.set()
+        self._intake.event(client_id, event)
 
     def claims_event(
         self, client_id: str, type: str, service: str, severity: str, data: Mapping[str, Any]
@@ -168,8 +142,7 @@ class Evaluator:
 
     def signalled(self, signal: Signal) -> None:
         """Another process stored data of a tenant (the listener's callback)."""
-        self._queue.put(signal)
-        self._wake.set()
+        self._intake.signal(signal)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -184,7 +157,7 @@ class Evaluator:
     def stop(self) -> None:
         """Stop the thread and give every lease up, so another process takes over at once."""
         self._stopping.set()
-        self._wake.set()
+        self._intake.wake.set()
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
@@ -208,8 +181,8 @@ class Evaluator:
             wait = next_tick - time.monotonic()
             if self._outbox:
                 wait = min(wait, self.config.signal_min_s)
-            self._wake.wait(max(0.0, wait))
-            self._wake.clear()
+            self._intake.wake.wait(max(0.0, wait))
+            self._intake.wake.clear()
             if self._stopping.is_set():
                 return
             self._guarded(self.run_pending)
@@ -238,9 +211,13 @@ class Evaluator:
 
     def tick(self, now: float) -> None:
         """Leases, rule reloads, timers, the auto-pause and the occasional value flush."""
-        if not self._prepared:
-            self.store.prepare(now)
-            self._prepared = True
+        if self._prepare_at is not None and time.monotonic() >= self._prepare_at:
+            try:
+                self.store.prepare(now)
+                self._prepare_at = None
+            except Exception:  # the rules already stored are evaluated meanwhile
+                logger.exception("cannot update the default rule pack and rule files; retrying in a minute")
+                self._prepare_at = time.monotonic() + PREPARE_RETRY_S
         self._tick_leases(now)
         for client_id, holding in list(self._held.items()):
             try:
@@ -262,7 +239,12 @@ class Evaluator:
                     holding.renewed_at = now
                 else:
                     self._lose(client_id, "the lease was taken over")
-        wanted = self.store.tenants_with_rules()
+        period = cfg.lease_s / RENEWALS  # a scan of all instances: a few times per lease is enough
+        mono = time.monotonic()
+        if now - self._scanned[0] >= period or mono - self._scanned[1] >= period:
+            self._scanned = (now, mono)  # by either clock: a test's, or a frozen one
+            self._active = frozenset(self.store.tenants_with_active_alerts())
+        wanted = sorted({*self.store.tenants_with_rules(), *self._active})
         self._wants = frozenset(wanted)
         for client_id in [c for c in self._held if c not in self._wants]:
             self.store.release(client_id, self._held.pop(client_id).token)
@@ -297,7 +279,7 @@ class Evaluator:
         sweep = now - holding.last_sweep >= self.config.sweep_s
         if sweep:
             holding.last_sweep = now
-        changes = self._evaluate(tenant, tenant.due(now, sweep=sweep), now)
+        changes = tenant.retire(now) + self._evaluate(tenant, tenant.due(now, sweep=sweep), now)
         deferred = [tenant.deferred_write(i) for i in tenant.deferred(now)]
         self._commit(client_id, holding, changes, now, extra=deferred)
         if holding.tenant is not None and now - holding.last_flush >= self.config.flush_s:
@@ -313,29 +295,10 @@ class Evaluator:
 
     def run_pending(self, now: float) -> None:
         """Handle everything queued so far: batches, events and signals, tenant by tenant."""
-        batches: dict[str, list[_Batch]] = {}
-        events: dict[str, list[EventSample]] = {}
-        signals: dict[str, list[Signal]] = {}
-        while True:
+        rounds = self._intake.drain()
+        for client_id, r in rounds.items():
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, _Batch):
-                batches.setdefault(item.client_id, []).append(item)
-            elif isinstance(item, _Event):
-                events.setdefault(item.client_id, []).append(item.event)
-            elif isinstance(item, Signal):
-                signals.setdefault(item.client_id, []).append(item)
-        for client_id in dict.fromkeys([*batches, *events, *signals]):
-            try:
-                self._round(
-                    client_id,
-                    batches.get(client_id, []),
-                    events.get(client_id, []),
-                    signals.get(client_id, []),
-                    now,
-                )
+                self._round(client_id, r, now)
             except TenantLostError as exc:
                 self._lose(client_id, exc.why)
             except Exception:
@@ -344,34 +307,31 @@ class Evaluator:
                     holding.tenant = None
         self._outbox.send()
 
-    def _round(
-        self,
-        client_id: str,
-        batches: list[_Batch],
-        events: list[EventSample],
-        signals: list[Signal],
-        now: float,
-    ) -> None:
+    def _round(self, client_id: str, r: Round, now: float) -> None:
         holding = self._held.get(client_id)
+        hosts = {b.batch.node_id for b in r.batches} | r.noted
         if holding is None or holding.tenant is None:
-            if holding is None and client_id in self._wants and (batches or events):
-                self._outbox.add(client_id, {b.batch.node_id for b in batches}, bool(events))
+            # held elsewhere: tell the holder (a signal that came from it is not sent back);
+            # held here but not loaded yet: the load reads everything from the store anyway
+            if holding is None and client_id in self._wants and (hosts or r.events):
+                self._outbox.add(client_id, hosts, bool(r.events))
             return
         tenant = holding.tenant
         dirty: set[Instance] = set()
-        for b in batches:
+        for b in r.batches:
             dirty |= tenant.observe(b.batch.node_id, b.batch.series)
-        if any(s.all_hosts for s in signals):
+        if any(s.all_hosts for s in r.signals):
             dirty |= self.loader.refresh(tenant, None, now)
-        elif hosts := {h for s in signals for h in s.hosts}:
-            dirty |= self.loader.refresh(tenant, hosts, now)
-        if any(s.events for s in signals):
+        elif refresh := {h for s in r.signals for h in s.hosts} | r.noted:
+            dirty |= self.loader.refresh(tenant, refresh, now)
+        events = r.events
+        if any(s.events for s in r.signals):
             events = [*events, *self.store.events_since(client_id, holding.event_cursor - EVENT_OVERLAP_S)]
         changes = self._evaluate(tenant, dirty, now)
         for event in events:
             if holding.first_sight(event.event_id, event.at):
                 changes.extend(tenant.observe_event(event, now))
-        accepted = min((b.accepted for b in batches), default=None)
+        accepted = min((b.accepted for b in r.batches), default=None)
         self._commit(client_id, holding, changes, now, accepted=accepted)
 
     def _evaluate(

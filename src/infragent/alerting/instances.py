@@ -103,6 +103,7 @@ class Instance:
         "incident_id",
         "key",
         "labels",
+        "recheck",
         "reported",
         "rule",
         "saved",
@@ -111,10 +112,12 @@ class Instance:
         "state",
     )
 
-    def __init__(self, rule: RuleEntry, group: dict[str, str], saved: SavedInstance | None) -> None:
+    def __init__(
+        self, rule: RuleEntry, group: dict[str, str], saved: SavedInstance | None, *, key: str | None = None
+    ) -> None:
         self.rule = rule
         self.group = group
-        self.key = (rule.id, group_key(group))
+        self.key = (rule.id, key if key is not None else group_key(group))
         self.labels = alert_labels(rule.rule, group)
         self.state = saved.state if saved is not None else AlertState()
         self.incident_id = saved.incident_id if saved is not None else None
@@ -125,10 +128,14 @@ class Instance:
         self.series: list[SeriesEntry] = []
         self.host: str | None = None
         self.due = next_due(rule.rule, self.state)
+        #: the newest sample's time when it was ahead of the clock: evaluated again then
+        self.recheck: float | None = None
 
     @property
     def watched(self) -> bool:
-        return self.state.status is not AlertStatus.INACTIVE or self.due is not None
+        return (
+            self.state.status is not AlertStatus.INACTIVE or self.due is not None or self.recheck is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)

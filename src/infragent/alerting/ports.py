@@ -31,7 +31,7 @@ class TenantLostError(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class RuleRecord:
-    """One enabled rule of a tenant, as stored (``store.rules.StoredRule``)."""
+    """One rule of a tenant, as stored (``store.rules.StoredRule``); ``rule.enabled`` is its switch."""
 
     id: str
     name: str
@@ -122,7 +122,14 @@ class AlertStore(Protocol):
         """Bring every tenant's stored rules up to date at start: the default pack, the rule files."""
         ...
 
-    def tenants_with_rules(self) -> list[str]: ...
+    def tenants_with_rules(self) -> list[str]:
+        """Tenants with an enabled rule."""
+        ...
+
+    def tenants_with_active_alerts(self) -> list[str]:
+        """Tenants with a pending or firing alert (of a rule switched off since, which the holder
+        retires, or of a tenant whose rules were all switched off)."""
+        ...
 
     def acquire(self, client_id: str, owner: str, now: float, lease_s: float) -> str | None: ...
 
@@ -133,7 +140,7 @@ class AlertStore(Protocol):
     def release(self, client_id: str, token: str) -> None: ...
 
     def load_rules(self, client_id: str) -> list[RuleRecord]:
-        """The tenant's enabled rules."""
+        """The tenant's rules, switched on or off (``rule.enabled``)."""
         ...
 
     def rule_signatures(self, client_ids: Sequence[str]) -> dict[str, tuple[int, float]]: ...

@@ -76,6 +76,7 @@ class EventRules:
             cached = self._cached.get(client_id)
         if cached is not None and mono < cached[0]:
             return cached[1]
-        rules = [r.rule for r in self.store.load_rules(client_id) if isinstance(r.rule.condition, EventMatch)]
+        stored = self.store.load_rules(client_id)
+        rules = [r.rule for r in stored if r.rule.enabled and isinstance(r.rule.condition, EventMatch)]
         self.publish(client_id, rules)
         return rules

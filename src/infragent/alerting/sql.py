@@ -12,6 +12,7 @@ back and raises ``TenantLostError``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ from infragent.alerting.telemetry import AlertMetrics
 from infragent.config import Settings
 from infragent.incidents.core import policy_from_settings
 from infragent.incidents.model import IncidentPolicy
-from infragent.rules.files import parse_rule_file
 from infragent.rules.model import RuleGroup
+from infragent.rules.pack import read_rule_files
 from infragent.rules.state import AlertStatus, Transition
 from infragent.rules.templates import format_value
 from infragent.rules.window import EventSample
@@ -76,12 +77,14 @@ class SqlAlertStore:
         with self.db.read() as conn:
             return list(rule_rows.tenants_with_rules(conn))
 
+    def tenants_with_active_alerts(self) -> list[str]:
+        with self.db.read() as conn:
+            return alerts.tenants_with_active_alerts(conn)
+
     def load_rules(self, client_id: str) -> list[RuleRecord]:
         with self.db.read() as conn:
             stored = rule_rows.load_rules(conn, client_id)
-        return [
-            RuleRecord(r.id, r.name, r.rule, r.updated_at) for r in stored if r.enabled and r.rule.enabled
-        ]
+        return [RuleRecord(r.id, r.name, replace(r.rule, enabled=r.enabled), r.updated_at) for r in stored]
 
     def rule_signatures(self, client_ids: Sequence[str]) -> dict[str, tuple[int, float]]:
         with self.db.read() as conn:
@@ -213,11 +216,7 @@ def build_evaluator(
 ) -> Evaluator:
     """The server's evaluator over its database: rule files parsed now (a broken file stops the
     start-up with its line and column), synced into every tenant by the evaluator's first tick."""
-    groups = [
-        group
-        for path in settings.rule_files
-        for group in parse_rule_file(Path(path).read_text(encoding="utf-8"), str(path))
-    ]
+    groups = read_rule_files([Path(p) for p in settings.rule_files])
     config = EvaluatorConfig(
         tick_s=settings.rule_tick_s,
         lease_s=settings.rule_lease_s,

@@ -46,7 +46,7 @@ from infragent.rules.evaluate import (
     render_annotations,
 )
 from infragent.rules.model import Absence, EventMatch
-from infragent.rules.state import AlertStatus, Transition
+from infragent.rules.state import AlertState, AlertStatus, Transition
 from infragent.rules.window import EventSample, Window
 from infragent.wire import SeriesData
 
@@ -99,14 +99,19 @@ class Tenant:
         #: instances refused by the cap since the evaluator last counted them, and rules already logged
         self.refused = 0
         self._refused_rules: set[str] = set()
-        self._adopt_saved()
+        self._retiring: list[Instance] = []
+        self._adopt_saved({r.id: r for r in rules if not r.rule.enabled})
 
     # -- instances ------------------------------------------------------------------------------------
 
-    def _adopt_saved(self) -> None:
-        """Persisted pending/firing instances exist from the start, with or without their series."""
+    def _adopt_saved(self, switched_off: dict[str, RuleRecord]) -> None:
+        """Persisted pending/firing instances exist from the start, with or without their series;
+        those of a rule switched off since are retired (``retire``)."""
         rules = {e.id: e for e in self.rules}
         for s in self.saved.values():
+            if s.state.status is not AlertStatus.INACTIVE and s.rule_id in switched_off:
+                off = switched_off[s.rule_id]
+                self._retiring.append(Instance(RuleEntry(off, 0.0, 0.0), s.labels, s, key=s.group_key))
             entry = rules.get(s.rule_id)
             if entry is not None and s.state.status is not AlertStatus.INACTIVE:
                 inst = self._add(entry, s.labels, s.group_key)
@@ -134,8 +139,7 @@ class Tenant:
                     self.max_instances,
                 )
             return None
-        inst = Instance(rule, group, self.saved.get((rule.id, gkey)))
-        inst.key = (rule.id, gkey)
+        inst = Instance(rule, group, self.saved.get((rule.id, gkey)), key=gkey)
         self.instances[inst.key] = inst
         if inst.watched:
             self.watch.add(inst)
@@ -245,9 +249,13 @@ class Tenant:
         """Evaluate one instance; a ``Change`` when something must be written: a transition, a
         timer that moved without one (``keep_firing_since`` set or cleared), or events to link."""
         before = timers(inst.state)
-        state, transitions = evaluate(inst.rule.rule, inst.state, self._window(inst, events), now)
+        window = self._window(inst, events)
+        state, transitions = evaluate(inst.rule.rule, inst.state, window, now)
         inst.state = state
         inst.due = next_due(inst.rule.rule, state)
+        ahead = window.last_seen is not None and window.last_seen > now and inst.host is None
+        # samples stamped ahead of our clock (an agent's clock runs fast) count once we reach them
+        inst.recheck = window.last_seen if ahead else None
         if inst.watched:
             self.watch.add(inst)
         else:
@@ -275,7 +283,9 @@ class Tenant:
         picked = {
             i
             for i in self.watch
-            if i.state.status is not AlertStatus.INACTIVE or (i.due is not None and i.due <= now)
+            if i.state.status is not AlertStatus.INACTIVE
+            or (i.due is not None and i.due <= now)
+            or (i.recheck is not None and i.recheck <= now)
         }
         picked.update(self.host_instances)
         return list(picked)
@@ -288,6 +298,21 @@ class Tenant:
             inst = self._add(e, event_group_labels(e.rule, event))
             if inst is not None and (change := self.evaluate(inst, now, (event,))) is not None:
                 changes.append(change)
+        return changes
+
+    def retire(self, now: float) -> list[Change]:
+        """End the alerts of rules switched off (once, after loading): a firing one resolves now,
+        so its incident can resolve too; a pending one goes inactive."""
+        changes = []
+        for inst in self._retiring:
+            old = inst.state
+            resolved_at = now if old.status is AlertStatus.FIRING else old.resolved_at
+            inst.state = AlertState(last_value=old.last_value, last_eval=now, resolved_at=resolved_at)
+            gone = Transition(
+                now, old.status, AlertStatus.INACTIVE, old.last_value, "the rule was switched off"
+            )
+            changes.append(Change(inst, (gone,)))
+        self._retiring = []
         return changes
 
     def claims(self, event: EventSample) -> bool:

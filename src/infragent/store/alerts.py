@@ -329,6 +329,13 @@ def rule_signatures(conn: sa.Connection, client_ids: Sequence[str]) -> dict[str,
     return {cid: found.get(cid, (0, 0.0)) for cid in client_ids}
 
 
+def tenants_with_active_alerts(conn: sa.Connection) -> list[str]:
+    """Tenants with a pending or firing instance (a switched-off rule's alert still to retire)."""
+    c = alert_instances.c
+    q = sa.select(c.client_id).where(c.status != AlertStatus.INACTIVE.value).distinct()
+    return sorted(str(x) for x in conn.execute(q).scalars())
+
+
 def hosts_last_seen(conn: sa.Connection, client_id: str) -> dict[str, float]:
     """Host → its last sign of life: the newer of its agent's heartbeat and its newest sample."""
     seen: dict[str, float] = {}

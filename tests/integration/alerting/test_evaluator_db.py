@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from infragent.store import audit, incidents
+from infragent.store import audit, incidents, rules
 from support.databases import audit_entries
 
 if TYPE_CHECKING:
@@ -138,3 +138,20 @@ def test_a_tenant_whose_rules_change_is_reloaded_on_the_tick(bench: Bench) -> No
     after = ev.tenant(bench.client_id)
     assert after is not None and after is not before
     assert sorted(e.record.name for e in after.rules) == ["Any", "CpuHot"]
+
+
+def test_switching_a_firing_rule_off_resolves_its_alert_and_incident(bench: Bench) -> None:
+    ev = bench.evaluator("A")
+    ev.tick(T0)
+    _hot(bench, ev, T0, T0 + 20)
+    incident_id = bench.instance().incident_id
+    with bench.store.write() as conn:
+        rules.set_enabled(conn, bench.client_id, "CpuHot", False, now=T0 + 30, actor="test")
+    ev.tick(T0 + 31)
+    assert bench.transitions()[-1] == (T0 + 31, "firing", "inactive")
+    assert bench.instance().state.status.value == "inactive"
+    with bench.store.read() as conn:
+        incident = incidents.get_incident(conn, bench.client_id, incident_id or "")
+    assert incident is not None and incident.status.value == "resolved"
+    ev.tick(T0 + 40)
+    assert len(bench.transitions()) == 3

@@ -7,6 +7,8 @@ persisted state is continued, never restarted; the instance cap holds; event rul
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from infragent.alerting.ports import RuleRecord, SavedInstance, Written
@@ -192,3 +194,33 @@ def test_keep_firing_since_is_a_change_to_write_without_a_transition(firing: boo
         assert change.instance.state.keep_firing_since == 200.0
     else:
         assert changes == []
+
+
+def test_the_alerts_of_a_rule_switched_off_are_retired_once() -> None:
+    rule = _rule(HIGH_CPU, "r0")
+    off = RuleRecord("r0", rule.name, replace(rule.rule, enabled=False))
+    firing = AlertState(AlertStatus.FIRING, active_since=70.0, firing_since=100.0, last_value=0.95)
+    saved = SavedInstance(
+        "r0", group_key({"host": "a"}), {"host": "a", "alertname": "HighCpu"}, firing, "inc-1"
+    )
+    t = Tenant("c1", [off], [saved], max_instances=10)
+    assert t.instances == {}  # nothing of a switched-off rule is evaluated
+    (change,) = t.retire(500.0)
+    (gone,) = change.transitions
+    assert (gone.from_status, gone.to_status, gone.at) == (AlertStatus.FIRING, AlertStatus.INACTIVE, 500.0)
+    assert gone.resolved
+    write = t.write_for(change)
+    assert write.reported and write.incident_id == "inc-1"  # its incident learns of it
+    assert write.state.status is AlertStatus.INACTIVE and write.state.resolved_at == 500.0
+    assert t.retire(600.0) == []
+
+
+def test_a_sample_stamped_ahead_of_the_clock_is_evaluated_again_when_its_time_comes() -> None:
+    t = _tenant(HIGH_CPU.replace("function: avg", "function: last").replace("for: 30s", "for: 0s"))
+    t.observe("a", [_cpu("user", [95.0], [0.1])])
+    dirty = t.observe("a", [_cpu("user", [102.0], [0.99])])  # the agent's clock is 2 s ahead
+    assert t.evaluate_all(dirty, 100.0)[0] == []  # not in (now - 1m, now] yet
+    assert t.due(101.0) == []
+    (inst,) = t.due(102.0)
+    (change,) = t.evaluate_all([inst], 102.0)[0]
+    assert change.transitions[-1].to_status is AlertStatus.FIRING
