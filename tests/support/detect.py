@@ -325,7 +325,7 @@ def deployment(store: SqlStore, db_url: str, work: Path) -> Iterator[Deployment]
     d = Deployment(store, db_url, work)
     try:
         yield d
-    except BaseException:
+    except (Exception, pytest.fail.Exception):
         print(d.logs())
         raise
     finally:
