@@ -280,6 +280,11 @@ class Evaluator:
         if sweep:
             holding.last_sweep = now
         changes = tenant.retire(now) + self._evaluate(tenant, tenant.due(now, sweep=sweep), now)
+        if holding.missed_events:
+            holding.missed_events = False
+            for event in self.store.events_since(client_id, holding.event_cursor - EVENT_OVERLAP_S):
+                if holding.first_sight(event.event_id, event.at):
+                    changes.extend(tenant.observe_event(event, now))
         deferred = [tenant.deferred_write(i) for i in tenant.deferred(now)]
         self._commit(client_id, holding, changes, now, extra=deferred)
         if holding.tenant is not None and now - holding.last_flush >= self.config.flush_s:
@@ -312,9 +317,12 @@ class Evaluator:
         hosts = {b.batch.node_id for b in r.batches} | r.noted
         if holding is None or holding.tenant is None:
             # held elsewhere: tell the holder (a signal that came from it is not sent back);
-            # held here but not loaded yet: the load reads everything from the store anyway
+            # held here but not loaded yet: the load reads the samples from the store, and the
+            # events are read back after it
             if holding is None and client_id in self._wants and (hosts or r.events):
                 self._outbox.add(client_id, hosts, bool(r.events))
+            elif holding is not None and (r.events or any(s.events for s in r.signals)):
+                holding.missed_events = True
             return
         tenant = holding.tenant
         dirty: set[Instance] = set()

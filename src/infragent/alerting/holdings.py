@@ -42,6 +42,8 @@ class Holding:
     last_sweep: float = float("-inf")
     last_flush: float = float("-inf")
     renewed_at: float = float("-inf")
+    #: events arrived while the tenant was being (re)loaded: read them back after the load
+    missed_events: bool = False
     event_cursor: float = 0.0
     seen_events: dict[str, float] = field(default_factory=dict)
 
