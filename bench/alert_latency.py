@@ -2,34 +2,30 @@
 
 Theirs: ``../shared/anchors/alert_latency.py`` (Prometheus and Alertmanager on loopback, temp dirs,
 stopped by PID): ``bench_ok == 0`` with ``for: 0s``, scrape and evaluation every 1 s, ``group_wait 0s``;
-latency = gauge flipped in the exporter → webhook received. The trials are spread over 4 starts
-of Prometheus (``--anchor-runs``): each start fixes its own offset between scrape and evaluation,
-which shifts every trial of that run by the same 0..1 s.
+latency = gauge flipped → webhook received. The trials are spread over 4 starts of Prometheus
+(``--anchor-runs``): each start fixes its own scrape-to-evaluation offset, shifting all its trials.
 
-Ours: a real ``infragent server`` (SQLite in a temp dir, or a fresh PostgreSQL schema; 127.0.0.1,
-port 0, every setting at its default), a tenant registered through the API, the threshold rule
-``last(bench_ok) == 0`` with ``for: 0s`` created through the rules API, and an agent-like sender: every
-``interval`` seconds it reads the gauge and POSTs it as a native batch (``wire.encode_batch``, gzip,
-through the agent's own HTTP client), as the agent ships one collection tick. Latency = gauge flipped
-→ the incident's change received on ``GET /api/v1/incidents/stream`` (when a client can see it).
+Ours: a real ``infragent server`` (SQLite in a temp dir or a fresh PostgreSQL schema, port 0, every
+setting at its default), a tenant registered through the API, ``RULE_YAML`` created through the
+rules API, and an agent-like sender that every ``interval`` reads the gauge and POSTs it as a native
+batch (``wire.encode_batch`` through the agent's own HTTP client), as the agent ships a tick.
+Latency = gauge flipped → the incident listed by ``GET /api/v1/incidents`` (polled back to back from
+when the breach sample is accepted) and received on ``GET /api/v1/incidents/stream``. Also: breach
+sample accepted (the POST's answer) → incident listed / streamed / its ``opened_at``.
 
-Each trial uses a new ``trial`` label (a new series and a new alert group on both sides), waits
-until the value 1 is in (scraped there, accepted here), pauses a random 0..max(1 s, interval) so the
-flip falls at a random phase of the scrape/send cycle, and flips the gauge to 0 at t0. Also printed
-for ours: breach sample accepted (the answer to the POST that carried the first 0) → incident seen
-on the stream, and → the incident's ``opened_at`` (the server's clock; same machine).
+Each trial uses a new ``trial`` label (a new series and alert group on both sides), waits until the
+value 1 is in (scraped there, accepted here), pauses a random 0..max(1 s, interval) so the flip
+falls at a random phase of the scrape/send cycle, and flips the gauge to 0. Percentiles are
+nearest-rank (the anchors' ``procstat.pctl``) for both sides. Goals (issue #11): our p95 ≤ 0.8 x
+theirs; breach accepted → incident open ≤ 50 ms p95.
 
-Percentiles are nearest-rank (the anchors' ``procstat.pctl``), computed here for both sides from
-every trial. Goals (issue #11): our p95 ≤ 0.8 x theirs; breach accepted → incident open ≤ 50 ms p95.
-
-``--defaults``: both sides as installed. Theirs: scrape/eval 1 m, ``group_wait`` 30 s, 10 gauges
-flipped at independent random times in one run (the anchor's ``--parallel``, ~6 min); ours: an
-agent at its default 10 s interval and the server's defaults, 10 sequential trials. The two sides
-run at the same time (both idle between scrapes and sends), so the run takes ~6 min, not ~10.
+``--defaults``: theirs with scrape/eval 1 m and ``group_wait`` 30 s, 10 gauges flipped at random
+times in one run (the anchor's ``--parallel``); ours with the agent's 10 s interval, 10 trials in
+sequence. The sides run at the same time (both idle between scrapes and sends): ~8 min.
 
     .venv/bin/python bench/alert_latency.py                     # 20 trials each side, ~3 min
     .venv/bin/python bench/alert_latency.py --quick             # 3 trials each side, < 60 s
-    .venv/bin/python bench/alert_latency.py --defaults          # defaults on both sides, ~6 min
+    .venv/bin/python bench/alert_latency.py --defaults          # defaults on both sides, ~8 min
     .venv/bin/python bench/alert_latency.py --anchors none      # ours only
 
 ``--anchors`` defaults to ``../shared/anchors`` next to the checkout; from a git worktree pass the path.
@@ -46,17 +42,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import PG_DSN, infragent_server, pg_schema
+from ingest import infragent_server
+from rule_eval_cost import create_rule, database
 
 from infragent.agent.http import HttpClient, HttpError
 from infragent.wire import CONTENT_TYPE, MetricBatch, SeriesData, encode_batch
@@ -81,31 +75,6 @@ def pctl(values: list[float], p: float) -> float:
     """Nearest-rank percentile, as the anchors' ``procstat.pctl``."""
     xs = sorted(values)
     return xs[max(1, math.ceil(p / 100.0 * len(xs))) - 1] if xs else float("nan")
-
-
-@contextmanager
-def _database(kind: str) -> Iterator[str]:
-    if kind == "pg":
-        with pg_schema() as schema:
-            yield f"{PG_DSN}?options=-csearch_path%3D{schema}"
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="bench-alert-db-"))
-    try:
-        yield f"sqlite:///{tmp}/infragent.db"
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def create_rule(port: int, key: str, text: str) -> None:
-    """One rule through the rules API (YAML body, as an operator would paste a rule)."""
-    r = httpx.post(
-        f"http://127.0.0.1:{port}/api/v1/rules",
-        content=text.encode(),
-        headers={"authorization": f"Bearer {key}", "content-type": "application/yaml"},
-        timeout=30,
-    )
-    if r.status_code != 201:
-        raise RuntimeError(f"creating the rule failed: {r.status_code} {r.text[:500]}")
 
 
 class GaugeSender:
@@ -270,7 +239,7 @@ FIGURES = ("flip_poll", "flip_stream", "accepted_poll", "accepted_stream", "acce
 def run_ours(args: argparse.Namespace, trials: int, interval_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {k: [] for k in (*FIGURES, "poll_rtt")}
     pause_max = max(1.0, interval_s)
-    with _database(args.database) as url, infragent_server(url, args.ingest_processes) as (_, port, key, _):
+    with database(args.database) as url, infragent_server(url, args.ingest_processes) as (_, port, key, _):
         create_rule(port, key, RULE_YAML)
         watcher = IncidentWatcher(port, key)
         sender = GaugeSender(port, key, interval_s)
@@ -423,19 +392,15 @@ def report(
         starts = f", {theirs.get('runs', 1)} starts" if not args.defaults else ""
         print(row(f"theirs: {versions}", f"flip → webhook received ({setup}{starts})", theirs["all_s"]))
     ours_name = f"ours: InfrAgent, {db}, agent-like sender every {interval_s:g} s"
-    print(row(ours_name, "flip → incident listed by GET /api/v1/incidents", ours["flip_poll"]))
-    print(row(ours_name, "flip → incident on the SSE stream", ours["flip_stream"]))
-    print(row("ours", "breach sample accepted → incident listed", ours["accepted_poll"], "ms"))
-    print(row("ours", "  (round trip of the GET that listed it)", ours["poll_rtt"], "ms"))
-    print(row("ours", "breach sample accepted → incident on the stream", ours["accepted_stream"], "ms"))
-    print(
-        row(
-            "ours",
-            "breach sample accepted → incident `opened_at` (server clock)",
-            ours["accepted_opened"],
-            "ms",
-        )
-    )
+    for name, what, key, unit in (
+        (ours_name, "flip → incident listed by GET /api/v1/incidents", "flip_poll", "s"),
+        (ours_name, "flip → incident on the SSE stream", "flip_stream", "s"),
+        ("ours", "breach sample accepted → incident listed", "accepted_poll", "ms"),
+        ("ours", "  (round trip of the GET that listed it)", "poll_rtt", "ms"),
+        ("ours", "breach sample accepted → incident on the stream", "accepted_stream", "ms"),
+        ("ours", "breach sample accepted → incident `opened_at` (server clock)", "accepted_opened", "ms"),
+    ):
+        print(row(name, what, ours[key], unit))
     n, within = ours.get("server_histogram", (0, float("nan")))
     print(
         f"\nserver histogram (batch handed to the evaluator → transition committed): {n} transitions, "
@@ -454,7 +419,7 @@ def report(
         print(f"breach sample accepted → incident listed: p95 {p95:.1f} ms (goal ≤ 50 ms: {verdict})")
     if args.defaults:
         print(
-            f"trials: theirs {args.anchor_trials} gauges flipped at random times in one run, "
+            f"trials: theirs {args.trials} gauges flipped at random times in one run, "
             f"ours {args.trials} in sequence"
         )
 
@@ -481,7 +446,6 @@ def main() -> None:
             "--defaults cannot be quick: Prometheus' 1 m default scrape alone takes minutes; drop --quick"
         )
     args.trials = args.trials or (3 if args.quick else 10 if args.defaults else 20)
-    args.anchor_trials = args.trials
     args.anchor_runs = args.anchor_runs or (1 if args.quick or args.defaults else 4)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so finally-blocks stop every server
     anchors = None if args.anchors == "none" else Path(args.anchors)
@@ -500,9 +464,9 @@ def main() -> None:
                 "theirs, effective defaults (alert_defaults.sh):\n" + effective_defaults(anchors),
                 file=sys.stderr,
             )
-            anchor = start_anchor(anchors, args.anchor_trials, True)  # runs alongside ours
+            anchor = start_anchor(anchors, args.trials, True)  # runs alongside ours
         elif anchors is not None:
-            theirs = run_theirs(anchors, args.anchor_trials, args.anchor_runs)
+            theirs = run_theirs(anchors, args.trials, args.anchor_runs)
         print(f"ours: InfrAgent, {args.trials} trials …", file=sys.stderr, flush=True)
         ours = run_ours(args, args.trials, interval_s)
         if anchor is not None:
@@ -514,13 +478,9 @@ def main() -> None:
             anchor.communicate(timeout=60)
     report(args, ours, theirs, interval_s)
     if args.json_out:
+        line = {"bench": "alert_latency", "defaults": args.defaults, "ours": ours, "theirs": theirs}
         with open(args.json_out, "a") as f:
-            f.write(
-                json.dumps(
-                    {"bench": "alert_latency", "defaults": args.defaults, "ours": ours, "theirs": theirs}
-                )
-                + "\n"
-            )
+            f.write(json.dumps(line) + "\n")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from alert_latency import create_rule
 from datagen import Dataset
 from ingest import (
     NATIVE_TYPE,
@@ -287,6 +286,18 @@ def database(kind: str) -> Iterator[str]:
         yield f"sqlite:///{tmp}/infragent.db"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def create_rule(port: int, key: str, text: str) -> None:
+    """One rule through the rules API (YAML body, as an operator would paste a rule)."""
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/api/v1/rules",
+        content=text.encode(),
+        headers={"authorization": f"Bearer {key}", "content-type": "application/yaml"},
+        timeout=30,
+    )
+    if r.status_code != 201:
+        raise RuntimeError(f"creating the rule failed: {r.status_code} {r.text[:500]}")
 
 
 @contextmanager
