@@ -9,20 +9,23 @@ was measured on the running agent (``bench/agent_footprint.py``) and kept becaus
   server URL still loads OpenSSL through ``ssl``. ``typing_extensions`` (0.3 MB) — msgspec falls
   back to ``typing``, its supported configuration on 3.11; push mode serves with Starlette, which
   needs it, and un-hides it (``agent/push.py``).
-* **Deferred modules** (``DEFERRED``): stdlib modules that other modules import at their top but
-  that the agent uses rarely or never once started. Each is registered as a stand-in that imports
-  the real module at the first attribute looked up on it, so nothing behaves differently, only
-  later: ``inspect`` with ``ast`` and ``dis`` (0.9 MB; ``dataclasses`` imports it only to describe
-  a class without a docstring), ``ipaddress`` (0.2 MB; ``urllib.parse`` checks bracketed IPv6
-  hosts with it), ``tokenize`` (0.1 MB; ``linecache`` reads source files with it when a traceback
-  is formatted).
+* **Deferred modules** (``DEFERRED``): modules that others import at their top but that the
+  agent uses rarely or never once started. Each is registered as a stand-in that imports the real
+  module at the first attribute looked up on it, so nothing behaves differently, only later:
+  ``inspect`` with ``ast`` and ``dis`` (``dataclasses`` imports it only to describe a class
+  without a docstring: every dataclass the agent loads at start has one), ``ipaddress``
+  (``urllib.parse`` checks bracketed IPv6 hosts with it), ``tokenize`` (``linecache`` reads
+  source files with it when a traceback is formatted) — together 1.1-1.2 MiB — and
+  ``msgspec.inspect`` (0.1 MiB; ``msgspec`` imports it for JSON schemas, which the agent never
+  makes).
 * **One glibc malloc arena** (``MALLOC_ARENA_MAX=1``): glibc gives every thread that allocates
   its own arena, and the agent's threads each keep a peak's worth of pages in theirs (the
   collector's zlib state, the shipper's receive buffers): about 0.2 MB. The variable is read when
   a process starts, so the agent re-executes itself once (same pid, ~20 ms); it is removed again
   afterwards so that commands the agent runs do not inherit it. An operator who sets
-  ``MALLOC_ARENA_MAX`` themselves is left alone. The systemd unit sets it too (``install.py``),
-  which spares the re-exec.
+  ``MALLOC_ARENA_MAX`` themselves is left alone. Every way of starting the agent goes through
+  here (the systemd unit ``install.py`` writes runs ``python -m infragent.agent run``), so no unit
+  or wrapper has to set the variable.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import threading
 import types
 
 HIDDEN = ("_hashlib", "typing_extensions")
-DEFERRED = ("inspect", "ipaddress", "tokenize")
+DEFERRED = ("inspect", "ipaddress", "tokenize", "msgspec.inspect")
 #: Set in the environment of the re-executed agent only, so it knows the arena limit is ours.
 REEXEC_MARK = "_INFRAGENT_AGENT_ARENA"
 
