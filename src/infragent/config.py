@@ -100,7 +100,7 @@ class Settings(BaseModel):
     rule_tick_s: float = Field(default=1.0, gt=0)
     #: how long a server holds a tenant's evaluation lease before it must renew it
     rule_lease_s: float = Field(default=15.0, gt=0)
-    #: alert instances (rule × group) per tenant at most; a rule that would pass it is refused
+    #: alert instances (rule by group) per tenant at most; a rule that would pass it is refused
     max_alert_instances_per_tenant: int = Field(default=10_000, gt=0)
     #: incidents (IncidentPolicy): reopen, flapping, grouping window, auto-pause
     incident_reopen_window_s: float = Field(default=1800.0, ge=0)

@@ -11,6 +11,8 @@ descend from the root.
     ├── SignatureError            a signed message failed verification (``code``, ``reason``)
     ├── StoreError                the database refused or lost an operation
     │   ├── LeaseLostError        another responder took the work item over  [responder.ports]
+    │   ├── TenantLostError       another evaluator holds the tenant's alert state  [alerting.ports]
+    │   ├── IncidentDecidedError  the item's incident was decided by another claim  [responder.ports]
     │   ├── LedgerError           the agent's command ledger cannot be read or written  [agent.ledger]
     │   ├── ChunkFormatError      a stored chunk cannot be decoded (also ValueError)  [store.metrics.chunks]
     │   └── _SliceChangedError    compaction's slice moved under it; retried  [store.metrics.compaction]
@@ -22,8 +24,15 @@ descend from the root.
     ├── QueryError                a query cannot be answered as asked: 422  [query.errors]
     │   ├── LabelSyntaxError      a label selector does not parse  [query.errors]
     │   └── TooManySeriesError    the query matches more series than one answer holds  [query.errors]
+    ├── RuleFileError             a rule file, rule or rule test is invalid: ``problems``  [rules.errors]
+    │   └── RuleSyntaxError       a selector or duration string does not parse (``offset``)  [rules.errors]
+    ├── RuleConflictError         a rule name is taken, or the rule is managed: 409  [store.rules]
     ├── ScopeError                a valid key lacks the operation's scope: 403  [auth.scopes]
     ├── EmailTakenError           the e-mail already owns a tenant: 409  [auth.registration]
+    ├── IncidentError             an incident cannot be changed as asked  [incidents.core]
+    │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
+    │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]
+    │   └── CursorError           a paging cursor this server did not give out: 422  [store.incident_reads]
     ├── LlmError                  an LLM provider failed (transport, status, shape, timeout)
     ├── ProtoError                a remote-write protobuf cannot be encoded or read  [remote_write.proto]
     ├── ReportError               the SDK could not report to the server  [sdk.client]

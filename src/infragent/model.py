@@ -52,6 +52,8 @@ class Event:
     data: dict[str, Any]
     received_at: float
     processed_at: float | None = None
+    #: the incident the event opened or joined (None: not recorded on one, e.g. stored before incidents)
+    incident_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

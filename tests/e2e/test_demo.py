@@ -19,6 +19,11 @@ def test_demo_heals_on_each_database(db_url: str) -> None:
     assert result.error is None, "\n".join(lines)
     assert result.healed and result.action == "restart"
     assert result.result is not None and result.result.startswith("done: restarted")
+    # The outage opened an incident; the timeline names it where the event is stored and decided on.
+    assert result.incident_id
+    on_incident = [text for _, text in result.timeline if f"incident {result.incident_id}" in text]
+    assert any(t.startswith("server stored event") for t in on_incident), "\n".join(lines)
+    assert any(t.startswith("responder decided: restart") for t in on_incident), "\n".join(lines)
     r = result
     assert None not in (
         r.failed_at,
@@ -45,6 +50,7 @@ def test_demo_cli_json() -> None:
     data = json.loads(proc.stdout)
     assert data["healed"] is True and data["action"] == "restart"
     assert set(data) >= {"detected_at", "reported_at", "decided_at", "action_sent_at", "healthy_at", "result"}
+    assert data["incident_id"] and f"incident {data['incident_id']}" in proc.stderr
     assert "SDK detected app_down" in proc.stderr  # the timeline goes to stderr with --json
 
 

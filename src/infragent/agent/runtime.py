@@ -278,7 +278,8 @@ class Agent:
     def tick(self, now: float) -> int:
         """Collect, batch and spool one tick stamped ``now``; returns the points spooled (0 on error)."""
         try:
-            points = self.host.collect(now) + self._own_points(now)
+            host_points = self.host.collect(now)
+            points = host_points + self._own_points(now, host_points)
             if self.checks is not None:
                 points += self.checks.points()
             self._seq += 1
@@ -319,17 +320,34 @@ class Agent:
         self._cpu_mark = mark
         return mark[1]
 
-    def _own_points(self, now: float) -> list[MetricPoint]:
+    def _own_points(self, now: float, host_points: list[MetricPoint]) -> list[MetricPoint]:
+        """The agent's own series, plus the figures the default rule pack needs that no rule can
+        compute (docs/rules-default-pack.md): a rule compares one series, never a ratio of two.
+
+        ``infragent.agent.buffer.utilization`` (0..1): the spool's fill, for AgentSpoolFull.
+        ``infragent.agent.server.reachable`` (1/0): the last send's outcome, for
+        AgentCannotReachServer; absent until a first send was tried (nothing is known yet).
+        ``infragent.agent.load.per_core``: the 5-minute load average over the logical CPUs, for
+        HighLoadPerCore; absent when the host families did not report both this tick.
+        """
         cpu_s = self._own_cpu_percent()
         rss = self._process.memory_info().rss
         assert self.spool is not None
         stats = self.spool.stats
-        return [
+        points = [
             gauge("infragent.agent.memory.rss", rss, "By"),
             counter("infragent.agent.cpu.time", cpu_s, "s"),
             gauge("infragent.agent.buffer.size", stats.current_bytes, "By"),
+            gauge("infragent.agent.buffer.utilization", stats.current_bytes / stats.max_bytes, "1"),
             counter("infragent.agent.points.dropped", stats.dropped_points, "{point}"),
         ]
+        reachable = self.link.status.reachable
+        if reachable is not None:
+            points.append(gauge("infragent.agent.server.reachable", 1.0 if reachable else 0.0, "1"))
+        per_core = load_per_core(host_points)
+        if per_core is not None:
+            points.append(gauge("infragent.agent.load.per_core", per_core, "1"))
+        return points
 
     @property
     def collector_errors(self) -> dict[str, int]:
@@ -434,6 +452,19 @@ class Agent:
                 "node_id": self.settings.node_id,
             }
         )
+
+
+def load_per_core(points: list[MetricPoint]) -> float | None:
+    """``system.cpu.load_average.5m / system.cpu.logical.count`` of one tick, or None without both."""
+    load = count = None
+    for p in points:
+        if p.name == "system.cpu.load_average.5m":
+            load = p.value
+        elif p.name == "system.cpu.logical.count":
+            count = p.value
+    if load is None or not count or count <= 0:
+        return None
+    return load / count
 
 
 def _dead_letter_bytes(settings: AgentSettings) -> int:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from infragent import signing
 from infragent.auth import apikeys, scopes
 from infragent.errors import InfrAgentError
-from infragent.store import tenants
+from infragent.store import rules, tenants
 from infragent.store.base import Database
 from infragent.store.records import Registration
 
@@ -60,7 +60,8 @@ def register_client(
     *,
     credentials: Credentials | None = None,
 ) -> Registration:
-    """Create the client with its admin key; the answer carries the plaintext key, the only copy.
+    """Create the client with its admin key and the default rule pack (``store/rules.py``), in one
+    transaction; the answer carries the plaintext key, the only copy.
 
     Raises ``EmailTakenError`` when ``email`` (case-insensitively) already owns a client.
     """
@@ -79,6 +80,7 @@ def register_client(
             scopes=scopes.REGISTRATION_SCOPES,
             now=now,
         )
+        rules.install_default_pack(conn, client.id, now)  # every tenant starts with the pack
     return Registration(client=client, api_key=creds.key.plaintext)
 
 

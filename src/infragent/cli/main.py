@@ -16,7 +16,7 @@ import typer
 import uvicorn
 
 from infragent import __version__
-from infragent.cli import agent, demo, metrics
+from infragent.cli import agent, demo, metrics, rules
 from infragent.cli.options import ConfigOpt, settings_or_exit
 from infragent.errors import ConfigError
 from infragent.server.app import create_app
@@ -164,6 +164,7 @@ def up(
 def main() -> None:
     app.add_typer(agent.agent_app, name="agent")
     app.add_typer(metrics.metrics_app, name="metrics")
+    app.add_typer(rules.rules_app, name="rules")
     app.command()(demo.demo)
     try:
         app()

@@ -1,4 +1,5 @@
-"""The demo story: a sample app crashes, the SDK reports, the responder restarts it, the app answers.
+"""The demo story: a sample app crashes, the SDK reports, the server opens an incident, the responder
+decides on the incident and restarts the app, the app answers.
 
 Everything is real and local: the server and responder run in this process over a real store; the
 sample app is a separate process that is SIGKILLed and respawned by the SDK's ``restart`` handler,
@@ -43,6 +44,8 @@ class DemoResult:
     healthy_at: float | None = None
     action: str | None = None
     result: str | None = None
+    #: the incident the outage opened, which the responder decided on
+    incident_id: str | None = None
     error: str | None = None
     timeline: list[tuple[float, str]] = field(default_factory=list)
 
@@ -239,6 +242,7 @@ def run_demo(
 
             _wait(processed, deadline, 0.05)
             command = detail.get("command") or {}
+            result.incident_id = detail.get("incident_id")
             result.action = command.get("action")
             result.result = f"{command.get('status')}: {command.get('output')}"
             for entry in detail.get("audit", []):
@@ -250,7 +254,10 @@ def run_demo(
                 if kind in _AUDIT_STEPS:
                     timeline.add(_audit_text(kind, down.event_id, result), at=at)
             result.healed = command.get("status") == "done" and result.healthy_at is not None
-            timeline.now(f"event processed: decision {result.action!r}, result {result.result}")
+            timeline.now(
+                f"event processed: incident {result.incident_id}, decision {result.action!r}, "
+                f"result {result.result}"
+            )
         except Exception as exc:  # noqa: BLE001 - the demo reports any failure as "not healed"
             result.error = f"{type(exc).__name__}: {exc}"
             timeline.now(f"demo failed: {result.error}")
@@ -264,9 +271,9 @@ def run_demo(
 
 def _audit_text(kind: str, event_id: str | None, result: DemoResult) -> str:
     if kind == "event.received":
-        return f"server stored event {event_id}, reported by the SDK"
+        return f"server stored event {event_id} on incident {result.incident_id}, reported by the SDK"
     if kind == "decision.made":
-        return f"responder decided: {result.action}"
+        return f"responder decided: {result.action} (incident {result.incident_id})"
     if kind == "command.sent":
         return f"responder sent the signed {result.action} command"
     return f"responder recorded the result: {result.result}"

@@ -1,4 +1,8 @@
-"""The responder: claim → decide → act → record, woken by new events, swept as a fallback.
+"""The responder: claim → plan → decide → act → record, woken by new events, swept as a fallback.
+
+Why a plan step: a claim is one agent's pending events, a decision is about one incident. The plan
+(``responder/plan.py``) keeps the events of one undecided incident to decide on and marks the events
+of incidents already decided as joined, so a storm of events about one failure is one decision.
 
 Why the decision is stored before the command is sent: if this process dies after sending, the next
 claimant finds the recorded decision and re-sends the *same* command id, which the receiver refuses
@@ -17,16 +21,23 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infragent.errors import LlmError
 from infragent.model import ActionResult, Decision
 from infragent.redact import redact
 from infragent.responder import policy, prompt
 from infragent.responder.llm.base import LlmClient
-from infragent.responder.ports import Dispatcher, Latch, LeaseLostError, WorkItem, WorkQueue
+from infragent.responder.plan import plan, resends
+from infragent.responder.ports import (
+    Dispatcher,
+    IncidentDecidedError,
+    Latch,
+    LeaseLostError,
+    WorkItem,
+    WorkQueue,
+)
 from infragent.responder.runbooks import Runbook, first_match
-from infragent.wire.commands import CommandStatus
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +104,15 @@ class Responder:
 
     # -- act ---------------------------------------------------------------------------------------
 
-    def handle(self, item: WorkItem) -> None:
+    def handle(self, claimed: WorkItem) -> int:
+        """Decide on one incident of the claim (or finish an earlier claimant's decision), mark the
+        events of already decided incidents as joined; return how many events were marked processed."""
         now = self.clock()
+        item = plan(claimed)
+        if not item.events:
+            return self._join(item)
         prior = item.prior
-        if prior is not None and prior.command_id is not None and _still_open(prior.command_status):
+        if prior is not None and resends(prior):
             # An earlier responder decided and may have sent; re-send the same command id.
             decision = Decision(
                 source="runbook"
@@ -112,7 +128,11 @@ class Responder:
             command_id: str | None = prior.command_id
         else:
             decision = self.decide(item)
-            command_id = self.queue.record_decision(item, decision, self.clock(), self.actor)
+            try:
+                command_id = self.queue.record_decision(item, decision, self.clock(), self.actor)
+            except IncidentDecidedError:
+                # Another claim decided this incident meanwhile (its events came from another agent).
+                return self._join(replace(item, events=(), joined=item.joined + item.events))
         cooldown_until = None
         outcome = decision.action
         if command_id is not None and item.command_mode == "pull":
@@ -125,15 +145,31 @@ class Responder:
             cooldown_until = self.clock() + self.config.cooldown_s
             outcome = f"{decision.action}:{result.status}"
         self.queue.complete(item, self.clock(), cooldown_until, self.actor, outcome)
-        self.handled += len(item.events)
+        processed = len(item.events) + len(item.joined)
+        self.handled += processed
         logger.info(  # node id and rationale quote what the host reported: redacted like the prompt
-            "handled %d event(s) of %s: %s (%s) in %.0f ms",
+            "handled %d event(s) of %s, incident %s: %s (%s) in %.0f ms; %d joined decided incidents",
             len(item.events),
             redact(item.node_id),
+            item.incident_id,
             outcome,
             redact(decision.rationale),
             (self.clock() - now) * 1000,
+            len(item.joined),
         )
+        return processed
+
+    def _join(self, item: WorkItem) -> int:
+        """Mark events whose incident already has a decision processed, deciding nothing."""
+        self.queue.complete(item, self.clock(), None, self.actor, "joined")
+        self.handled += len(item.joined)
+        logger.info(
+            "%d event(s) of %s joined incidents already decided: %s",
+            len(item.joined),
+            redact(item.node_id),
+            ", ".join(sorted({e.incident_id or "-" for e in item.joined})),
+        )
+        return len(item.joined)
 
     def _send(self, item: WorkItem, command_id: str, *, resend: bool = False) -> ActionResult:
         self.queue.renew(item, self.clock(), self.config.lease_s)
@@ -164,8 +200,7 @@ class Responder:
             if item is None:
                 return count
             try:
-                self.handle(item)
-                count += len(item.events)
+                count += self.handle(item)
             except LeaseLostError:
                 logger.warning("lost the lease on %s; another responder took it over", redact(item.node_id))
 
@@ -190,8 +225,3 @@ class Responder:
         thread = threading.Thread(target=self.run, args=(stop,), name="responder", daemon=True)
         thread.start()
         return thread, stop
-
-
-def _still_open(status: str | None) -> bool:
-    """A prior command that may have been sent without its result being recorded."""
-    return status is not None and CommandStatus(status).open

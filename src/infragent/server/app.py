@@ -26,14 +26,17 @@ from infragent.auth.scopes import ScopeError
 from infragent.config import Settings
 from infragent.server.api import (
     agents,
+    alerts,
     clients,
     commands,
     events,
     health,
+    incidents,
     keys,
     metrics,
     otlp,
     query,
+    rules,
     selfmetrics,
 )
 from infragent.server.auth import scope_refused
@@ -133,7 +136,10 @@ def create_app(
         metrics.router,
         otlp.router,
         query.router,
+        rules.router,
         selfmetrics.router,
+        alerts.router,
+        incidents.router,
     )
     for router in routers:
         app.include_router(router)

@@ -48,6 +48,9 @@ class EventIn(Strict):
 class EventAccepted(BaseModel):
     event_id: str
     status: Literal["received"] = "received"
+    incident_id: str | None = Field(
+        default=None, description="The incident the event opened or joined (None: not on one yet)."
+    )
 
 
 class EventOut(BaseModel):
@@ -60,6 +63,7 @@ class EventOut(BaseModel):
     received_at: float
     processed_at: float | None
     status: Literal["pending", "processed"]
+    incident_id: str | None = Field(default=None, description="The incident the event opened or joined.")
 
 
 class AuditOut(BaseModel):

@@ -10,7 +10,8 @@ Now ``create_app(settings)`` calls ``build_services`` once; routes reach the res
 What is shared and why it must be one instance: the metric store (its series-id cache, and on
 SQLite the writer lock that ingest and compaction take in turn), the series cap (its per-tenant
 counts), the key cache, the ingest worker pool, the remote-write exporter (one queue, one sender
-thread) and the responder's wake-up (``on_event``).
+thread), the responder's wake-up (``on_event``) and the alert evaluator (``alerting``: its windows
+and leases; None when ``rules_enabled`` is off).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from infragent.alerting import Evaluator, build_evaluator
 from infragent.config import Settings
 from infragent.outbound.policy import OutboundPolicy
 from infragent.server.auth import KeyCache
@@ -66,21 +68,28 @@ class AppServices:
     owns_store: bool = False
     #: What a tenant's URLs may reach (``webhook_allowed_networks``), checked when one is registered.
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    #: The alert evaluator (streaming at ingest, timers on a tick); None when ``rules_enabled`` is off.
+    #: The events path calls ``alerting.claims_event`` and ``alerting.observe_event``.
+    alerting: Evaluator | None = None
 
     @property
     def command_ttl_s(self) -> float:
         return self.settings.command_ttl_s
 
     async def start(self) -> None:
-        """Start what runs in the background: the exporter's sender, the ingest workers, upkeep."""
+        """Start what runs in the background: the exporter's sender, the ingest workers, upkeep, rules."""
         if self.exporter is not None:
             self.exporter.start()
         if self.ingest_pool is not None:
             await self.ingest_pool.start()
         self.maintenance.start()
+        if self.alerting is not None:
+            self.alerting.start()
 
     def stop(self) -> None:
         """Stop in the reverse order; close the store if it was opened here."""
+        if self.alerting is not None:
+            self.alerting.stop()  # gives its leases up: another server takes over at once
         self.maintenance.stop()
         if self.ingest_pool is not None:
             self.ingest_pool.close()
@@ -119,6 +128,11 @@ def build_services(
         pool = IngestPool(config, settings.ingest_processes)
 
     wake = on_event or (lambda: None)
+    alerting = (
+        build_evaluator(settings, the_store, metrics, clock=clock, registry=telemetry.registry)
+        if settings.rules_enabled
+        else None
+    )
 
     def event_received() -> None:  # the events route calls this once per stored event
         telemetry.events.inc()
@@ -140,6 +154,7 @@ def build_services(
             settings.max_decompressed_bytes,
             pool=pool,
             forward=exporter.submit if exporter is not None else None,
+            observer=alerting,
         ),
         maintenance=build_maintenance(settings, metrics, telemetry.registry, clock),
         registrations=RateLimit(
@@ -149,6 +164,7 @@ def build_services(
         exporter=exporter,
         owns_store=store is None,
         outbound=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
+        alerting=alerting,
     )
 
 

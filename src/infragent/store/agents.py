@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from infragent.model import ActionSpec
 from infragent.store import audit
@@ -43,20 +45,24 @@ def ensure_agent(conn: sa.Connection, client_id: str, node_id: str, now: float) 
     if found is not None:
         conn.execute(agents.update().where(agents.c.id == found).values(last_seen=now))
         return str(found)
-    agent_id = str(uuid.uuid4())
-    conn.execute(
-        agents.insert().values(
-            id=agent_id,
-            client_id=client_id,
-            node_id=node_id,
-            kind="sdk",
-            command_mode="push",
-            actions=[],
-            labels={},
-            last_seen=now,
-        )
-    )
-    return agent_id
+    # Two first events of a new node can arrive at once: insert-if-absent, then read whichever row won,
+    # so the loser neither fails on the unique key nor creates a second agent.
+    values = {
+        "id": str(uuid.uuid4()),
+        "client_id": client_id,
+        "node_id": node_id,
+        "kind": "sdk",
+        "command_mode": "push",
+        "actions": [],
+        "labels": {},
+        "last_seen": now,
+    }
+    insert = pg_insert(agents) if conn.dialect.name == "postgresql" else sqlite_insert(agents)
+    conn.execute(insert.values(**values).on_conflict_do_nothing(index_elements=["client_id", "node_id"]))
+    agent_id = conn.execute(
+        sa.select(agents.c.id).where(agents.c.client_id == client_id, agents.c.node_id == node_id)
+    ).scalar_one()
+    return str(agent_id)
 
 
 def register_agent(

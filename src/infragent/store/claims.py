@@ -118,6 +118,7 @@ def _prior_decision(conn: sa.Connection, decision_ids: list[str]) -> PriorDecisi
         d.source,
         c.id if c else None,
         c.status if c else None,
+        d.incident_id,
     )
 
 
@@ -144,8 +145,13 @@ def release(
     cooldown_until: float | None,
     actor: str,
     outcome: str,
+    joined: Sequence[tuple[str, str | None]] = (),
 ) -> None:
-    """Mark the claimed events processed and release the agent, fenced by the token."""
+    """Mark the claimed events processed and release the agent, fenced by the token.
+
+    ``event_ids`` were decided on (``outcome``); ``joined`` are (event id, incident id) of events
+    whose incident already had a decision: processed without one, audited as joined.
+    """
     res = conn.execute(
         agents.update()
         .where(agents.c.id == agent_id, agents.c.lease_token == token)
@@ -153,7 +159,7 @@ def release(
     )
     if res.rowcount != 1:
         raise LeaseLostError(f"lease on agent {agent_id!r} was lost")
-    event_rows.mark_processed(conn, event_ids, now)
+    event_rows.mark_processed(conn, [*event_ids, *(e for e, _ in joined)], now)
     for event_id in event_ids:
         audit.append(
             conn,
@@ -164,6 +170,9 @@ def release(
             {"outcome": outcome, "coalesced": len(event_ids)},
             now,
         )
+    for event_id, incident_id in joined:
+        detail = {"outcome": f"joined incident {incident_id}", "incident_id": incident_id}
+        audit.append(conn, client_id, actor, "event.processed", event_id, detail, now)
 
 
 def next_due(conn: sa.Connection, now: float) -> float | None:

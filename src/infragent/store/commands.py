@@ -3,6 +3,10 @@
 Why one module for both delivery modes: a pushed command (the responder POSTs it) and a pulled one
 (the agent fetches it) are the same row, built into the same ``wire.commands.Command`` by
 ``command_of`` and finished by the same ``record_result``; only who carries it differs.
+
+Each step is also written on the incident the decision is about, in the same transaction
+(``store/remediation.py``): the decision, the command sent or queued, its result, and the incident's
+status (remediating once a command is on its way, escalated on an escalate decision).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sqlalchemy as sa
 
 from infragent.model import ActionResult, Decision
 from infragent.redact import redact
-from infragent.store import audit
+from infragent.store import audit, remediation
 from infragent.store import events as event_rows
 from infragent.store.records import PulledCommand
 from infragent.store.schema import agents, clients, commands, decisions
@@ -35,11 +39,17 @@ def record_decision(
     decision: Decision,
     now: float,
     actor: str,
+    incident_id: str | None = None,
 ) -> tuple[str, str | None]:
-    """Store the decision, the command it implies (queued) and the link from its events.
+    """Store the decision, the command it implies (queued) and the link from its events; with an
+    incident, write it on the incident's timeline (escalated on an escalate decision).
 
-    Returns (decision id, command id or None when the decision does not act).
+    Returns (decision id, command id or None when the decision does not act). Raises
+    ``IncidentDecidedError``, writing nothing, when the incident already has a decision since it
+    (re)opened: one decision per incident episode.
     """
+    if incident_id is not None:
+        remediation.lock_and_check(conn, client_id, incident_id)
     decision_id = str(uuid.uuid4())
     command_id = str(uuid.uuid4()) if decision.acts else None
     conn.execute(
@@ -55,6 +65,7 @@ def record_decision(
             prompt=decision.prompt,
             answer=decision.answer,
             created_at=now,
+            incident_id=incident_id,
         )
     )
     if command_id:
@@ -89,14 +100,19 @@ def record_decision(
             "command_id": command_id,
             "prompt": decision.prompt,
             "answer": decision.answer,
+            "incident_id": incident_id,
         },
         now,
     )
+    if incident_id is not None:
+        remediation.on_decision(
+            conn, client_id, incident_id, decision_id, decision, command_id, len(event_ids), now, actor
+        )
     return decision_id, command_id
 
 
 def _command_rows() -> sa.Select[Any]:
-    return sa.select(commands, decisions.c.rationale).join(
+    return sa.select(commands, decisions.c.rationale, decisions.c.incident_id).join(
         decisions, decisions.c.id == commands.c.decision_id
     )
 
@@ -130,6 +146,7 @@ def mark_sent(
     )
     audit.append(conn, client_id, actor, "command.sent", command_id, {"url": url}, now)
     row = conn.execute(_command_rows().where(commands.c.id == command_id)).one()
+    remediation.on_command(conn, client_id, row, "sent", now, actor)
     return command_of(conn, row, now)
 
 
@@ -138,6 +155,8 @@ def queue_for_pull(
 ) -> None:
     """Leave a decided command queued; it is signed and handed over when the agent polls."""
     audit.append(conn, client_id, actor, "command.queued", command_id, {"node_id": node_id}, now)
+    row = conn.execute(_command_rows().where(commands.c.id == command_id)).one()
+    remediation.on_command(conn, client_id, row, "queued", now, actor)
 
 
 def take(
@@ -170,7 +189,11 @@ def take(
         )
         kind = "command.expired" if expired else "command.sent"
         audit.append(conn, client_id, f"agent:{node_id}", kind, row.id, {"mode": "pull"}, now)
-        if not expired:
+        if expired:
+            remediation.on_result(
+                conn, client_id, row.incident_id, row.id, CommandStatus.EXPIRED, None, now, f"agent:{node_id}"
+            )
+        else:
             command = command_of(conn, row, now, expires_at=row.created_at + ttl_s)
             out.append(PulledCommand(secret, command))
     return out
@@ -191,7 +214,9 @@ def record_result(
     a lost answer) changes nothing.
     """
     row = conn.execute(
-        sa.select(commands.c.status).where(commands.c.id == command_id, commands.c.client_id == client_id)
+        sa.select(commands.c.status, decisions.c.incident_id)
+        .join(decisions, decisions.c.id == commands.c.decision_id)
+        .where(commands.c.id == command_id, commands.c.client_id == client_id)
     ).first()
     if row is None:
         return False
@@ -200,11 +225,12 @@ def record_result(
     # What an action printed is served back by the API and copied to the audit log; a credential in it
     # (a connection string, a token in a config dump) is masked once, here, for both.
     output = redact(result.output)
+    status = STATUS_OF_RESULT[result.status]
     conn.execute(
         commands.update()
         .where(commands.c.id == command_id)
         .values(
-            status=STATUS_OF_RESULT[result.status].value,
+            status=status.value,
             finished_at=now,
             attempts=result.attempts,
             http_status=result.http_status,
@@ -221,4 +247,5 @@ def record_result(
     if result.code is not None:
         detail["code"] = result.code
     audit.append(conn, client_id, actor, "command.result", command_id, detail, now)
+    remediation.on_result(conn, client_id, row.incident_id, command_id, status, result, now, actor)
     return True

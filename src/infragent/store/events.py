@@ -2,19 +2,25 @@
 
 Why ``NOTIFY`` in the insert's transaction: the notification is delivered at commit, so a
 PostgreSQL listener (``store/wakeup.py``) is woken exactly when the event is visible to its claim.
+Why the incident in the same transaction: the responder decides per incident, so an event it can
+claim is already on its incident (``store/incidents.record_event``: opened, joined or reopened by
+fingerprint), unless an event rule claimed it for the rule's alert incident.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
+from infragent.incidents.model import IncidentPolicy
 from infragent.model import Event, Severity
 from infragent.store import agents as agent_rows
 from infragent.store import audit
+from infragent.store import incidents as incident_rows
 from infragent.store.records import EventDetail
 from infragent.store.schema import agents, commands, decisions, events
 
@@ -34,6 +40,7 @@ def event_from_row(row: sa.Row[Any], node_id: str) -> Event:
         dict(row.data),
         row.received_at,
         row.processed_at,
+        row.incident_id,
     )
 
 
@@ -47,8 +54,14 @@ def insert_event(
     data: dict[str, Any],
     node_id: str,
     now: float,
+    incidents: IncidentPolicy | None = None,
 ) -> Event:
-    """Store a pending event (creating its agent if new), audit it and notify listeners at commit."""
+    """Store a pending event (creating its agent if new), audit it, record it on its incident when
+    ``incidents`` (the tenant's incident policy) is given, and notify listeners at commit.
+
+    The events route always gives the policy, except for an event an event rule claimed (the rule's
+    alert incident takes it, ``alerting``); without one the responder decides on the event alone.
+    """
     event_id = str(uuid.uuid4())
     agent_id = agent_rows.ensure_agent(conn, client_id, node_id, now)
     conn.execute(
@@ -72,9 +85,12 @@ def insert_event(
         {"type": type, "service": service, "severity": severity.value, "node_id": node_id},
         now,
     )
+    event = Event(event_id, client_id, agent_id, node_id, type, service, severity, data, now)
+    if incidents is not None:
+        event = replace(event, incident_id=incident_rows.record_event(conn, event, incidents, now))
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_notify(:ch, :p)"), {"ch": NOTIFY_CHANNEL, "p": event_id})
-    return Event(event_id, client_id, agent_id, node_id, type, service, severity, data, now)
+    return event
 
 
 def list_events(

@@ -1,22 +1,24 @@
 """The responder's ``WorkQueue`` over the database: claims, decisions and commands as work items.
 
 Why an adapter and not the responder calling store modules: the responder is written against
-``responder/ports.py`` only, so when it moves from per-agent claims to incidents, this module changes
-and the decision loop does not. Each method is one write transaction fenced by the item's lease.
+``responder/ports.py`` only; claims stay per agent, and what makes them incident work (each event's
+incident, which incidents are already decided, the decision stored on its incident) is added here
+and in the store modules it calls. Each method is one write transaction fenced by the item's lease.
 """
 
 from __future__ import annotations
 
 from infragent.model import ActionResult, Decision
 from infragent.responder.ports import WorkItem
-from infragent.store import claims, commands
+from infragent.store import claims, commands, remediation
 from infragent.store.base import Database
 from infragent.store.records import Claim
 from infragent.wire.commands import Command
 
 
-def work_item(claim: Claim) -> WorkItem:
-    """What the responder sees of a claim: the agent is the leased key, the token the lease."""
+def work_item(claim: Claim, decided: frozenset[str] = frozenset()) -> WorkItem:
+    """What the responder sees of a claim: the agent is the leased key, the token the lease;
+    ``decided``: the incidents of its events that already have a decision this episode."""
     return WorkItem(
         key=claim.agent.id,
         lease=claim.token,
@@ -28,6 +30,7 @@ def work_item(claim: Claim) -> WorkItem:
         webhook_secret=claim.client.webhook_secret,
         events=claim.events,
         prior=claim.prior,
+        decided=decided,
     )
 
 
@@ -41,7 +44,11 @@ class SqlWorkQueue:
     def claim_next(self, worker: str, lease_s: float, now: float) -> WorkItem | None:
         with self.db.write() as conn:
             claim = claims.claim(conn, worker, lease_s, now, self.max_events)
-        return work_item(claim) if claim is not None else None
+            if claim is None:
+                return None
+            incident_ids = (e.incident_id for e in claim.events if e.incident_id is not None)
+            decided = remediation.decided_incidents(conn, claim.client.id, incident_ids)
+        return work_item(claim, decided)
 
     def renew(self, item: WorkItem, now: float, lease_s: float) -> None:
         with self.db.write() as conn:
@@ -58,6 +65,7 @@ class SqlWorkQueue:
                 decision=decision,
                 now=now,
                 actor=actor,
+                incident_id=item.incident_id,
             )
         return command_id
 
@@ -91,6 +99,7 @@ class SqlWorkQueue:
                 cooldown_until=cooldown_until,
                 actor=actor,
                 outcome=outcome,
+                joined=[(e.id, e.incident_id) for e in item.joined],
             )
 
     def next_due(self, now: float) -> float | None:

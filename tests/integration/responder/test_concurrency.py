@@ -1,12 +1,15 @@
-"""Two responders on one database: every event handled exactly once, every action run once."""
+"""Two responders on one database: every event handled exactly once, every incident decided once,
+every action run once."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 
+from infragent.incidents.model import IncidentPolicy
 from infragent.model import Severity
 from infragent.responder.loop import ResponderConfig
+from infragent.store import events as event_rows
 from infragent.store.sql import SqlStore, open_store
 from support.databases import audit_entries, insert_event, pending_count
 from support.responders import Receiver, make_responder, register_node
@@ -38,6 +41,7 @@ def test_two_responders_handle_1000_events_exactly_once(
                 data={"i": i},
                 node_id=nodes[i % AGENTS],
                 now=1.0 + i,
+                incidents=IncidentPolicy(),
             )
         deadline = time.monotonic() + 120
         while pending_count(store) and time.monotonic() < deadline:
@@ -56,7 +60,20 @@ def test_two_responders_handle_1000_events_exactly_once(
         a.subject for a in audit_entries(store, receiver.reg.client.id) if a.kind == "event.processed"
     )
     assert len(processed) == EVENTS and set(processed.values()) == {1}
-    # Each command covers a disjoint set of events, and each command ran once.
+    # One incident per agent (type + service + node), decided once: one command each, run once.
+    with store.read() as conn:
+        events = event_rows.list_events(conn, receiver.reg.client.id, None, EVENTS)
+    incidents = {e.incident_id for e in events}
+    assert len(events) == EVENTS and None not in incidents and len(incidents) == AGENTS
+    decisions = [a for a in audit_entries(store, receiver.reg.client.id) if a.kind == "decision.made"]
+    assert sorted(a.detail["incident_id"] for a in decisions) == sorted(incidents)
+    assert len(receiver.commands) == AGENTS and set(receiver.runs.values()) == {1}
+    # Each command covers a disjoint set of events; every other event joined its decided incident.
     covered = Counter(e for c in receiver.commands for e in c.event_ids)
-    assert len(covered) == EVENTS and set(covered.values()) == {1}
-    assert set(receiver.runs.values()) == {1}
+    assert set(covered.values()) == {1}
+    joined = {
+        a.subject
+        for a in audit_entries(store, receiver.reg.client.id)
+        if a.kind == "event.processed" and a.detail["outcome"].startswith("joined incident")
+    }
+    assert joined.isdisjoint(covered) and len(joined) + len(covered) == EVENTS

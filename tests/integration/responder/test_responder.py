@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from infragent.config import Settings
+from infragent.incidents.model import IncidentPolicy
 from infragent.model import Decision, Severity
 from infragent.responder.llm import build_llm_client
 from infragent.responder.runbooks import Runbook
@@ -37,6 +38,7 @@ def _report(store: SqlStore, recv: Receiver, now: float, type_: str = "app_down"
         data=dict(data),
         node_id=NODE,
         now=now,
+        incidents=IncidentPolicy(),
     ).id
 
 
@@ -64,21 +66,46 @@ def test_runbook_restart_is_signed_sent_run_and_recorded(store: SqlStore, receiv
     ]
 
 
-def test_cooldown_coalesces_events_and_handles_them_after(store: SqlStore, receiver: Receiver) -> None:
+def test_cooldown_holds_events_and_after_it_they_join_the_decided_incident(
+    store: SqlStore, receiver: Receiver
+) -> None:
     register_node(store, receiver.reg, NODE)
     clock = Clock()
     responder = make_responder(store, clock)
-    _report(store, receiver, clock.now)
+    first = _report(store, receiver, clock.now)
     responder.drain()
     later = [_report(store, receiver, clock.now + 10), _report(store, receiver, clock.now + 20)]
     clock.now += 100
     assert responder.drain() == 0 and pending_count(store) == 2  # held, not dropped
     clock.now += 201
+    assert responder.drain() == 2 and pending_count(store) == 0
+    assert receiver.total == 1  # the incident is remediating: no second restart
+    incident = get_event_detail(store, receiver.reg.client.id, first).event.incident_id  # type: ignore[union-attr]
+    for event_id in later:
+        detail = get_event_detail(store, receiver.reg.client.id, event_id)
+        assert detail is not None and detail.event.incident_id == incident and detail.decision is None
+        [processed] = [a for a in detail.audit if a.kind == "event.processed"]
+        assert processed.detail["outcome"] == f"joined incident {incident}"
+
+
+def test_cooldown_coalesces_events_of_an_undecided_incident(store: SqlStore, receiver: Receiver) -> None:
+    """Events of another incident that arrive in the cooldown wait for it, then get one decision."""
+    register_node(store, receiver.reg, NODE)
+    clock = Clock()
+    responder = make_responder(store, clock)
+    _report(store, receiver, clock.now)
+    responder.drain()
+    later = [
+        _report(store, receiver, clock.now + 10, type_="app_crashed"),
+        _report(store, receiver, clock.now + 20, type_="app_crashed"),
+    ]
+    clock.now += 100
+    assert responder.drain() == 0 and pending_count(store) == 2  # held, not dropped
+    clock.now += 201
     assert responder.drain() == 2
-    assert receiver.total == 2  # one restart for the two coalesced events
-    decisions = {get_event_detail(store, receiver.reg.client.id, e).decision["id"] for e in later}  # type: ignore[index]
-    assert len(decisions) == 1
-    assert set(receiver.commands[1].event_ids) == set(later)
+    details = [get_event_detail(store, receiver.reg.client.id, e) for e in later]
+    assert len({d.decision["id"] for d in details}) == 1  # type: ignore[union-attr,index]
+    assert len({d.event.incident_id for d in details}) == 1  # type: ignore[union-attr]
 
 
 def test_runbook_action_not_allowed_escalates(store: SqlStore, receiver: Receiver) -> None:

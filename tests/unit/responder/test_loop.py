@@ -1,20 +1,21 @@
 """The responder's decision loop through its ports alone: an in-memory work queue, no database.
 
-Why: the responder imports no store module, so its behaviour (decide, record before sending, queue
-or push, re-send after a crash, cooldown) can be shown against any ``WorkQueue``; incidents will be
-the next one. The queue here keeps what a real one would store, and fences writes by lease.
+Why: the responder imports no store module, so its behaviour (decide per incident, record before
+sending, queue or push, re-send after a crash, cooldown, join decided incidents) can be shown against
+any ``WorkQueue``. The queue here keeps what a real one would store, fences writes by lease, and
+refuses a second decision on an incident's episode as the store does.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from infragent.model import ActionResult, ActionSpec, Decision, Event, Severity
 from infragent.responder.loop import Responder, ResponderConfig
-from infragent.responder.ports import LeaseLostError, PriorDecision, WorkItem
+from infragent.responder.ports import IncidentDecidedError, LeaseLostError, PriorDecision, WorkItem
 from infragent.responder.runbooks import DEFAULT_RUNBOOKS
 from infragent.wire.commands import Command
 
@@ -37,7 +38,10 @@ class Latch:
 
 @dataclass
 class MemoryQueue:
-    """A ``WorkQueue`` over lists: items wait in ``due``; every write is appended to ``log``."""
+    """A ``WorkQueue`` over lists: items wait in ``due``; every write is appended to ``log``.
+
+    ``decided`` are the incidents with a decision this episode: a claimed item is told which of its
+    incidents they are, and a second decision on one is refused, as the store does."""
 
     due: list[WorkItem]
     leased: dict[str, WorkItem] = field(default_factory=dict)
@@ -45,15 +49,20 @@ class MemoryQueue:
     results: dict[str, ActionResult] = field(default_factory=dict)
     log: list[tuple[str, str]] = field(default_factory=list)
     completed: list[tuple[str, float | None, str]] = field(default_factory=list)
+    decided: set[str] = field(default_factory=set)
+    #: event id → what marked it processed (the outcome, or "joined <incident>")
+    processed: dict[str, str] = field(default_factory=dict)
 
     def _fence(self, item: WorkItem) -> None:
-        if self.leased.get(item.key) is not item:
+        held = self.leased.get(item.key)
+        if held is None or held.lease != item.lease:
             raise LeaseLostError(f"lease on {item.key!r} was lost")
 
     def claim_next(self, worker: str, lease_s: float, now: float) -> WorkItem | None:
         if not self.due:
             return None
         item = self.due.pop(0)
+        item = replace(item, decided=frozenset(self.decided & set(item.incident_ids)))
         self.leased[item.key] = item
         return item
 
@@ -62,6 +71,10 @@ class MemoryQueue:
 
     def record_decision(self, item: WorkItem, decision: Decision, now: float, actor: str) -> str | None:
         self._fence(item)
+        if item.incident_id is not None:
+            if item.incident_id in self.decided:
+                raise IncidentDecidedError(item.incident_id)
+            self.decided.add(item.incident_id)
         self.decisions.append(decision)
         command_id = f"cmd-{len(self.decisions)}" if decision.acts else None
         self.log.append(("decision.made", decision.action))
@@ -97,6 +110,8 @@ class MemoryQueue:
         self._fence(item)
         del self.leased[item.key]
         self.completed.append((item.key, cooldown_until, outcome))
+        self.processed |= {e.id: outcome for e in item.events}
+        self.processed |= {e.id: f"joined {e.incident_id}" for e in item.joined}
 
     def next_due(self, now: float) -> float | None:
         return None
@@ -123,20 +138,31 @@ class Receiver:
         pass
 
 
+def _event(
+    id_: str = "ev-1", type_: str = "app_down", incident: str | None = None, key: str = "agent-1"
+) -> Event:
+    return Event(id_, "c1", key, "host-1/web", type_, "web", Severity.CRITICAL, {}, NOW, incident_id=incident)
+
+
 def _item(
-    type_: str = "app_down", *, mode: str = "push", prior: PriorDecision | None = None, key: str = "agent-1"
+    type_: str = "app_down",
+    *,
+    mode: str = "push",
+    prior: PriorDecision | None = None,
+    key: str = "agent-1",
+    events: tuple[Event, ...] | None = None,
+    lease: str = "token",
 ) -> WorkItem:
-    event = Event("ev-1", "c1", key, "host-1/web", type_, "web", Severity.CRITICAL, {}, NOW)
     return WorkItem(
         key=key,
-        lease="token",
+        lease=lease,
         client_id="c1",
         node_id="host-1/web",
         command_mode=mode,
         actions=(ActionSpec("restart", {"name": r"[a-z]+"}),),
         webhook_url="http://receiver.invalid/hook",
         webhook_secret="whsec_x",
-        events=(event,),
+        events=events if events is not None else (_event(type_=type_, key=key),),
         prior=prior,
     )
 
@@ -226,3 +252,80 @@ def test_a_lost_lease_stops_the_item_and_the_loop_goes_on() -> None:
     responder = _responder(queue, Thief(ActionResult(status="ok", http_status=200)))
     assert responder.drain() == 1  # agent-2 only; agent-1 is the other responder's now
     assert queue.completed == [("agent-2", NOW + 300, "restart:ok")]
+
+
+# -- incidents -------------------------------------------------------------------------------------
+
+
+def test_a_storm_split_across_claims_is_one_decision_and_every_event_joins_it() -> None:
+    """However a storm's events fall into claims (and whatever the cooldown), its incident is
+    decided once; every later event is processed as having joined it."""
+    claims = [
+        _item(events=tuple(_event(f"ev-{c}-{i}", incident="inc-1") for i in range(n)), lease=f"l{c}")
+        for c, n in enumerate([3, 1, 5, 2])
+    ]
+    queue = MemoryQueue(claims)
+    receiver = Receiver(ActionResult(status="ok", http_status=200))
+    assert _responder(queue, receiver).drain() == 11
+    assert [d.action for d in queue.decisions] == ["restart"] and len(receiver.sent) == 1
+    assert len(queue.processed) == 11
+    joined = [e for e, how in queue.processed.items() if how == "joined inc-1"]
+    assert sorted(joined) == sorted(f"ev-{c}-{i}" for c, n in [(1, 1), (2, 5), (3, 2)] for i in range(n))
+    assert [outcome for _, _, outcome in queue.completed] == ["restart:ok", "joined", "joined", "joined"]
+    assert [until for _, until, _ in queue.completed] == [NOW + 300, None, None, None]
+
+
+def test_a_reopened_incident_is_decided_again() -> None:
+    queue = MemoryQueue([_item(events=(_event("ev-1", incident="inc-1"),), lease="l1")])
+    receiver = Receiver(ActionResult(status="ok", http_status=200))
+    responder = _responder(queue, receiver)
+    responder.drain()
+    queue.decided.discard("inc-1")  # the incident ended and reopened: its new episode is undecided
+    queue.due.append(_item(events=(_event("ev-2", incident="inc-1"),), lease="l2"))
+    responder.drain()
+    assert [d.action for d in queue.decisions] == ["restart", "restart"]
+    assert queue.processed == {"ev-1": "restart:ok", "ev-2": "restart:ok"}
+
+
+def test_one_incident_per_item_the_other_waits_for_the_next_claim() -> None:
+    """Two undecided incidents of one agent: the oldest is decided, the other stays pending (after
+    the cooldown it is claimed again), so the agent never gets two actions in one cooldown."""
+    events = (
+        _event("ev-1", "app_down", incident="inc-a"),
+        _event("ev-2", "disk_full", incident="inc-b"),
+        _event("ev-3", "app_down", incident="inc-a"),
+        _event("ev-4", "app_down", incident="inc-old"),
+    )
+    queue = MemoryQueue([_item(events=events)])
+    queue.decided.add("inc-old")
+    receiver = Receiver(ActionResult(status="ok", http_status=200))
+    assert _responder(queue, receiver).drain() == 3
+    assert queue.processed == {"ev-1": "restart:ok", "ev-3": "restart:ok", "ev-4": "joined inc-old"}
+    assert [c.event_ids for _, c in receiver.sent] == [["ev-1", "ev-3"]]
+
+
+def test_an_incident_decided_by_another_claim_meanwhile_is_joined_not_decided_twice() -> None:
+    queue = MemoryQueue([_item(events=(_event("ev-1", incident="inc-1"),))])
+    receiver = Receiver(ActionResult(status="ok", http_status=200))
+    responder = _responder(queue, receiver)
+    original = responder.decide
+
+    def decide_while_another_claim_decides(item: WorkItem) -> Decision:
+        queue.decided.add("inc-1")  # a claim of another agent's event of this incident won the race
+        return original(item)
+
+    responder.decide = decide_while_another_claim_decides  # type: ignore[method-assign]
+    assert responder.drain() == 1
+    assert queue.decisions == [] and receiver.sent == []
+    assert queue.processed == {"ev-1": "joined inc-1"}
+    assert queue.completed == [("agent-1", None, "joined")]
+
+
+def test_a_crashed_claimants_command_is_resent_although_its_incident_counts_as_decided() -> None:
+    prior = replace(PRIOR, incident_id="inc-1")
+    queue = MemoryQueue([_item(prior=prior, events=(_event("ev-1", incident="inc-1"),))])
+    queue.decided.add("inc-1")  # by the crashed claimant's decision
+    receiver = Receiver(ActionResult(status="ok", http_status=200))
+    _responder(queue, receiver).drain()
+    assert queue.decisions == [] and [c.command_id for _, c in receiver.sent] == ["cmd-0"]
+    assert queue.processed == {"ev-1": "restart:ok"}

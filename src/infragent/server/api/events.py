@@ -1,4 +1,9 @@
-"""Events: reported by SDKs and agents, read back with their decision, command and audit trail."""
+"""Events: reported by SDKs and agents, read back with their incident, decision, command and audit trail.
+
+Why the event rule is asked before the event is stored: an event an event rule matches belongs to
+that rule's alert incident (``svc.alerting``), so it must not also open a default event incident;
+every other event is recorded on its incident in the transaction that stores it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
+from infragent.incidents.core import policy_from_settings
 from infragent.model import Event
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal, require
@@ -27,6 +33,7 @@ def _out(e: Event) -> EventOut:
         received_at=e.received_at,
         processed_at=e.processed_at,
         status="pending" if e.processed_at is None else "processed",
+        incident_id=e.incident_id,
     )
 
 
@@ -36,8 +43,13 @@ def report_event(
     who: Annotated[Principal, Depends(require("events.report"))],
     svc: Annotated[AppServices, Depends(services)],
 ) -> EventAccepted:
-    """Store the event as pending and wake the responder; decisions happen asynchronously."""
+    """Store the event as pending on its incident and wake the responder; decisions happen
+    asynchronously."""
     node_id = body.node_id or f"{socket.gethostname()}/{body.service}"
+    alerting = getattr(svc, "alerting", None)  # the alert evaluator, when the server runs one
+    claimed = alerting is not None and bool(
+        alerting.claims_event(who.client_id, body.type, body.service, body.severity, body.data)
+    )
     with svc.store.write() as conn:
         event = events.insert_event(
             conn,
@@ -48,9 +60,13 @@ def report_event(
             data=body.data,
             node_id=node_id,
             now=svc.clock(),
+            incidents=None if claimed else policy_from_settings(svc.settings),
         )
+    if alerting is not None:  # after the commit: the evaluator reads what was stored
+        alerting.observe_event(who.client_id, event)
     svc.on_event()
-    return EventAccepted(event_id=event.id)
+    # None when an event rule claimed it: the evaluator links it to the rule's incident afterwards.
+    return EventAccepted(event_id=event.id, incident_id=event.incident_id)
 
 
 @router.get("", response_model=list[EventOut])

@@ -8,6 +8,10 @@ Every outcome is counted here, by ``Telemetry.ingested``, whichever path produce
 
 Why the work runs in a thread: decoding and the database write are CPU or blocking I/O, and the
 event loop must keep reading other clients' bodies meanwhile.
+
+Every newly stored batch is also handed to the alert evaluator (``observer``, ``alerting/``), which
+only enqueues it. A batch a worker process stored is decoded once more here, as for remote write,
+but only for a tenant that has rules (``BatchObserver.wants``).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 import anyio.to_thread
 
 from infragent import wire
+from infragent.server.ingest import otlp as otlp_codec
 from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.native import ingest_native
 from infragent.server.ingest.otlp.store import ingest_export
@@ -31,6 +37,14 @@ from infragent.store.metrics import MetricWriter
 Forward = Callable[[str, wire.MetricBatch], None]
 
 
+class BatchObserver(Protocol):
+    """The alert evaluator, as ingest sees it (``alerting.Evaluator``)."""
+
+    def wants(self, client_id: str) -> bool: ...
+
+    def observe_batch(self, client_id: str, batch: wire.MetricBatch) -> None: ...
+
+
 @dataclass(frozen=True)
 class Ingest:
     metrics: MetricWriter
@@ -41,17 +55,20 @@ class Ingest:
     pool: IngestPool | None = None
     #: the remote-write exporter's hand-off; None: not configured
     forward: Forward | None = None
+    #: the alert evaluator; None: rules are off (``rules_enabled``)
+    observer: BatchObserver | None = None
 
     async def native(self, client_id: str, body: bytes, encoding: str | None, now: float) -> IngestOutcome:
         """Store one native batch; with remote write, a batch a worker stored is decoded once more here."""
         if self.pool is not None:
             out = await self.pool.native(client_id, body, encoding, now)
-            if self.forward is not None and out.ok and not out.duplicate:
+            hand_off = self._hand_off_for(client_id)
+            if hand_off is not None and out.ok and not out.duplicate:
                 limit = self.max_decompressed
                 batch = await anyio.to_thread.run_sync(
                     lambda: wire.decode_batch(body, content_encoding=encoding, max_decompressed=limit)
                 )
-                self.forward(client_id, batch)
+                hand_off(batch)
         else:
             work = partial(
                 ingest_native,
@@ -62,7 +79,7 @@ class Ingest:
                 encoding,
                 now,
                 max_decompressed=self.max_decompressed,
-                forward=self._forward_for(client_id),
+                forward=self._hand_off_for(client_id),
             )
             out = await anyio.to_thread.run_sync(work)
         self.telemetry.ingested("native", out)
@@ -74,6 +91,14 @@ class Ingest:
         """Store one OTLP export; in the server process when forwarding (its batches are at hand here)."""
         if self.pool is not None and self.forward is None:
             out = await self.pool.otlp(client_id, body, media_type, encoding, now)
+            observer = self.observer
+            if observer is not None and out.ok and out.stored_batches and observer.wants(client_id):
+                limit = min(self.max_decompressed, otlp_codec.MAX_DECOMPRESSED_BYTES)
+                decoded = await anyio.to_thread.run_sync(
+                    lambda: otlp_codec.decode(otlp_codec.inflate(body, encoding, limit), media_type, now=now)
+                )
+                for group in decoded.groups:
+                    observer.observe_batch(client_id, group.batch("otlp"))
         else:
             work = partial(
                 ingest_export,
@@ -85,14 +110,23 @@ class Ingest:
                 encoding,
                 now,
                 max_decompressed=self.max_decompressed,
-                forward=self._forward_for(client_id),
+                forward=self._hand_off_for(client_id),
             )
             out = await anyio.to_thread.run_sync(work)
         self.telemetry.ingested("otlp", out)
         return out
 
-    def _forward_for(self, client_id: str) -> Callable[[wire.MetricBatch], None] | None:
+    def _hand_off_for(self, client_id: str) -> Callable[[wire.MetricBatch], None] | None:
+        """What a newly stored batch of the tenant is handed to: remote write and/or the evaluator."""
         forward = self.forward
-        if forward is None:
+        observer = self.observer if self.observer is not None and self.observer.wants(client_id) else None
+        if forward is None and observer is None:
             return None
-        return lambda batch: forward(client_id, batch)
+
+        def hand_off(batch: wire.MetricBatch) -> None:
+            if forward is not None:
+                forward(client_id, batch)
+            if observer is not None:
+                observer.observe_batch(client_id, batch)
+
+        return hand_off
