@@ -14,6 +14,12 @@ The bench counts the health requests its server answered, to show the checks rea
     .venv/bin/python bench/agent_footprint.py                       # 10 s and 1 s, 20 s warm-up, 90 s window
     .venv/bin/python bench/agent_footprint.py --intervals 10 --duration 30 --anchors none   # ours only
     .venv/bin/python bench/agent_footprint.py --intervals 10 --with-checks --anchor-agents node_exporter
+    .venv/bin/python bench/agent_footprint.py --intervals 10 --with-checks --anchor-agents node_exporter \
+        --runs 3
+
+``--runs N`` repeats each interval's side-by-side measurement N times (every agent once per run,
+in turn) and ends with the min-max of each figure over the runs, and of our ratios to each anchor
+taken within each run.
 """
 
 from __future__ import annotations
@@ -243,6 +249,56 @@ def _row(r: dict[str, Any], ours: list[dict[str, Any]]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _span(values: list[float], digits: int) -> str:
+    low, high = min(values), max(values)
+    return (
+        f"{low:.{digits}f}"
+        if f"{low:.{digits}f}" == f"{high:.{digits}f}"
+        else f"{low:.{digits}f}-{high:.{digits}f}"
+    )
+
+
+def summary(runs: list[list[dict[str, Any]]]) -> list[str]:
+    """Markdown rows: each agent's RSS, PSS and CPU as min-max over the runs, and our ratios."""
+    ok = [[r for r in rows if "error" not in r] for rows in runs]
+    names = list(dict.fromkeys(r["agent"] for rows in ok for r in rows))
+    lines = [
+        "| agent | runs | RSS MiB | PSS MiB | CPU % of one core | ratio (min-max over runs) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        mine = [r for rows in ok for r in rows if r["agent"] == name]
+        ratios = []
+        if not name.startswith("infragent"):
+            for ours in dict.fromkeys(
+                r["agent"] for rows in ok for r in rows if r["agent"].startswith("infragent")
+            ):
+                pairs = [
+                    (o, a)
+                    for rows in ok
+                    for o in rows
+                    for a in rows
+                    if o["agent"] == ours
+                    and a["agent"] == name
+                    and a["rss_mib_mean"]
+                    and a["cpu_pct_one_core"]
+                ]
+                if pairs:
+                    rss = [o["rss_mib_mean"] / a["rss_mib_mean"] for o, a in pairs]
+                    cpu = [o["cpu_pct_one_core"] / a["cpu_pct_one_core"] for o, a in pairs]
+                    ratios.append(f"{ours}/this: RSS {_span(rss, 2)}x, CPU {_span(cpu, 2)}x")
+        cells = [
+            name,
+            str(len(mine)),
+            _span([r["rss_mib_mean"] for r in mine], 1),
+            _span([r["pss_mib_mean"] or 0.0 for r in mine], 1),
+            _span([r["cpu_pct_one_core"] for r in mine], 3),
+            "; ".join(ratios),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,6 +315,9 @@ def main() -> None:
     parser.add_argument(
         "--with-checks", action="store_true", help="also run our agent with 3 checks and 2 actions"
     )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="side-by-side runs per interval (min-max at the end)"
+    )
     parser.add_argument("--json", dest="json_out", help="also write all results as JSON lines here")
     args = parser.parse_args()
     anchors = None if args.anchors == "none" else Path(args.anchors)
@@ -267,22 +326,32 @@ def main() -> None:
         anchors = None
     results: list[dict[str, Any]] = []
     for interval in (int(x) for x in args.intervals.split(",")):
-        print(
-            f"\n## interval {interval} s (warm-up {args.warmup:g} s, window {args.duration:g} s)", flush=True
-        )
-        ours = [measure_ours(anchors, interval, args.warmup, args.duration)]
-        if args.with_checks:
-            print("   measuring ours with checks and actions ...", file=sys.stderr, flush=True)
-            ours.append(measure_ours(anchors, interval, args.warmup, args.duration, with_checks=True))
-            print(f"   health requests served: {ours[-1]['health_requests_served']}", file=sys.stderr)
-        rows = list(ours)
-        for name in args.anchor_agents.split(",") if anchors is not None else ():
-            print(f"   measuring {name} ...", file=sys.stderr, flush=True)
-            rows.append(measure_anchor(anchors, name.strip(), interval, args.warmup, args.duration))
-        print("| agent | RSS MiB | PSS MiB | CPU % of one core | ratio |\n|---|---|---|---|---|")
-        for r in rows:
-            print(_row(r, ours))
-        results.extend(rows)
+        runs: list[list[dict[str, Any]]] = []
+        for run in range(1, args.runs + 1):
+            label = f", run {run} of {args.runs}" if args.runs > 1 else ""
+            print(
+                f"\n## interval {interval} s (warm-up {args.warmup:g} s, window {args.duration:g} s{label})",
+                flush=True,
+            )
+            ours = [measure_ours(anchors, interval, args.warmup, args.duration)]
+            if args.with_checks:
+                print("   measuring ours with checks and actions ...", file=sys.stderr, flush=True)
+                ours.append(measure_ours(anchors, interval, args.warmup, args.duration, with_checks=True))
+                print(f"   health requests served: {ours[-1]['health_requests_served']}", file=sys.stderr)
+            rows = list(ours)
+            for name in args.anchor_agents.split(",") if anchors is not None else ():
+                print(f"   measuring {name} ...", file=sys.stderr, flush=True)
+                rows.append(measure_anchor(anchors, name.strip(), interval, args.warmup, args.duration))
+            print("| agent | RSS MiB | PSS MiB | CPU % of one core | ratio |\n|---|---|---|---|---|")
+            for r in rows:
+                print(_row(r, ours))
+            for r in rows:
+                r["run"] = run
+            runs.append(rows)
+            results.extend(rows)
+        if args.runs > 1:
+            print(f"\n## interval {interval} s: {args.runs} runs", flush=True)
+            print("\n".join(summary(runs)), flush=True)
     if args.json_out:
         Path(args.json_out).write_text("".join(json.dumps(r) + "\n" for r in results))
 

@@ -39,7 +39,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,9 +213,10 @@ def post_all(
 
 @contextmanager
 def infragent_server(
-    database_url: str, ingest_processes: int = 0
+    database_url: str, ingest_processes: int = 0, extra_env: Mapping[str, str] | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
-    """A real ``infragent server`` subprocess; yields (process, port, bearer key, temp dir)."""
+    """A real ``infragent server`` subprocess; yields (process, port, bearer key, temp dir).
+    ``extra_env`` adds settings (``INFRAGENT_*`` variables) on top of the benchmark's own."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")},
@@ -227,6 +228,7 @@ def infragent_server(
         "INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tenant's (unused) webhook is local
         "INFRAGENT_MAX_BODY_BYTES": str(16 << 20),
         "INFRAGENT_INGEST_PROCESSES": str(ingest_processes),
+        **(extra_env or {}),
     }
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(

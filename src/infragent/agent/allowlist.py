@@ -48,7 +48,7 @@ import string
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from infragent.agent.http import split_url
 from infragent.agent.schema import (
@@ -64,7 +64,9 @@ from infragent.agent.schema import (
     then,
 )
 from infragent.errors import ConfigError, InfrAgentError
-from infragent.model import ActionSpec
+
+if TYPE_CHECKING:
+    from infragent.model import ActionSpec
 
 ActionKind = Literal["systemd", "process", "script", "http"]
 ACTION_KINDS: tuple[str, ...] = ("systemd", "process", "script", "http")
@@ -164,6 +166,8 @@ class _Action:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SystemdAction(_Action):
+    """``systemctl OP UNIT``; the unit may hold ``{param}`` templates."""
+
     kind: Literal["systemd"] = setting(choice("systemd"))
     op: Literal["restart", "start", "stop", "reload"] = setting(choice("restart", "start", "stop", "reload"))
     unit: str = setting(text(min_length=1))
@@ -180,6 +184,8 @@ def _fixed_absolute(value: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScriptAction(_Action):
+    """A fixed absolute script path, run without a shell; its arguments may hold ``{param}`` templates."""
+
     kind: Literal["script"] = setting(choice("script"))
     path: str = setting(then(text(), _fixed_absolute))
     args: tuple[str, ...] = setting(strings(), ())
@@ -274,6 +280,8 @@ class ArgvCall:
 
 @dataclass(frozen=True, slots=True)
 class ProcessCall:
+    """A rendered ``process`` action: stop the running instance, start a new one."""
+
     action: str
     pidfile: str | None
     match: str | None
@@ -287,6 +295,8 @@ class ProcessCall:
 
 @dataclass(frozen=True, slots=True)
 class HttpCall:
+    """A rendered ``http`` action: one request to a loopback URL."""
+
     action: str
     method: str
     url: str
@@ -327,8 +337,14 @@ class Allowlist:
 
     def specs(self) -> list[ActionSpec]:
         """What the agent reports to the server, so the server's own check mirrors this one."""
+        from infragent.model import ActionSpec
+
+        return [ActionSpec(**spec) for spec in self.advertised()]
+
+    def advertised(self) -> list[dict[str, Any]]:
+        """``specs()`` as the registration's JSON, without loading the shared model (0.2 MiB)."""
         return [
-            ActionSpec(name=a.name, params=dict(a.params), description=a.description or _describe(a))
+            {"name": a.name, "params": dict(a.params), "description": a.description or _describe(a)}
             for a in self._actions.values()
         ]
 

@@ -6,8 +6,8 @@ budget is node_exporter's 19.7 MiB resident. This module imports the runtime and
 only — no argparse either (0.4 MB measured for three options) — and it is what the systemd unit and
 the footprint benchmark run. ``infragent agent run`` calls the same ``run()``.
 
-``__main__.py`` also hides ``_hashlib`` and ``typing_extensions`` before anything imports them, and
-sets ``MALLOC_ARENA_MAX=1`` (see there): together about 4 MB resident, measured.
+``__main__.py`` first runs ``lean.prepare()`` (hidden and deferred modules, one malloc arena: see
+``infragent.agent.lean``), measured cuts of several MB resident.
 
 Exit codes: 0 normal stop (SIGTERM/SIGINT), 2 configuration error, 1 cannot start (spool locked,
 port in use).
@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from infragent.agent.settings import AgentSettings, load_settings
 from infragent.errors import ConfigError, InfrAgentError
 
 if TYPE_CHECKING:
+    from infragent.agent.allowlist import Allowlist
     from infragent.agent.commands import CommandProcessor
     from infragent.agent.shipper import CommandHandler
 
@@ -114,17 +116,71 @@ def print_once(
     stream.flush()
 
 
+class DeferredProcessor:
+    """The command processor, built when the first command arrives (pull mode).
+
+    Why deferred: what it needs — signature verification (``hashlib``, ``hmac``, ``secrets``), the
+    commands' wire schema with the shared model, the ledger — is about 0.5 MiB resident, and an
+    agent with actions mostly waits for commands that may never come. The webhook secret is still
+    checked at start (``check_secret``), so a bad one stops start-up as before.
+    """
+
+    def __init__(self, build: Callable[[], CommandProcessor]) -> None:
+        self._build = build
+        self._processor: CommandProcessor | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> CommandProcessor:
+        with self._lock:
+            if self._processor is None:
+                self._processor = self._build()
+            return self._processor
+
+
+def process_deferred(deferred: DeferredProcessor, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """The pull loop's handler: ``commands.process_pulled`` on the processor, built at first use."""
+    from infragent.agent.commands import process_pulled
+
+    return process_pulled(deferred.get(), headers, body)
+
+
+def check_secret(secret: str) -> None:
+    """The start-up check of ``INFRAGENT_WEBHOOK_SECRET``: ``whsec_`` + base64, as ``signing`` reads it.
+
+    ``base64`` is loaded by the agent anyway (the dead-letter file); ``infragent.signing`` is not
+    (see ``DeferredProcessor``), and it checks the secret again when the processor is built.
+    """
+    import base64
+    import binascii
+
+    try:
+        base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError("INFRAGENT_WEBHOOK_SECRET", "webhook secret is not valid base64") from exc
+
+
+def _build_processor(settings: AgentSettings, allowlist: Allowlist) -> CommandProcessor:
+    from infragent.agent.commands import CommandProcessor
+    from infragent.agent.executor import Executor
+    from infragent.agent.ledger import LazyLedger
+
+    assert settings.webhook_secret is not None
+    ledger = LazyLedger(settings.data_dir / "commands")  # sqlite3 is loaded by the first command
+    return CommandProcessor(settings.webhook_secret, allowlist, ledger, Executor())
+
+
 def command_setup(
     settings: AgentSettings,
-) -> tuple[CommandHandler | None, CommandProcessor | None, list[dict[str, Any]]]:
+) -> tuple[CommandHandler | None, CommandProcessor | DeferredProcessor | None, list[dict[str, Any]]]:
     """The pull handler, the command processor and the actions to report, from ``actions:``.
 
     This is the seam for signed command execution: with no ``actions:`` configured nothing is
     imported and the agent reports an empty allowlist; with actions, the allowlist, processor and
     executor load no pydantic, httpx or Starlette (checked by ``test_checks_lean.py``). With actions
     but no ``INFRAGENT_WEBHOOK_SECRET`` the actions are reported but no command can be verified, so
-    none is fetched or served. In pull mode the handler feeds the long-poll loop; in push mode the
-    processor is served by ``agent/push.py``'s ``PushServer``. Both share one processor (signature,
+    none is fetched or served. In pull mode the handler feeds the long-poll loop with a processor
+    built at the first command (``DeferredProcessor``); in push mode the processor is built now
+    and served by ``agent/push.py``'s ``PushServer``. Both run the same processor (signature,
     replay ledger, allowlist, executor).
     """
     if not settings.actions:
@@ -132,24 +188,17 @@ def command_setup(
     from infragent.agent.allowlist import Allowlist
 
     allowlist = Allowlist.from_config(settings.actions)
-    actions = [
-        {"name": spec.name, "params": dict(spec.params), "description": spec.description}
-        for spec in allowlist.specs()
-    ]
+    actions = allowlist.advertised()
     if not settings.webhook_secret:
         logger.warning("actions configured but INFRAGENT_WEBHOOK_SECRET is not set: commands are off")
         return None, None, actions
     import functools
 
-    from infragent.agent.commands import CommandProcessor, process_pulled
-    from infragent.agent.executor import Executor
-    from infragent.agent.ledger import LazyLedger
-
-    ledger = LazyLedger(settings.data_dir / "commands")  # sqlite3 is loaded by the first command
-    processor = CommandProcessor(settings.webhook_secret, allowlist, ledger, Executor())
     if settings.command_mode == "push":
-        return None, processor, actions
-    return functools.partial(process_pulled, processor), processor, actions
+        return None, _build_processor(settings, allowlist), actions
+    check_secret(settings.webhook_secret)
+    deferred = DeferredProcessor(functools.partial(_build_processor, settings, allowlist))
+    return functools.partial(process_deferred, deferred), deferred, actions
 
 
 def serve(settings: AgentSettings) -> int:
@@ -157,6 +206,8 @@ def serve(settings: AgentSettings) -> int:
     from infragent.agent.runtime import Agent
 
     handler, processor, actions = command_setup(settings)
+    if isinstance(processor, DeferredProcessor):
+        processor = None  # pull mode: the handler builds it
     # Block the stop signals before any thread starts (threads inherit the mask), then wait for
     # them synchronously: no handler racing the loops, no polling timer.
     stop_signals = {signal.SIGTERM, signal.SIGINT}

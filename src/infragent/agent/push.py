@@ -41,7 +41,7 @@ __all__ = ["DEFAULT_PATH", "REPORT_FIELDS", "PushServer", "create_push_app", "pr
 
 def create_push_app(processor: CommandProcessor, path: str = DEFAULT_PATH) -> Starlette:
     """An ASGI app serving ``POST {path}`` for push mode; ``PushServer`` runs it on the agent host."""
-    _unhide("typing_extensions")  # Starlette needs it; ``agent/__main__.py`` hides it from pull mode
+    _unhide("typing_extensions")  # Starlette needs it; ``lean.hide`` hides it from pull mode
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -63,7 +63,7 @@ def create_push_app(processor: CommandProcessor, path: str = DEFAULT_PATH) -> St
 
 
 def _unhide(module: str) -> None:
-    """Undo ``agent/__main__.py``'s hiding of ``module``: push mode imports what needs it."""
+    """Undo ``lean.hide``'s hiding of ``module``: push mode imports what needs it."""
     if module in sys.modules and sys.modules[module] is None:
         del sys.modules[module]
 

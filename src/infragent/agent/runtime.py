@@ -38,11 +38,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import psutil
 
 from infragent import __version__, wire
 from infragent.agent.collectors import HostCollector, MetricPoint, resource_attributes
 from infragent.agent.collectors.point import counter, gauge
+from infragent.agent.collectors.procfs import own_process
 from infragent.agent.delivery import Refusals
 from infragent.agent.http import HttpClient
 from infragent.agent.local_api import (
@@ -131,7 +131,7 @@ class Agent:
         self.points_collected = 0
         self.tick_errors = 0
         self.spool_errors = 0
-        self._process = psutil.Process()
+        self._process = own_process()  # psutil.Process() where there is no /proc
         self._cpu_mark: tuple[float, float] | None = None
         self.cpu_percent = 0.0
 

@@ -88,6 +88,8 @@ def _status_ranges(value: object) -> StatusRanges:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpCheck(_Check):
+    """An HTTP request to ``url``: up when the status is expected and ``body_regex`` (if any) matches."""
+
     type: Literal["http"] = setting(choice("http"), "http")
     url: str = setting(then(text(), _http_url))
     method: Literal["GET", "HEAD", "POST"] = setting(choice("GET", "HEAD", "POST"), "GET")
@@ -97,6 +99,8 @@ class HttpCheck(_Check):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TcpCheck(_Check):
+    """A TCP connection to ``host:port``, opened and closed."""
+
     type: Literal["tcp"] = setting(choice("tcp"), "tcp")
     host: str = setting(text(min_length=1))
     port: int = setting(integer(ge=1, le=65535))
@@ -117,6 +121,8 @@ class ProcessCheck(_Check):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SystemdCheck(_Check):
+    """``systemctl is-active UNIT``; unavailable where systemd is not PID 1."""
+
     type: Literal["systemd"] = setting(choice("systemd"), "systemd")
     unit: str = setting(text(min_length=1, pattern=r"^[A-Za-z0-9:_.@\\-]+$"))
 

@@ -7,7 +7,7 @@ its own previous sample instead, and the arithmetic is the pure function ``cpu_u
 
 Why the counters come from ``{proc_root}/stat`` (on Linux): the collector takes a root, so a test
 feeds canned readings and checks that a figure is the difference of two of them; psutil reads the
-same line (and is used where there is no ``/proc``).
+same line (and is used, imported then, where there is no ``/proc``: see ``procfs.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import psutil
-
+from infragent.agent.collectors import procfs
 from infragent.agent.collectors.point import MetricPoint, gauge, updown
 
 logger = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ CpuTimesSource = Callable[[], CpuTimes]
 CPU_MODES = ("user", "system", "idle", "iowait", "nice", "irq", "softirq", "steal")
 
 
-PROC_ROOT = Path("/proc")
+PROC_ROOT = procfs.PROC_ROOT
 #: The columns of the aggregate ``cpu`` line of ``/proc/stat``, in order (proc(5)).
 PROC_STAT_FIELDS = (
     "user",
@@ -49,7 +48,18 @@ PROC_STAT_FIELDS = (
 
 
 def psutil_cpu_times() -> dict[str, float]:
+    import psutil  # no /proc: not Linux
+
     return dict(psutil.cpu_times()._asdict())
+
+
+def system_boot_time(proc_root: Path = PROC_ROOT) -> float:
+    """The ``btime`` of ``{proc_root}/stat`` where there is one, else psutil's ``boot_time()``."""
+    if (proc_root / "stat").is_file():
+        return procfs.boot_time(proc_root)
+    import psutil
+
+    return float(psutil.boot_time())
 
 
 def proc_stat_cpu_times(proc_root: Path = PROC_ROOT) -> dict[str, float]:
@@ -114,14 +124,16 @@ class CpuCollector:
 class SystemCollector:
     """``system.cpu.load_average.{1m,5m,15m}``, ``system.uptime`` and ``system.cpu.logical.count``.
 
-    Uptime is ``now - boot_time`` so a test can pin it by passing ``now``.
+    Uptime is ``now - boot_time`` so a test can pin it by passing ``now``. The defaults are what
+    psutil calls on Linux: ``os.getloadavg``, ``btime`` of ``/proc/stat``, and ``os.cpu_count``
+    (``sysconf(_SC_NPROCESSORS_ONLN)``).
     """
 
     def __init__(
         self,
-        load_average: Callable[[], tuple[float, float, float]] = psutil.getloadavg,
-        boot_time: Callable[[], float] = psutil.boot_time,
-        logical_count: Callable[[], int | None] = psutil.cpu_count,
+        load_average: Callable[[], tuple[float, float, float]] = os.getloadavg,
+        boot_time: Callable[[], float] = system_boot_time,
+        logical_count: Callable[[], int | None] = os.cpu_count,
     ) -> None:
         self._load_average = load_average
         self._boot_time = boot_time
@@ -136,6 +148,6 @@ class SystemCollector:
             gauge("system.uptime", max(0.0, now - self._boot_time()), "s"),
         ]
         count = self._logical_count()
-        if count is not None:  # psutil returns None when the platform cannot tell
+        if count is not None:  # None when the platform cannot tell
             points.append(updown("system.cpu.logical.count", count, "{cpu}"))
         return points

@@ -2,16 +2,19 @@
 
 Why counters and not rates: a counter survives a lost or delayed sample (the next one still
 carries everything), and the server derives rates over whatever window a chart or rule wants.
-psutil's ``nowrap=True`` stitches 32-bit kernel counters that wrap around, so the values we report
-stay monotonic for the life of the agent process.
+32-bit kernel counters that wrap around are stitched (psutil's ``nowrap=True``, ``procfs.Unwrapped``
+on Linux), so the values we report stay monotonic for the life of the agent process. On Linux the
+counters are read from ``/proc/diskstats`` and ``/proc/net/dev`` as psutil reads them
+(``procfs.py``); elsewhere psutil is asked.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
-import psutil
-
+from infragent.agent.collectors import procfs
 from infragent.agent.collectors.point import MetricPoint, counter
 
 Counters = Mapping[str, Mapping[str, int]]
@@ -22,13 +25,31 @@ SKIPPED_DEVICE_PREFIXES = ("loop", "ram")
 
 
 def psutil_disk_counters() -> dict[str, dict[str, int]]:
+    import psutil  # no /proc/diskstats: not Linux
+
     return {
         name: dict(io._asdict()) for name, io in psutil.disk_io_counters(perdisk=True, nowrap=True).items()
     }
 
 
 def psutil_net_counters() -> dict[str, dict[str, int]]:
+    import psutil  # no /proc/net/dev: not Linux
+
     return {name: dict(io._asdict()) for name, io in psutil.net_io_counters(pernic=True, nowrap=True).items()}
+
+
+def default_disk_counters(proc_root: Path = procfs.PROC_ROOT) -> CountersSource:
+    """``/proc/diskstats`` (wraps stitched) where it exists, else psutil."""
+    if (proc_root / "diskstats").is_file():
+        return procfs.Unwrapped(functools.partial(procfs.disk_counters, proc_root))
+    return psutil_disk_counters
+
+
+def default_net_counters(proc_root: Path = procfs.PROC_ROOT) -> CountersSource:
+    """``/proc/net/dev`` (wraps stitched) where it exists, else psutil."""
+    if (proc_root / "net" / "dev").is_file():
+        return procfs.Unwrapped(functools.partial(procfs.net_counters, proc_root))
+    return psutil_net_counters
 
 
 def _pairs(
@@ -52,10 +73,10 @@ class DiskCollector:
 
     def __init__(
         self,
-        counters: CountersSource = psutil_disk_counters,
+        counters: CountersSource | None = None,
         skipped_prefixes: tuple[str, ...] = SKIPPED_DEVICE_PREFIXES,
     ) -> None:
-        self._counters = counters
+        self._counters = counters if counters is not None else default_disk_counters()
         self._skipped_prefixes = skipped_prefixes
 
     def collect(self, now: float) -> list[MetricPoint]:
@@ -96,8 +117,8 @@ NETWORK_METRICS: dict[str, tuple[str, dict[str, str]]] = {
 class NetworkCollector:
     """``system.network.{io,packets,errors,dropped}`` per interface and direction."""
 
-    def __init__(self, counters: CountersSource = psutil_net_counters) -> None:
-        self._counters = counters
+    def __init__(self, counters: CountersSource | None = None) -> None:
+        self._counters = counters if counters is not None else default_net_counters()
 
     def collect(self, now: float) -> list[MetricPoint]:
         points: list[MetricPoint] = []

@@ -7,16 +7,20 @@ ask, while ``free`` still hits 0 exactly when applications start failing to writ
 
 One mount failing (a stale NFS handle, a FUSE mount we may not stat) is logged and skipped; it
 must not hide the other mounts.
+
+The mounts and their usage are psutil's ``disk_partitions(all=False)`` and ``disk_usage``; on Linux
+``procfs.py`` reads the same files and does the same arithmetic without importing psutil.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Protocol
 
-import psutil
-
+from infragent.agent.collectors import procfs
 from infragent.agent.collectors.point import MetricPoint, gauge
 
 logger = logging.getLogger(__name__)
@@ -55,7 +59,22 @@ class Usage(Protocol):
 
 def psutil_partitions() -> Sequence[Partition]:
     """Real partitions only (``all=False``): psutil drops ``nodev`` filesystems for us."""
+    import psutil  # not Linux, or a /dev/root device to resolve
+
     return psutil.disk_partitions(all=False)
+
+
+def proc_partitions(proc_root: Path = procfs.PROC_ROOT) -> Sequence[Partition]:
+    """``procfs.partitions``, or psutil's when a device needs resolving (``/dev/root``)."""
+    found = procfs.partitions(proc_root)
+    return found if found is not None else psutil_partitions()
+
+
+def default_partitions(proc_root: Path = procfs.PROC_ROOT) -> Callable[[], Iterable[Partition]]:
+    """``{proc_root}/filesystems`` and the mount table where they exist, else psutil."""
+    if (proc_root / "filesystems").is_file():
+        return functools.partial(proc_partitions, proc_root)
+    return psutil_partitions
 
 
 def real_partitions(partitions: Iterable[Partition]) -> list[Partition]:
@@ -84,10 +103,10 @@ class FilesystemCollector:
 
     def __init__(
         self,
-        partitions: Callable[[], Iterable[Partition]] = psutil_partitions,
-        disk_usage: Callable[[str], Usage] = psutil.disk_usage,
+        partitions: Callable[[], Iterable[Partition]] | None = None,
+        disk_usage: Callable[[str], Usage] = procfs.disk_usage,
     ) -> None:
-        self._partitions = partitions
+        self._partitions = partitions if partitions is not None else default_partitions()
         self._disk_usage = disk_usage
 
     def collect(self, now: float) -> list[MetricPoint]:

@@ -1,6 +1,6 @@
 """The whole host: every metric family, the resource that describes the host, and ``--once``.
 
-Why the family boundary catches everything: a psutil call can fail in ways no one predicts on a
+Why the family boundary catches everything: reading the host can fail in ways no one predicts on a
 given kernel or container (a missing ``/proc`` file, a permission, a driver bug). Losing the disk
 counters must not cost us the CPU and memory of the same tick, so ``HostCollector`` catches at each
 family, logs with the traceback, counts the failure in ``errors`` (the agent exposes that), and
@@ -10,7 +10,6 @@ carries on — the loop-boundary rule of STYLE.md §5 applied per family.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import platform
 import socket
@@ -19,10 +18,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from infragent.agent.collectors.cpu import PROC_ROOT, CpuCollector, SystemCollector
-from infragent.agent.collectors.devices import DiskCollector, NetworkCollector
-from infragent.agent.collectors.filesystem import FilesystemCollector
-from infragent.agent.collectors.memory import MemoryCollector
+from infragent.agent.collectors.cpu import PROC_ROOT, CpuCollector, SystemCollector, system_boot_time
+from infragent.agent.collectors.devices import (
+    DiskCollector,
+    NetworkCollector,
+    default_disk_counters,
+    default_net_counters,
+)
+from infragent.agent.collectors.filesystem import FilesystemCollector, default_partitions
+from infragent.agent.collectors.memory import MemoryCollector, default_memory_source
 from infragent.agent.collectors.point import Collector, MetricPoint
 
 logger = logging.getLogger(__name__)
@@ -50,14 +54,14 @@ _ARCH = {
 
 
 def default_families(proc_root: Path = PROC_ROOT) -> dict[str, Collector]:
-    """The host's families, each under the name its error counter uses; CPU reads ``proc_root``."""
+    """The host's families, each under the name its error counter uses, reading ``proc_root``."""
     return {
         "cpu": CpuCollector(proc_root=proc_root),
-        "system": SystemCollector(),
-        "memory": MemoryCollector(),
-        "filesystem": FilesystemCollector(),
-        "disk": DiskCollector(),
-        "network": NetworkCollector(),
+        "system": SystemCollector(boot_time=functools.partial(system_boot_time, proc_root)),
+        "memory": MemoryCollector(default_memory_source(proc_root)),
+        "filesystem": FilesystemCollector(default_partitions(proc_root)),
+        "disk": DiskCollector(default_disk_counters(proc_root)),
+        "network": NetworkCollector(default_net_counters(proc_root)),
     }
 
 
@@ -114,6 +118,8 @@ def resource_attributes(
     hostname = socket.gethostname()
     host_id = _machine_id(machine_id_path)
     if host_id is None:
+        import hashlib  # rarely needed, and it loads six digest modules: only then
+
         host_id = hashlib.sha256(f"{hostname}\0{node_id}".encode()).hexdigest()[:32]
     machine = platform.machine()
     resource = {

@@ -6,15 +6,19 @@ stacked chart adds up. psutil ≥ 6 reports ``used = total - available`` on Linu
 instead (what ``free(1)`` and the OpenTelemetry host-metrics receiver report). The pressure signal
 that ``total - available`` carried is kept as ``system.linux.memory.available``, its OTel name.
 Platforms without ``cached``/``buffers`` (macOS, Windows) report psutil's ``used`` and ``free``.
+
+The figures are psutil's ``virtual_memory()``; on Linux they are read from ``/proc/meminfo`` by
+``procfs.virtual_memory`` (psutil's formulas, without importing psutil).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
-import psutil
-
+from infragent.agent.collectors import procfs
 from infragent.agent.collectors.point import MetricPoint, gauge
 
 MemorySource = Callable[[], Mapping[str, int]]
@@ -23,7 +27,22 @@ MEMORY_STATES = ("used", "free", "cached", "buffers")
 
 
 def psutil_virtual_memory() -> dict[str, int]:
+    import psutil  # no /proc/meminfo, or a kernel without MemAvailable
+
     return dict(psutil.virtual_memory()._asdict())
+
+
+def proc_virtual_memory(proc_root: Path = procfs.PROC_ROOT) -> Mapping[str, int]:
+    """``procfs.virtual_memory``, or psutil's when that cannot tell (a kernel older than 3.14)."""
+    memory = procfs.virtual_memory(proc_root)
+    return memory if memory is not None else psutil_virtual_memory()
+
+
+def default_memory_source(proc_root: Path = procfs.PROC_ROOT) -> MemorySource:
+    """``/proc/meminfo`` where it exists, else psutil."""
+    if (proc_root / "meminfo").is_file():
+        return functools.partial(proc_virtual_memory, proc_root)
+    return psutil_virtual_memory
 
 
 def memory_by_state(memory: Mapping[str, int]) -> dict[str, int]:
@@ -41,10 +60,10 @@ class MemoryCollector:
 
     def __init__(
         self,
-        virtual_memory: MemorySource = psutil_virtual_memory,
+        virtual_memory: MemorySource | None = None,
         linux: bool = sys.platform.startswith("linux"),
     ) -> None:
-        self._virtual_memory = virtual_memory
+        self._virtual_memory = virtual_memory if virtual_memory is not None else default_memory_source()
         self._linux = linux
 
     def collect(self, now: float) -> list[MetricPoint]:

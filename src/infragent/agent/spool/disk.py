@@ -67,6 +67,8 @@ class Entry(NamedTuple):
 
 @dataclass(slots=True)
 class Segment:
+    """One segment file; only the newest is open for appending."""
+
     id: int
     path: Path
     size: int

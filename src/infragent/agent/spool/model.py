@@ -56,6 +56,8 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class SpoolStats:
+    """The spool's figures at one instant, for ``/metrics`` and the agent's own series."""
+
     current_bytes: int
     max_bytes: int
     usage_percent: float

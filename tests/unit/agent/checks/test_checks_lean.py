@@ -1,14 +1,17 @@
 """An agent with checks and actions stays lean: no pydantic, httpx or web framework in its process.
 
 Why a subprocess: ``sys.modules`` of the test process holds everything pytest and the other tests
-imported. A fresh interpreter, started the way ``python -m infragent.agent`` starts (``_hashlib``
-and ``typing_extensions`` hidden), loads the agent's config of 3 checks and 2 actions, starts the
-real runtime (shipping to a closed port, which only makes it retry), waits until every check has
-a result and the HTTP action has run, and reports what it imported.
+imported. A fresh interpreter, started the way ``python -m infragent.agent`` starts (``lean.hide()`` and
+``lean.defer()``), loads the agent's config of 3 checks and 2 actions, starts the real runtime
+(shipping to a closed port, which only makes it retry), waits until every check has a result and
+the HTTP action has run, and reports what it imported.
 
-The command ledger (``sqlite3``, 1.3 MiB resident) is loaded by the first command, not at start:
-the script records whether ``sqlite3`` was loaded before it hands the pull handler one signed
-command, and that the command was recorded in the ledger before it ran.
+What only a command needs is loaded by the first command, not at start: the command processor with
+signature verification (``infragent.signing``, ``hashlib``) and the ledger (``sqlite3``, 1.3 MiB
+resident). The script records what was loaded before it hands the pull handler one signed command,
+and that the command was recorded in the ledger before it ran. psutil and ``subprocess`` are not
+loaded at all (the collectors read ``/proc``; no action ran a program), and the modules
+``lean.defer()`` stands in for are still stand-ins.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from infragent.agent import lean
 
 #: Packages (and their submodules) an agent process must not import; ``http.client`` and ``email``
 #: are the stdlib's heavy HTTP client, which the agent's own ``agent/http.py`` replaces.
@@ -41,13 +46,19 @@ HEAVY = (
     "unicodedata",  # with encodings.idna and stringprep: a str host given to getaddrinfo
     "stringprep",
     "concurrent",  # the check runner starts a thread per probe run instead of a pool
+    "psutil",  # the collectors and the process check read /proc
+    "subprocess",  # imported by the first action or check that runs a program
 )
+#: Loaded by the first command only (``main.DeferredProcessor``).
+FOR_COMMANDS = ("infragent.agent.commands", "infragent.signing", "hashlib", "sqlite3")
 
 SCRIPT = textwrap.dedent(
     """
     import json, sys, time
-    for hidden in ("_hashlib", "typing_extensions"):  # as infragent/agent/__main__.py does
-        sys.modules[hidden] = None
+    from infragent.agent import lean
+
+    lean.hide()  # as python -m infragent.agent does (it also re-executes itself with one arena)
+    lean.defer()
     from pathlib import Path
 
     from infragent.agent.allowlist import Allowlist
@@ -56,7 +67,7 @@ SCRIPT = textwrap.dedent(
     from infragent.agent.runtime import Agent
     from infragent.agent.settings import load_settings
 
-    config, data_dir, server, heavy_roots = sys.argv[1:5]
+    config, data_dir, server, heavy_roots, for_commands = sys.argv[1:6]
     environ = {
         "INFRAGENT_SERVER_URL": server,
         "INFRAGENT_API_KEY": "ik_test",
@@ -77,19 +88,20 @@ SCRIPT = textwrap.dedent(
     flushed = executor.run(Allowlist.from_config(settings.actions).render("flush-cache", {}))
     executor.close()
     states = {name: s.last_result.status for name, s in agent.checks.states.items()}
-    sqlite_before_command = "sqlite3" in sys.modules
+    before_command = sorted(m for m in for_commands.split(",") if m in sys.modules)
+    deferred = sorted(m for m in lean.DEFERRED if isinstance(sys.modules.get(m), lean.DeferredModule))
     from infragent import signing
 
     body = json.dumps({"command_id": "cmd-1", "action": "flush-cache", "target": "lean", "params": {},
                        "event_ids": [], "reason": "test", "issued_at": time.time()}).encode()
     pulled = handler(signing.signed_headers(environ["INFRAGENT_WEBHOOK_SECRET"], "cmd-1", body), body)
-    entry = _processor._ledger.get("cmd-1")
+    entry = _processor.get()._ledger.get("cmd-1")
     agent.stop()
     roots = heavy_roots.split(",")
     heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in roots))
     print(json.dumps({"heavy": heavy, "states": states, "flush": flushed.status,
                       "actions": sorted(a["name"] for a in actions), "handler": handler is not None,
-                      "sqlite_before_command": sqlite_before_command,
+                      "before_command": before_command, "deferred": deferred,
                       "sqlite_after_command": "sqlite3" in sys.modules,
                       "command_status": pulled["result"]["status"],
                       "ledger_state": entry.state if entry else None}))
@@ -166,6 +178,7 @@ def test_checks_and_actions_load_no_pydantic_httpx_or_web_framework(tmp_path: Pa
                 str(tmp_path / "data"),
                 f"http://127.0.0.1:{_closed_port()}",
                 ",".join(HEAVY),
+                ",".join(FOR_COMMANDS),
             ],
             capture_output=True,
             text=True,
@@ -179,6 +192,7 @@ def test_checks_and_actions_load_no_pydantic_httpx_or_web_framework(tmp_path: Pa
     assert report["states"]["self"] == "up"  # this interpreter, matched by its argv[0]
     assert report["flush"] == "ok"
     assert report["actions"] == ["flush-cache", "restart-app"] and report["handler"] is True
-    assert report["sqlite_before_command"] is False, "sqlite3 loaded before any command arrived"
+    assert report["before_command"] == [], "loaded before any command arrived"
+    assert report["deferred"] == sorted(lean.DEFERRED), "a deferred module was loaded"
     assert report["sqlite_after_command"] is True
     assert report["command_status"] == "ok" and report["ledger_state"] == "done"
