@@ -2,9 +2,11 @@
 
 Why numpy arrays with a moving start instead of a deque: the window functions (avg, rate, a
 least-squares fit) are vectorised over arrays; a deque would be copied into an array at every
-evaluation. Appends land in spare capacity (doubled when full), trimming only moves ``start``, and
-the live part is compacted to the front when the dead part grows past half, so each sample is
-copied O(1) times on average. ``view`` hands out read-only slices: no copy per evaluation.
+evaluation. Appends land in spare capacity; only when it is full are the samples older than the
+window dropped (``start`` moves) and the rest compacted to the front, or the arrays doubled, so each
+sample is copied O(1) times on average and an append does no search. A view may therefore hold
+older samples than the window: the kernels cut by time. ``view`` hands out read-only slices: no
+copy per evaluation.
 
 Why trim against the newest sample and not the clock: what a rule needs is ``keep_s`` of history
 before *now*, and the newest sample is at most a tick behind now; a clock-based trim would empty the
@@ -57,7 +59,6 @@ class SeriesBuffer:
             self._append(ts, values)
         else:
             self._merge(ts, values)
-        self._trim()
 
     def append(self, t: float, value: float) -> None:
         """One sample (an agent tick's usual batch): no array built for it."""
@@ -70,7 +71,6 @@ class SeriesBuffer:
         self._ts[self._end] = t
         self._values[self._end] = value
         self._end += 1
-        self._trim()
 
     def _append(self, ts: F64, values: F64) -> None:
         n = len(ts)
@@ -91,6 +91,9 @@ class SeriesBuffer:
         keep = np.ones(len(all_ts), dtype=bool)
         keep[:-1] = all_ts[1:] != all_ts[:-1]  # the last of equal timestamps (the newest) stays
         all_ts, all_values = all_ts[keep], all_values[keep]
+        # what the window no longer needs (one sample before it stays), as ``_trim`` would drop
+        cut = int(np.searchsorted(all_ts, all_ts[-1] - self.keep_s, side="left"))
+        all_ts, all_values = all_ts[max(0, cut - 1) :], all_values[max(0, cut - 1) :]
         self._start = self._end = 0
         if len(all_ts) > len(self._ts):
             size = max(_INITIAL, 2 * len(all_ts))
@@ -99,6 +102,8 @@ class SeriesBuffer:
         self._append(all_ts, all_values)
 
     def _grow(self, n: int) -> None:
+        if self._end > self._start:
+            self._trim()
         live = self._end - self._start
         size = len(self._ts)
         if live + n > size // 2:

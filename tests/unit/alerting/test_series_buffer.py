@@ -18,15 +18,17 @@ def _held(buf: SeriesBuffer) -> tuple[list[float], list[float]]:
     return ts.tolist(), values.tolist()
 
 
-def test_appends_in_order_and_keeps_one_sample_before_the_window() -> None:
+def test_appends_in_order_and_keeps_the_window_and_one_sample_before_it() -> None:
     buf = SeriesBuffer(keep_s=30.0)
-    for t in range(0, 100, 10):
+    for t in range(0, 1000, 10):
         buf.extend(_arr(float(t)), _arr(float(t) / 10))
     ts, values = _held(buf)
-    # newest 90: the window is (60, 90]; 60 itself and one sample before it (50) stay for rate/last
-    assert ts == [50.0, 60.0, 70.0, 80.0, 90.0]
-    assert values == [5.0, 6.0, 7.0, 8.0, 9.0]
-    assert buf.last_ts == 90.0
+    # newest 990: the window is (960, 990]; 960 and one sample before it (950) stay for rate/last
+    assert ts[-5:] == [950.0, 960.0, 970.0, 980.0, 990.0]
+    assert values[-5:] == [95.0, 96.0, 97.0, 98.0, 99.0]
+    assert ts == sorted(ts)
+    assert len(ts) <= 16  # older samples go when the space is needed: it never grows past that
+    assert buf.last_ts == 990.0
 
 
 def test_grows_past_its_initial_capacity_without_losing_samples() -> None:
@@ -67,10 +69,10 @@ def test_the_view_cannot_be_written_through() -> None:
 def test_a_zero_window_keeps_the_newest_sample() -> None:
     """Absence rules need only the last sample time; nothing older piles up."""
     buf = SeriesBuffer(keep_s=0.0)
-    for t in range(50):
-        buf.extend(_arr(float(t)), _arr(1.0))
-    assert len(buf) <= 2
-    assert buf.last_ts == 49.0
+    for t in range(500):
+        buf.append(float(t), 1.0)
+    assert len(buf) <= 16
+    assert buf.last_ts == 499.0
 
 
 def test_one_sample_at_a_time_is_the_same_as_a_batch_of_them() -> None:
