@@ -59,6 +59,19 @@ class SeriesBuffer:
             self._merge(ts, values)
         self._trim()
 
+    def append(self, t: float, value: float) -> None:
+        """One sample (an agent tick's usual batch): no array built for it."""
+        last = self.last_ts
+        if last is not None and t <= last:
+            self.extend(np.array([t]), np.array([value]))
+            return
+        if self._end == len(self._ts):
+            self._grow(1)
+        self._ts[self._end] = t
+        self._values[self._end] = value
+        self._end += 1
+        self._trim()
+
     def _append(self, ts: F64, values: F64) -> None:
         n = len(ts)
         if self._end + n > len(self._ts):

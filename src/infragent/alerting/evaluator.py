@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from infragent.alerting.budget import Budget
 from infragent.alerting.holdings import EVENT_OVERLAP_S, Holding, Loader
 from infragent.alerting.instances import Change, Instance, event_hits
 from infragent.alerting.intake import Intake, Round
@@ -74,6 +75,10 @@ class EvaluatorConfig:
     signal_min_s: float = 0.02
     #: how long ``claims_event`` trusts a tenant's event rules read for a tenant held elsewhere
     claims_ttl_s: float = 5.0
+    #: the share of one core evaluation at ingest may use before it is spread out (``budget.py``)
+    budget_share: float = 0.1
+    #: CPU seconds of evaluation a burst may use at once
+    budget_burst_s: float = 1.0
 
 
 class Stoppable(Protocol):
@@ -115,6 +120,9 @@ class Evaluator:
         self._event_rules = EventRules(store, config.claims_ttl_s)
         self._scanned = (float("-inf"), float("-inf"))
         self._active: frozenset[str] = frozenset()
+        self._budget = Budget(config.budget_share, config.budget_burst_s)
+        #: tenants with instances touched by batches but not evaluated yet (over budget)
+        self._behind: set[str] = set()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -181,6 +189,8 @@ class Evaluator:
             wait = next_tick - time.monotonic()
             if self._outbox:
                 wait = min(wait, self.config.signal_min_s)
+            if self._behind:
+                wait = min(wait, max(self._budget.wait_s(), 0.001))
             self._intake.wake.wait(max(0.0, wait))
             self._intake.wake.clear()
             if self._stopping.is_set():
@@ -266,7 +276,8 @@ class Evaluator:
                     holding.tenant = None
                     continue
                 holding.signature = signature
-                holding.last_sweep = float("-inf")
+                holding.last_sweep = float("-inf")  # the new state is evaluated whole at once
+                holding.dirty, holding.accepted = set(), None
                 self._event_rules.publish(client_id, [e.rule for e in holding.tenant.event_rules])
 
     def _tick_tenant(self, client_id: str, holding: Holding, now: float) -> None:
@@ -279,7 +290,9 @@ class Evaluator:
         sweep = now - holding.last_sweep >= self.config.sweep_s
         if sweep:
             holding.last_sweep = now
+        cpu = time.thread_time()
         changes = tenant.retire(now) + self._evaluate(tenant, tenant.due(now, sweep=sweep), now)
+        self._budget.spend(time.thread_time() - cpu)
         if holding.missed_events:
             holding.missed_events = False
             for event in self.store.events_since(client_id, holding.event_cursor - EVENT_OVERLAP_S):
@@ -301,15 +314,16 @@ class Evaluator:
     def run_pending(self, now: float) -> None:
         """Handle everything queued so far: batches, events and signals, tenant by tenant."""
         rounds = self._intake.drain()
-        for client_id, r in rounds.items():
+        for client_id in dict.fromkeys([*rounds, *sorted(self._behind)]):
             try:
-                self._round(client_id, r, now)
+                self._round(client_id, rounds.get(client_id, Round()), now)
             except TenantLostError as exc:
                 self._lose(client_id, exc.why)
             except Exception:
                 logger.exception("tenant %s: alert evaluation failed; reloading it from the store", client_id)
                 if (holding := self._held.get(client_id)) is not None:
                     holding.tenant = None
+        self._behind.intersection_update(self._held)
         self._outbox.send()
 
     def _round(self, client_id: str, r: Round, now: float) -> None:
@@ -325,21 +339,31 @@ class Evaluator:
                 holding.missed_events = True
             return
         tenant = holding.tenant
-        dirty: set[Instance] = set()
+        cpu = time.thread_time()
         for b in r.batches:
-            dirty |= tenant.observe(b.batch.node_id, b.batch.series)
+            holding.dirty |= tenant.observe(b.batch.node_id, b.batch.series)
         if any(s.all_hosts for s in r.signals):
-            dirty |= self.loader.refresh(tenant, None, now)
+            holding.dirty |= self.loader.refresh(tenant, None, now)
         elif refresh := {h for s in r.signals for h in s.hosts} | r.noted:
-            dirty |= self.loader.refresh(tenant, refresh, now)
+            holding.dirty |= self.loader.refresh(tenant, refresh, now)
+        if r.batches:
+            first = min(b.accepted for b in r.batches)
+            holding.accepted = first if holding.accepted is None else min(holding.accepted, first)
         events = r.events
         if any(s.events for s in r.signals):
             events = [*events, *self.store.events_since(client_id, holding.event_cursor - EVENT_OVERLAP_S)]
-        changes = self._evaluate(tenant, dirty, now)
+        changes: list[Change] = []
+        accepted = None
+        if holding.dirty and self._budget.available():
+            changes = self._evaluate(tenant, holding.dirty, now)
+            holding.dirty, accepted, holding.accepted = set(), holding.accepted, None
+            self._behind.discard(client_id)
+        elif holding.dirty:
+            self._behind.add(client_id)  # over budget: evaluated together once it has refilled
         for event in events:
             if holding.first_sight(event.event_id, event.at):
                 changes.extend(tenant.observe_event(event, now))
-        accepted = min((b.accepted for b in r.batches), default=None)
+        self._budget.spend(time.thread_time() - cpu)
         self._commit(client_id, holding, changes, now, accepted=accepted)
 
     def _evaluate(

@@ -44,6 +44,10 @@ class Holding:
     renewed_at: float = float("-inf")
     #: events arrived while the tenant was being (re)loaded: read them back after the load
     missed_events: bool = False
+    #: instances new samples reached that are not evaluated yet (the evaluator is over budget)
+    dirty: set[Instance] = field(default_factory=set)
+    #: when the oldest batch behind ``dirty`` was handed over (``time.monotonic``)
+    accepted: float | None = None
     event_cursor: float = 0.0
     seen_events: dict[str, float] = field(default_factory=dict)
 

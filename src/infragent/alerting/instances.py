@@ -85,6 +85,10 @@ class SeriesEntry:
         self.buffer.extend(ts, values)
         self._samples = None
 
+    def append(self, t: float, value: float) -> None:
+        self.buffer.append(t, value)
+        self._samples = None
+
     def samples(self) -> SeriesSamples:
         """The series as a rule window holds it; built once per change, shared by every instance
         (and every evaluation) that reads it until the next samples arrive."""

@@ -61,6 +61,7 @@ class SqlAlertStore:
         self, db: Database, policy: IncidentPolicy, *, file_groups: Sequence[RuleGroup] | None = None
     ) -> None:
         self.db = db
+        self._pool = db.engine.pool
         self.policy = policy
         #: the rules of ``Settings.rule_files``, synced into every tenant by ``prepare``; None: no sync
         self.file_groups = list(file_groups) if file_groups is not None else None
@@ -101,6 +102,10 @@ class SqlAlertStore:
             return alerts.renew_leases(conn, tokens, now, lease_s)
 
     def release(self, client_id: str, token: str) -> None:
+        if self.db.engine.pool is not self._pool:
+            # the store was closed (``dispose`` replaces the pool) before the app stopped: a new
+            # connection now would be one nobody closes; the lease simply expires instead
+            return
         with self.db.write() as conn:
             alerts.release_lease(conn, client_id, token)
 

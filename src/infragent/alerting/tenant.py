@@ -203,7 +203,12 @@ class Tenant:
             entry = self.series(host, s.name, s.attributes)
             if entry is None:
                 continue
-            entry.extend(np.asarray(s.timestamps, dtype=np.float64), np.asarray(s.values, dtype=np.float64))
+            if len(s.values) == 1:
+                entry.append(s.timestamps[0], s.values[0])
+            else:
+                entry.extend(
+                    np.asarray(s.timestamps, dtype=np.float64), np.asarray(s.values, dtype=np.float64)
+                )
             dirty.update(entry.instances)
         return dirty
 
@@ -277,7 +282,8 @@ class Tenant:
         return changes, n
 
     def due(self, now: float, *, sweep: bool = False) -> list[Instance]:
-        """What the tick evaluates: timers due, pending/firing instances, host absence; all on a sweep."""
+        """What the tick evaluates: timers due, pending/firing instances, the absence instances of
+        hosts silent long enough; everything on a sweep."""
         if sweep:
             return list(self.instances.values())
         picked = {
@@ -287,8 +293,15 @@ class Tenant:
             or (i.due is not None and i.due <= now)
             or (i.recheck is not None and i.recheck <= now)
         }
-        picked.update(self.host_instances)
+        picked.update(i for i in self.host_instances if self._silent_enough(i, now))
         return list(picked)
+
+    def _silent_enough(self, inst: Instance, now: float) -> bool:
+        """A quiet host's absence instance can only start holding once the host has been silent for
+        the rule's ``silent``; before that, evaluating it every tick would change nothing."""
+        c = inst.rule.rule.condition
+        seen = self.host_seen.get(inst.host or "")
+        return isinstance(c, Absence) and seen is not None and seen + c.silent_s <= now
 
     def observe_event(self, event: EventSample, now: float) -> list[Change]:
         changes = []

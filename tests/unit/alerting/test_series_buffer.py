@@ -71,3 +71,13 @@ def test_a_zero_window_keeps_the_newest_sample() -> None:
         buf.extend(_arr(float(t)), _arr(1.0))
     assert len(buf) <= 2
     assert buf.last_ts == 49.0
+
+
+def test_one_sample_at_a_time_is_the_same_as_a_batch_of_them() -> None:
+    one, batch = SeriesBuffer(keep_s=25.0), SeriesBuffer(keep_s=25.0)
+    times = [float(t) for t in range(0, 300, 10)] + [125.0, 290.0]  # a late sample and a resend
+    for t in times:
+        one.append(t, t / 10)
+    batch.extend(np.array(times[:30]), np.array(times[:30]) / 10)
+    batch.extend(_arr(125.0, 290.0), _arr(12.5, 29.0))
+    assert _held(one) == _held(batch)
