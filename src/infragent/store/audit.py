@@ -48,6 +48,14 @@ def verify_chain(entries: Iterable[AuditRecord]) -> int | None:
     return None
 
 
+def lock_tenant(conn: sa.Connection, client_id: str) -> None:
+    """Serialize the tenant's writers until the transaction ends: the audit chain's lock, which
+    incidents and the responder's incident checks take first too (one lock, no lock-order deadlock).
+    PostgreSQL: an advisory lock; SQLite's ``BEGIN IMMEDIATE`` already admits one writer."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:c))"), {"c": client_id})
+
+
 def append(
     conn: sa.Connection,
     client_id: str,
@@ -57,10 +65,8 @@ def append(
     detail: dict[str, Any],
     now: float,
 ) -> None:
-    """Chain one entry onto the client's log; PostgreSQL serializes writers of one chain with an
-    advisory lock (SQLite's ``BEGIN IMMEDIATE`` already admits one writer)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:c))"), {"c": client_id})
+    """Chain one entry onto the client's log, under ``lock_tenant``."""
+    lock_tenant(conn, client_id)
     prev = (
         conn.execute(
             sa.select(audit_log.c.hash)

@@ -87,8 +87,7 @@ GROUP_SCAN_LIMIT = 200
 
 def _serialize(conn: sa.Connection, client_id: str) -> None:
     """Take the tenant's lock before any lookup (the module docstring says why it is this one)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:c))"), {"c": client_id})
+    audit.lock_tenant(conn, client_id)
 
 
 def _mutable(incident: Incident) -> dict[str, Any]:

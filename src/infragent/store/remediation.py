@@ -28,21 +28,18 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from infragent.incidents.model import ACTIVE_STATUSES, IncidentStatus, TimelineEntry
+from infragent.incidents.core import can_move
+from infragent.incidents.model import IncidentStatus, TimelineEntry
 from infragent.model import ESCALATE, ActionResult, Decision
 from infragent.redact import redact
 from infragent.responder.ports import IncidentDecidedError
+from infragent.store import audit
 from infragent.store import incidents as incident_rows
 from infragent.store.schema import incident_timeline
 from infragent.wire.commands import CommandStatus
 
 #: Timeline kinds that start an episode.
 _STARTS = ("opened", "reopened")
-#: From which statuses the responder moves an incident, per target status.
-_MOVES_FROM: dict[IncidentStatus, frozenset[IncidentStatus]] = {
-    IncidentStatus.REMEDIATING: frozenset({IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED}),
-    IncidentStatus.ESCALATED: ACTIVE_STATUSES,
-}
 
 
 def decided_incidents(conn: sa.Connection, client_id: str, incident_ids: Iterable[str]) -> frozenset[str]:
@@ -76,8 +73,7 @@ def decided_incidents(conn: sa.Connection, client_id: str, incident_ids: Iterabl
 
 def lock_and_check(conn: sa.Connection, client_id: str, incident_id: str) -> None:
     """Raise ``IncidentDecidedError`` when the incident's episode is decided, under the tenant's lock."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:c))"), {"c": client_id})
+    audit.lock_tenant(conn, client_id)
     if incident_id in decided_incidents(conn, client_id, [incident_id]):
         raise IncidentDecidedError(incident_id)
 
@@ -147,5 +143,5 @@ def _move(
     conn: sa.Connection, client_id: str, incident_id: str, to: IncidentStatus, actor: str, now: float
 ) -> None:
     current = incident_rows.get_incident(conn, client_id, incident_id)
-    if current is not None and current.status in _MOVES_FROM[to]:
+    if current is not None and can_move(current.status, to):  # else it stays (an ack keeps its owner)
         incident_rows.set_status(conn, client_id, incident_id, to, actor, now)
