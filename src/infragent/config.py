@@ -68,6 +68,36 @@ class Settings(BaseModel):
     #: it, with ``Retry-After``); 0 turns the limit off. Per server process (server/ratelimit.py).
     registration_rate_limit: int = Field(default=10, ge=0)
     registration_rate_window_s: float = Field(default=3600.0, gt=0)
+    #: Who may register a new tenant (``POST /api/v1/clients``): ``open`` anyone, ``closed`` nobody,
+    #: ``admin-only`` an admin (session or admin key); ``auto`` is open until the first user exists,
+    #: then closed (docs/security.md "Registration").
+    registration_mode: Literal["auto", "open", "closed", "admin-only"] = "auto"
+
+    # -- users, sessions, rate limits, the live stream (docs/security.md, docs/dashboard.md)
+    #: a sign-in lasts this long (the cookie and the session row expire together)
+    session_ttl_s: float = Field(default=12 * 3600.0, gt=0)
+    #: the cookie's ``Secure`` flag: ``auto`` sets it when the request came over https
+    session_cookie_secure: Literal["auto", "always", "never"] = "auto"
+    #: failed sign-ins per client IP per ``login_rate_window_s`` before 429
+    login_rate_limit: int = Field(default=10, ge=0)
+    login_rate_window_s: float = Field(default=300.0, gt=0)
+    #: requests per API key per ``api_rate_window_s`` (429 with ``Retry-After`` past it); 0: off
+    api_rate_limit_per_key: int = Field(default=6000, ge=0)
+    #: requests per client IP per ``api_rate_window_s`` on the unauthenticated endpoints; 0: off
+    api_rate_limit_per_ip: int = Field(default=600, ge=0)
+    api_rate_window_s: float = Field(default=60.0, gt=0)
+    #: where rate-limit counters live: ``memory://`` (per process) or ``redis://host:port/db`` (shared)
+    rate_limit_storage: str = "memory://"
+    #: a rotated key keeps working this long, so hosts can be moved to the new one
+    key_rotation_grace_s: float = Field(default=24 * 3600.0, ge=0)
+    #: live-stream (SSE) connections one user or key may hold at once (429 past it)
+    stream_max_connections: int = Field(default=8, ge=1)
+    #: a comment line this often keeps proxies from closing a quiet stream
+    stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    #: messages queued for one slow client before it is dropped (it reconnects and catches up)
+    stream_queue_max: int = Field(default=500, ge=1)
+    #: origins allowed to call the API from a browser (CORS); empty: closed
+    cors_allow_origins: tuple[str, ...] = ()
 
     # metric store upkeep in the server (server/maintenance.py); an interval of 0 turns the job off
     metrics_compact_interval_s: float = Field(default=60.0, ge=0)

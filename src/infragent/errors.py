@@ -29,6 +29,7 @@ descend from the root.
     ├── RuleConflictError         a rule name is taken, or the rule is managed: 409  [store.rules]
     ├── ScopeError                a valid key lacks the operation's scope: 403  [auth.scopes]
     ├── EmailTakenError           the e-mail already owns a tenant: 409  [auth.registration]
+    ├── UserExistsError           a user with this e-mail exists: 409  [store.users]
     ├── IncidentError             an incident cannot be changed as asked  [incidents.core]
     │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
     │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]

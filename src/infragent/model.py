@@ -27,7 +27,7 @@ NO_ACTION = "none"
 ESCALATE = "escalate"
 PASSIVE_ACTIONS = frozenset({NO_ACTION, ESCALATE})
 
-DecisionSource = Literal["runbook", "llm", "policy"]
+DecisionSource = Literal["runbook", "llm", "policy", "user"]  # user: remote control from a person
 ResultStatus = Literal["ok", "error", "rejected", "timeout", "unreachable"]
 
 

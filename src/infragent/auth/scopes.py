@@ -1,9 +1,11 @@
-"""Which scope each operation needs, and whether a key's scopes grant it: the one table.
+"""Which scope each operation needs, and whether a key's scopes or a user's role grant it: the
+one permission table of the API and of the dashboard.
 
-Why one table of operations rather than a scope written on each route: the routes name *what*
-they do (``events.read``), this module says *who* may do it. The dashboard issue adds user roles
-(admin / operator / viewer) as another way to hold scopes; it extends ``OPERATIONS`` and
-``allows``, and no route changes. Pure: no I/O, no framework, testable as a table.
+Why one table of operations rather than a scope written on each route: the routes and pages name
+*what* they do (``events.read``), this module says *who* may do it. A user's role is one more way
+to hold scopes (``ROLE_SCOPES``): a viewer holds ``read``, so a viewer's API call to act is the
+same 403 as an ``ingest`` key's, and the page hides the button by asking the same table
+(``can``). Pure: no I/O, no framework, testable as a table.
 
 The scopes (docs/api.md "Scopes"):
 
@@ -27,6 +29,9 @@ from typing import Final, Literal, get_args
 from infragent.errors import InfrAgentError
 
 Scope = Literal["ingest", "read", "operate", "admin"]
+#: A user's role in one tenant (docs/security.md "Roles").
+Role = Literal["admin", "operator", "viewer"]
+ALL_ROLES: Final[tuple[Role, ...]] = get_args(Role)
 ALL_SCOPES: Final[tuple[Scope, ...]] = get_args(Scope)
 #: The scope that implies every other.
 ADMIN: Final[Scope] = "admin"
@@ -51,13 +56,28 @@ OPERATIONS: Final[dict[str, Scope]] = {
     "metrics.read": "read",  # GET /api/v1/query_range, /api/v1/series, /api/v1/hosts
     "rules.read": "read",  # GET /api/v1/rules, /api/v1/rules/{name}, /api/v1/alerts
     "incidents.read": "read",  # GET /api/v1/incidents, /api/v1/incidents/{id}, the incident stream
+    "hosts.read": "read",  # the dashboard's overview, hosts and host pages; GET /api/v1/agents
+    "commands.read": "read",  # GET /api/v1/commands/{id}: a command's status and output
+    "stream.read": "read",  # GET /api/v1/stream: the tenant's live stream (SSE)
+    "audit.read": "read",  # GET /api/v1/audit: the audit log and its hash-chain check
     # operate: act on the tenant's incidents and hosts
     "incidents.write": "operate",  # acknowledge, resolve, add a note
-    # admin: credentials
+    "commands.send": "operate",  # POST /api/v1/agents/{node}/commands: remote control
+    # admin: credentials, people, what is watched
+    "keys.read": "admin",  # GET /api/v1/keys: prefix, scopes, created, last use; never a secret
     "keys.create": "admin",  # POST /api/v1/keys
+    "keys.rotate": "admin",  # POST /api/v1/keys/{key_id}/rotate
     "keys.revoke": "admin",  # POST /api/v1/keys/{key_id}/revoke
-    # admin: what is watched
+    "users.read": "admin",  # GET /api/v1/users
+    "users.write": "admin",  # POST/PATCH/DELETE /api/v1/users
     "rules.write": "admin",  # POST/PUT/DELETE /api/v1/rules
+}
+
+#: role → the scopes a signed-in user with that role holds in the tenant.
+ROLE_SCOPES: Final[dict[Role, tuple[Scope, ...]]] = {
+    "viewer": ("read",),
+    "operator": ("read", "operate"),
+    "admin": ("admin",),
 }
 
 
@@ -83,6 +103,19 @@ def allows(held: Iterable[str], needed: Scope) -> bool:
     """Whether a key holding ``held`` may do what ``needed`` guards; ``admin`` implies every scope."""
     have = set(held)
     return needed in have or ADMIN in have
+
+
+def can(held: Iterable[str], operation: str) -> bool:
+    """Whether ``held`` grants ``operation``: what a page asks before showing a button."""
+    return allows(held, required(operation))
+
+
+def role_scopes(role: str) -> tuple[Scope, ...]:
+    """The scopes ``role`` holds; an unknown role holds none (a row written by a newer version)."""
+    for known, held in ROLE_SCOPES.items():
+        if known == role:
+            return held
+    return ()
 
 
 def check(held: Iterable[str], operation: str) -> None:

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,9 +43,11 @@ from infragent.server.api import (
 from infragent.server.auth import scope_refused
 from infragent.server.docs import install_docs
 from infragent.server.errors import ROUTE_INTERNAL_ERROR, Answer, answer_for, retry_after_header
+from infragent.server.headers import SecurityHeaders
 from infragent.server.limits import BodyLimitMiddleware
 from infragent.server.services import build_services
 from infragent.server.telemetry import RequestCounter
+from infragent.server.web import install_web
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import SqlStore
 
@@ -144,6 +147,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     install_docs(app)
+    install_web(app)
     services.telemetry.bind_routes(
         r.path for router in routers for r in router.routes if isinstance(r, APIRoute)
     )
@@ -151,4 +155,12 @@ def create_app(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, on_refused=services.telemetry.body_too_large
     )
     app.add_middleware(RequestCounter, telemetry=services.telemetry)
+    if settings.cors_allow_origins:  # closed by default: no CORS headers, browsers refuse other origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(SecurityHeaders)
     return app

@@ -28,8 +28,10 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from infragent.auth import apikeys, scopes
+from infragent.auth import sessions as session_tokens
 from infragent.auth.scopes import ScopeError
 from infragent.server.errors import answer_for, is_storage_failure, retry_after_header
+from infragent.server.sessions import SessionService, SignedIn
 from infragent.store import tenants
 from infragent.store.base import Database
 from infragent.store.records import KeyRecord
@@ -48,9 +50,26 @@ API_KEY = HTTPBearer(
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is asking, in which tenant, holding which scopes: an API key, or a signed-in user whose
+    role gives the scopes (``auth/scopes.py`` ``ROLE_SCOPES``)."""
+
     client_id: str
-    key_id: str
+    key_id: str  # "" for a signed-in user
     scopes: tuple[str, ...]
+    user_id: str | None = None
+    role: str | None = None
+    email: str = ""
+    #: the session's CSRF token, for the pages to embed; "" for a key
+    csrf_token: str = ""
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names who did it."""
+        return f"user:{self.user_id}" if self.user_id else f"key:{self.key_id}"
+
+    def can(self, operation: str) -> bool:
+        """What a page asks before showing a button: the same table the API enforces."""
+        return scopes.can(self.scopes, operation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +135,56 @@ def _principal(cache: KeyCache, key_id: str, secret: str, operation: str) -> Pri
         raise _unauthorized("invalid API key")
     if record.revoked:  # said only to a caller that holds the secret
         raise _unauthorized("API key revoked")
+    if record.expired(time.time()):
+        raise _unauthorized("API key expired: it was rotated and its grace period has ended")
     scopes.check(record.scopes, operation)
     return Principal(record.client_id, record.key_id, record.scopes)
 
 
+def session_principal(signed: SignedIn) -> Principal:
+    record = signed.session
+    return Principal(
+        record.client_id,
+        "",
+        signed.scopes,
+        user_id=record.user_id,
+        role=signed.role,
+        email=signed.email,
+        csrf_token=record.csrf_token,
+    )
+
+
+async def signed_in(request: Request) -> Principal | None:
+    """The signed-in user of this request's session cookie, or None (no cookie, or not live)."""
+    cookie = request.cookies.get(session_tokens.COOKIE)
+    if not cookie:
+        return None
+    service: SessionService = request.app.state.services.sessions
+    signed = await anyio.to_thread.run_sync(service.resolve, cookie)
+    return session_principal(signed) if signed is not None else None
+
+
+def csrf_refused(request: Request, who: Principal) -> bool:
+    """Whether a state-changing request signed in by cookie lacks its session's CSRF token."""
+    if request.method in session_tokens.SAFE_METHODS:
+        return False
+    return not session_tokens.csrf_ok(who.csrf_token, request.headers.get(session_tokens.CSRF_HEADER))
+
+
 async def authorize(request: Request, operation: str) -> Principal:
-    """The caller's principal if its key may do ``operation``; else 401 (HTTPException) or 403
-    (``ScopeError``). No thread hop when the key is in the cache (every request but the first of
-    each key): a thread-pool hop measured ~0.5 ms of the HTTP process's CPU per ingest request."""
+    """The caller's principal if its key (``Authorization: Bearer``) or its signed-in user (session
+    cookie, and for a state-changing request the CSRF header) may do ``operation``; else 401
+    (HTTPException) or 403 (``ScopeError``, or a missing CSRF token). No thread hop when the key is
+    in the cache (every request but the first of each key): a thread-pool hop measured ~0.5 ms of
+    the HTTP process's CPU per ingest request."""
+    if "authorization" not in request.headers and session_tokens.COOKIE in request.cookies:
+        who = await signed_in(request)
+        if who is None:
+            raise _unauthorized("not signed in: the session ended or expired; sign in again")
+        if csrf_refused(request, who):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token (X-CSRF-Token)")
+        scopes.check(who.scopes, operation)
+        return who
     key_id, secret = _bearer(request)
     cache: KeyCache = request.app.state.services.keys
     if cache.fresh(key_id):

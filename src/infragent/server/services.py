@@ -30,6 +30,7 @@ from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
 from infragent.server.ingest.service import Ingest
 from infragent.server.maintenance import Maintenance, build_maintenance
 from infragent.server.ratelimit import RateLimit
+from infragent.server.sessions import SessionService
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
 from infragent.store import events
 from infragent.store.metrics import SqlMetricStore
@@ -53,6 +54,8 @@ class AppServices:
     #: The server's own metrics (``GET /metrics``).
     telemetry: Telemetry
     keys: KeyCache
+    #: Signed-in users: start, resolve and end sessions (the cookie-signing key is read once).
+    sessions: SessionService
     #: Refuses batches that would pass ``max_series_per_tenant``.
     series_cap: SeriesCap
     #: The one ingest entry of both ingest routes.
@@ -146,6 +149,7 @@ def build_services(
         on_event=event_received,
         telemetry=telemetry,
         keys=KeyCache(the_store),
+        sessions=SessionService(the_store, settings, clock),
         series_cap=cap,
         ingest=Ingest(
             metrics,

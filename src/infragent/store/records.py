@@ -36,6 +36,59 @@ class KeyRecord:
     secret_hash: str
     scopes: tuple[str, ...]
     revoked: bool
+    #: the end of a rotated key's grace period; None: no end
+    expires_at: float | None = None
+    name: str = ""
+    created_at: float = 0.0
+    last_used_at: float | None = None
+    replaced_by: str | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: str
+    email: str
+    name: str
+    password_hash: str
+    created_at: float
+    disabled_at: float | None = None
+    last_login_at: float | None = None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipRecord:
+    """A user's role in one tenant (``auth/scopes.py`` ``ROLE_SCOPES``)."""
+
+    user_id: str
+    client_id: str
+    role: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One sign-in: ``id`` is the SHA-256 of the cookie's token; the role is read live from the
+    membership, so a demoted or removed user loses the right at the next request."""
+
+    id: str
+    user_id: str
+    client_id: str
+    csrf_token: str
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+    ip: str
+    user_agent: str
+
+    def live(self, now: float) -> bool:
+        return self.revoked_at is None and now < self.expires_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,12 @@ api_keys = sa.Table(
     sa.Column("scopes", Json, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
+    # 0008: a label, the last request made with it (written at most once a minute per key), the end
+    # of a rotated key's grace period, and the key that replaced it
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("last_used_at", sa.Float),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("replaced_by", sa.String(32)),
 )
 
 agents = sa.Table(
@@ -114,6 +120,8 @@ commands = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("http_status", sa.Integer),
     sa.Column("output", sa.Text),
+    # 0008: who asked for it from the dashboard or the API ("user:<id>" / "key:<id>"); None: the responder
+    sa.Column("requested_by", sa.String(200)),
 )
 
 audit_log = sa.Table(
@@ -339,4 +347,55 @@ incident_timeline = sa.Table(
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("detail", Json, nullable=False),
     sa.Index("ix_incident_timeline_incident", "incident_id", "id"),
+)
+
+
+# -- users, roles and sessions (store/users.py, store/sessions.py) -------------------------------
+# ``users``: people, across tenants (e-mail unique, lower-cased), password hashed with argon2id;
+# ``memberships``: a user's role in one tenant; ``sessions``: one row per sign-in, keyed by the
+# SHA-256 of the token the signed cookie carries, so a database leak reveals no usable session;
+# ``server_kv``: server-wide values every process shares (the cookie-signing key).
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("disabled_at", sa.Float),
+    sa.Column("last_login_at", sa.Float),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_memberships_client", "client_id"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("client_id", sa.String(36), sa.ForeignKey("clients.id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("ip", sa.String(64), nullable=False),
+    sa.Column("user_agent", sa.String(300), nullable=False),
+    sa.Index("ix_sessions_user", "user_id"),
+)
+
+server_kv = sa.Table(
+    "server_kv",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )

@@ -80,11 +80,22 @@ def client_by_email(conn: sa.Connection, email: str) -> ClientRecord | None:
 
 
 def _insert_key(
-    conn: sa.Connection, client_id: str, key_id: str, secret_hash: str, scopes: Sequence[str], now: float
+    conn: sa.Connection,
+    client_id: str,
+    key_id: str,
+    secret_hash: str,
+    scopes: Sequence[str],
+    now: float,
+    name: str = "",
 ) -> None:
     conn.execute(
         api_keys.insert().values(
-            key_id=key_id, client_id=client_id, secret_hash=secret_hash, scopes=list(scopes), created_at=now
+            key_id=key_id,
+            client_id=client_id,
+            secret_hash=secret_hash,
+            scopes=list(scopes),
+            created_at=now,
+            name=name,
         )
     )
 
@@ -101,7 +112,7 @@ def create_key(
     name: str = "",
 ) -> None:
     """Store another key of ``client_id`` (minted in ``auth/``), and audit who created it."""
-    _insert_key(conn, client_id, key_id, secret_hash, scopes, now)
+    _insert_key(conn, client_id, key_id, secret_hash, scopes, now, name)
     audit.append(conn, client_id, actor, "key.created", key_id, {"scopes": list(scopes), "name": name}, now)
 
 
@@ -129,6 +140,19 @@ def get_key(conn: sa.Connection, key_id: str) -> KeyRecord | None:
     row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
     if row is None:
         return None
+    return key_from_row(row)
+
+
+def key_from_row(row: sa.Row[Any]) -> KeyRecord:
     return KeyRecord(
-        row.key_id, row.client_id, row.secret_hash, tuple(row.scopes), row.revoked_at is not None
+        row.key_id,
+        row.client_id,
+        row.secret_hash,
+        tuple(row.scopes),
+        row.revoked_at is not None,
+        expires_at=row.expires_at,
+        name=row.name,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        replaced_by=row.replaced_by,
     )

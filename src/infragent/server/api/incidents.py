@@ -57,10 +57,6 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _actor(who: Principal) -> str:
-    return f"key:{who.key_id}"
-
-
 def _change(svc: AppServices, change: Callable[..., T], *args: object) -> T:
     """Run one change in a transaction; a missing incident is 404, a forbidden move 409."""
     try:
@@ -188,7 +184,7 @@ def acknowledge(
 ) -> IncidentOut:
     """Someone is on it: ``open`` → ``acknowledged`` (409 from any other status)."""
     to = IncidentStatus.ACKNOWLEDGED
-    moved = _change(svc, incidents.set_status, who.client_id, incident_id, to, _actor(who), svc.clock())
+    moved = _change(svc, incidents.set_status, who.client_id, incident_id, to, who.actor, svc.clock())
     return IncidentOut.of(moved)
 
 
@@ -202,7 +198,7 @@ def resolve(
     """Resolve an open, acknowledged or remediating incident, with an optional note on its status entry."""
     note = body.note if body else None
     to = IncidentStatus.RESOLVED
-    moved = _change(svc, incidents.set_status, who.client_id, incident_id, to, _actor(who), svc.clock(), note)
+    moved = _change(svc, incidents.set_status, who.client_id, incident_id, to, who.actor, svc.clock(), note)
     return IncidentOut.of(moved)
 
 
@@ -214,5 +210,5 @@ def add_note(
     svc: Annotated[AppServices, Depends(services)],
 ) -> TimelineEntryOut:
     """Add a note (1 to 10,000 characters) to the timeline, in any status."""
-    record = _change(svc, incidents.add_note, who.client_id, incident_id, _actor(who), body.text, svc.clock())
+    record = _change(svc, incidents.add_note, who.client_id, incident_id, who.actor, body.text, svc.clock())
     return TimelineEntryOut.of(record)

@@ -50,7 +50,7 @@ def create_key(
     """A new key of the caller's tenant with exactly ``scopes``; its plaintext is in this answer only."""
     try:
         key = registration.mint_key(
-            svc.store, who.client_id, body.scopes, svc.clock(), actor=f"key:{who.key_id}", name=body.name
+            svc.store, who.client_id, body.scopes, svc.clock(), actor=who.actor, name=body.name
         )
     except ValueError as exc:
         raise RequestValidationError(
@@ -67,7 +67,7 @@ def revoke_key(
 ) -> RevokedOut:
     """Revoke a key of the caller's tenant; the next request with it is 401. Another tenant's key,
     or no key, is a 404."""
-    if not registration.revoke_key(svc.store, who.client_id, key_id, svc.clock(), actor=f"key:{who.key_id}"):
+    if not registration.revoke_key(svc.store, who.client_id, key_id, svc.clock(), actor=who.actor):
         raise HTTPException(status_code=404, detail=f"key {key_id!r} not found")
     svc.keys.drop(key_id)
     return RevokedOut(key_id=key_id, revoked=True)

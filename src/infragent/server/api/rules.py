@@ -150,10 +150,6 @@ def _conflict(exc: RuleConflictError) -> HTTPException:
     return HTTPException(status_code=409, detail=str(exc))
 
 
-def _actor(who: Principal) -> str:
-    return f"key:{who.key_id}"
-
-
 @router.get("", response_model=list[RuleOut])
 def list_rules(
     who: Annotated[Principal, Depends(require("rules.read"))],
@@ -203,7 +199,7 @@ def create_rule(
     try:
         with svc.store.write() as conn:
             stored = rule_store.create_rule(
-                conn, who.client_id, rule, origin="api", now=svc.clock(), actor=_actor(who)
+                conn, who.client_id, rule, origin="api", now=svc.clock(), actor=who.actor
             )
     except RuleConflictError as exc:
         raise _conflict(exc) from None
@@ -257,9 +253,7 @@ def replace_rule(
         return rule
     try:
         with svc.store.write() as conn:
-            stored = rule_store.update_rule(
-                conn, who.client_id, name, rule, now=svc.clock(), actor=_actor(who)
-            )
+            stored = rule_store.update_rule(conn, who.client_id, name, rule, now=svc.clock(), actor=who.actor)
     except RuleConflictError as exc:
         raise _conflict(exc) from None
     if stored is None:
@@ -285,7 +279,7 @@ def switch_rule(
             return _refused(budget.refusal(name), [])
     with svc.store.write() as conn:
         stored = rule_store.set_enabled(
-            conn, who.client_id, name, body.enabled, now=svc.clock(), actor=_actor(who)
+            conn, who.client_id, name, body.enabled, now=svc.clock(), actor=who.actor
         )
     if stored is None:
         raise HTTPException(status_code=404, detail=f"rule {name!r} not found")
@@ -301,7 +295,7 @@ def delete_rule(
     """Delete the tenant's own rule and its alert instances; 409 for a pack or file rule."""
     try:
         with svc.store.write() as conn:
-            deleted = rule_store.delete_rule(conn, who.client_id, name, now=svc.clock(), actor=_actor(who))
+            deleted = rule_store.delete_rule(conn, who.client_id, name, now=svc.clock(), actor=who.actor)
     except RuleConflictError as exc:
         raise _conflict(exc) from None
     if not deleted:

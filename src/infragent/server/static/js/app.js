@@ -1,0 +1,2 @@
+// InfrAgent dashboard behaviour: no inline scripts (the CSP forbids them).
+"use strict";
