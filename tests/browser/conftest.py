@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from support.browser import CHROMIUM, LAUNCH_ARGS, LIVE_TIMEOUT_MS, LiveServer, PageGuard, live_server, screenshot
+from support.browser import (
+    CHROMIUM,
+    LAUNCH_ARGS,
+    LIVE_TIMEOUT_MS,
+    LiveServer,
+    PageGuard,
+    live_server,
+    screenshot,
+)
 
 expect.set_options(timeout=LIVE_TIMEOUT_MS)
 
@@ -60,7 +68,7 @@ def page(context: BrowserContext, guard: PageGuard, request: pytest.FixtureReque
     if not pg.is_closed():
         try:
             screenshot(pg, request.node.name)
-        except Exception as exc:  # noqa: BLE001 - a failed screenshot must not hide the test's result
+        except Exception as exc:
             print(f"screenshot of {request.node.name} failed: {exc}")
     problems = guard.problems()
     if problems:

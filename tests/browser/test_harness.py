@@ -13,7 +13,9 @@ from support.browser import LiveServer, PageGuard, add_session
 pytestmark = pytest.mark.browser
 
 
-def test_the_overview_redirects_to_sign_in_when_signed_out(page: Page, server: LiveServer, guard: PageGuard) -> None:
+def test_the_overview_redirects_to_sign_in_when_signed_out(
+    page: Page, server: LiveServer, guard: PageGuard
+) -> None:
     guard.allow(r"status of 404")  # until the sign-in page exists, /login itself may be a 404
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next=/$"))

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
-from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, Route
+from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, Response, Route
 
 from infragent import wire
 from infragent.auth import sessions as tokens
@@ -41,8 +41,8 @@ from infragent.model import ActionSpec
 from infragent.sdk import Client, Command
 from infragent.server.app import create_app
 from infragent.server.services import AppServices
-from infragent.store.records import Registration
 from infragent.store import users
+from infragent.store.records import Registration
 from infragent.store.sql import SqlStore, open_store
 from infragent.store.wakeup import Wakeup
 from infragent.wire import MetricBatch, SeriesData
@@ -125,7 +125,7 @@ class LiveServer:
                 conn,
                 email=address,
                 name=address.split("@")[0],
-                password_hash="not-a-usable-hash",  # noqa: S106 - nobody signs in with it
+                password_hash="not-a-usable-hash",
                 client_id=client_id,
                 role=role,
                 now=time.time(),
@@ -145,6 +145,18 @@ class LiveServer:
         with self.http(key) as http:
             r = http.post("/api/v1/agents", json={"node_id": node_id, "command_mode": mode, "actions": allow})
         assert r.status_code == 200, r.text
+
+    def report(self, key: str, node_id: str, type_: str = "app_down", severity: str = "critical") -> str:
+        """Report an event for ``node_id`` (service ``web``) through the API; returns its incident id."""
+        with self.http(key) as http:
+            r = http.post(
+                "/api/v1/events",
+                json={"type": type_, "service": "web", "severity": severity, "node_id": node_id, "data": {}},
+            )
+        assert r.status_code == 202, r.text
+        incident_id: str | None = r.json()["incident_id"]
+        assert incident_id, r.text
+        return incident_id
 
     def ingest(self, key: str, host: str, ts: float, cpu_busy: float = 0.25) -> None:
         """POST one agent tick for ``host`` at ``ts`` through the native ingest route."""
@@ -177,7 +189,7 @@ class LiveServer:
             if recv.gate is not None:
                 recv.gate.wait(30)
             recv.runs[command.command_id] += 1
-            return f"restarted {command.target}"
+            return f"restarted {command.params.get('name') or command.target}"
 
         try:
             with serve(sdk.webhook_app()) as base:
@@ -250,12 +262,20 @@ def host_tick(host: str, ts: float, cpu_busy: float = 0.25) -> MetricBatch:
         gauge(
             "system.filesystem.utilization",
             0.61,
-            **{"system.device": "/dev/sda1", "system.filesystem.mountpoint": "/", "system.filesystem.state": "used"},
+            **{
+                "system.device": "/dev/sda1",
+                "system.filesystem.mountpoint": "/",
+                "system.filesystem.state": "used",
+            },
         ),
         counter("system.disk.io", ts * 1000.0, **{"system.device": "sda", "disk.io.direction": "read"}),
         counter("system.disk.io", ts * 500.0, **{"system.device": "sda", "disk.io.direction": "write"}),
-        counter("system.network.io", ts * 300.0, **{"system.device": "eth0", "network.io.direction": "receive"}),
-        counter("system.network.io", ts * 200.0, **{"system.device": "eth0", "network.io.direction": "transmit"}),
+        counter(
+            "system.network.io", ts * 300.0, **{"system.device": "eth0", "network.io.direction": "receive"}
+        ),
+        counter(
+            "system.network.io", ts * 200.0, **{"system.device": "eth0", "network.io.direction": "transmit"}
+        ),
     ]
     return MetricBatch(f"tick-{host}-{ts}-{uuid.uuid4().hex[:6]}", host, {"host.name": host}, series)
 
@@ -324,6 +344,31 @@ def add_session(context: BrowserContext, base_url: str, session: Session) -> Non
             }
         ]
     )
+
+
+def open_live(page: Page, path: str) -> Response:
+    """Load ``path`` and wait until its live stream answered (the page is subscribed): what a live
+    test must wait for before making the change it expects to see. Returns the page's response."""
+
+    def is_stream(r: Response) -> bool:
+        return urlsplit(r.url).path == "/api/v1/stream" and r.status == 200
+
+    with page.expect_response(is_stream, timeout=LIVE_TIMEOUT_MS):
+        response = page.goto(path)
+    assert response is not None and response.status == 200, f"GET {path}: {response and response.status}"
+    return response
+
+
+def mark_loaded(page: Page) -> str:
+    """Tag the loaded document; ``still_loaded`` proves later that no reload or navigation happened."""
+    mark = uuid.uuid4().hex
+    page.evaluate("(mark) => { window.__testLoadMark = mark; }", mark)
+    return mark
+
+
+def still_loaded(page: Page, mark: str) -> bool:
+    found: object = page.evaluate("() => window.__testLoadMark")
+    return found == mark
 
 
 def page_fetch(page: Page, method: str, path: str, csrf: str, body: dict[str, Any] | None = None) -> int:
