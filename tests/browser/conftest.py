@@ -11,7 +11,7 @@ package) every browser test is skipped with that reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,18 @@ from support.browser import (
 )
 
 expect.set_options(timeout=LIVE_TIMEOUT_MS)
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Note whether the test body failed, so the guard does not report the same failure twice."""
+    report = yield
+    if call.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +83,9 @@ def page(context: BrowserContext, guard: PageGuard, request: pytest.FixtureReque
         except Exception as exc:
             print(f"screenshot of {request.node.name} failed: {exc}")
     problems = guard.problems()
-    if problems:
+    if problems and request.node.stash.get(_CALL_FAILED, False):
+        print("the page also misbehaved:\n" + "\n".join(problems))  # shown with the failure
+    elif problems:
         pytest.fail("the page misbehaved:\n" + "\n".join(problems), pytrace=False)
 
 
