@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 #: The longest reason a person may give; it becomes the decision's rationale and the command's reason.
 MAX_REASON = 500
+#: The stored lengths of an action name and a target (``store/schema.py`` ``commands``).
+MAX_ACTION = 100
+MAX_TARGET = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,16 @@ class CommandRequest:
     params: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
     reason: str = ""
+
+    def problem(self) -> str | None:
+        """What is too long to store (the page's form, unlike the API's body model, has no limits)."""
+        if len(self.action) > MAX_ACTION:
+            return f"the action name is longer than {MAX_ACTION} characters"
+        if self.target is not None and len(self.target) > MAX_TARGET:
+            return f"the target is longer than {MAX_TARGET} characters"
+        if len(self.reason) > MAX_REASON:
+            return f"the reason is longer than {MAX_REASON} characters"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +206,9 @@ class RemoteControl:
 
 def _refusal(request: CommandRequest, allowed_specs: tuple[Any, ...]) -> Refused | None:
     """The responder's own allowlist check (``policy.check_allowed``), answered as a 422."""
+    too_long = request.problem()
+    if too_long is not None:
+        return Refused(422, {"message": too_long, "action": request.action[:MAX_ACTION]})
     if request.action in PASSIVE_ACTIONS:
         message = f"{request.action!r} is not an action to run"
         return Refused(422, {"message": message, "action": request.action})

@@ -22,7 +22,7 @@ from infragent import signing
 from infragent.model import ActionResult
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal, require
-from infragent.server.remote import MAX_REASON, CommandRequest, Refused
+from infragent.server.remote import MAX_ACTION, MAX_REASON, MAX_TARGET, CommandRequest, Refused
 from infragent.server.schemas import Strict
 from infragent.store import commands
 from infragent.store.command_reads import CommandView
@@ -51,11 +51,13 @@ class ResultIn(Strict):
 
 
 class CommandIn(Strict):
-    action: str = Field(min_length=1, max_length=100, description="An action on the agent's allowlist.")
+    action: str = Field(
+        min_length=1, max_length=MAX_ACTION, description="An action on the agent's allowlist."
+    )
     params: dict[str, str] = Field(
         default_factory=dict, description="Each must be declared by the action and fully match its pattern."
     )
-    target: str | None = Field(default=None, max_length=255)
+    target: str | None = Field(default=None, max_length=MAX_TARGET)
     reason: str = Field(default="", max_length=MAX_REASON, description="The decision's rationale.")
 
 
