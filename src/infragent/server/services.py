@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from infragent.actions.webhook import WebhookDispatcher
 from infragent.alerting import Evaluator, build_evaluator
 from infragent.config import Settings
 from infragent.outbound.policy import OutboundPolicy
@@ -30,6 +31,7 @@ from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
 from infragent.server.ingest.service import Ingest
 from infragent.server.maintenance import Maintenance, build_maintenance
 from infragent.server.ratelimit import RateLimit
+from infragent.server.remote import RemoteControl
 from infragent.server.sessions import SessionService
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
 from infragent.store import events
@@ -63,6 +65,8 @@ class AppServices:
     maintenance: Maintenance
     #: Registrations per client IP (``registration_rate_limit`` per ``registration_rate_window_s``).
     registrations: RateLimit
+    #: Remote control: checks, records and delivers the commands people ask for (push ones off the request).
+    remote: RemoteControl
     #: Worker processes for ingest (PostgreSQL, ``ingest_processes`` > 0); None: in-process.
     ingest_pool: IngestPool | None = None
     #: Forwards accepted batches to remote write, when ``remote_write_url`` is set.
@@ -94,6 +98,7 @@ class AppServices:
         if self.alerting is not None:
             self.alerting.stop()  # gives its leases up: another server takes over at once
         self.maintenance.stop()
+        self.remote.stop()  # finishes the pushes under way while the store is still open
         if self.ingest_pool is not None:
             self.ingest_pool.close()
         if self.exporter is not None:
@@ -163,6 +168,16 @@ def build_services(
         maintenance=build_maintenance(settings, metrics, telemetry.registry, clock),
         registrations=RateLimit(
             "register", settings.registration_rate_limit, settings.registration_rate_window_s
+        ),
+        remote=RemoteControl(
+            the_store,
+            WebhookDispatcher(
+                policy=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
+                timeout_s=settings.webhook_timeout_s,
+                retries=settings.webhook_retries,
+            ),
+            command_ttl_s=settings.command_ttl_s,
+            clock=clock,
         ),
         ingest_pool=pool,
         exporter=exporter,
