@@ -30,6 +30,7 @@ descend from the root.
     ├── ScopeError                a valid key lacks the operation's scope: 403  [auth.scopes]
     ├── EmailTakenError           the e-mail already owns a tenant: 409  [auth.registration]
     ├── UserExistsError           a user with this e-mail exists: 409  [store.users]
+    ├── KeyInactiveError          a revoked or expired key cannot be rotated: 409  [store.tenants]
     ├── IncidentError             an incident cannot be changed as asked  [incidents.core]
     │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
     │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]

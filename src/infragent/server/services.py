@@ -29,6 +29,7 @@ from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
 from infragent.server.ingest.service import Ingest
 from infragent.server.maintenance import Maintenance, build_maintenance
+from infragent.server.public_limits import ApiLimits
 from infragent.server.ratelimit import RateLimit
 from infragent.server.sessions import SessionService
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
@@ -63,6 +64,9 @@ class AppServices:
     maintenance: Maintenance
     #: Registrations per client IP (``registration_rate_limit`` per ``registration_rate_window_s``).
     registrations: RateLimit
+    #: Rate limits per key or user and per client IP on failed authentication, and their storage
+    #: (``rate_limit_storage``); ``registrations`` is one of them (``server/public_limits.py``).
+    limits: ApiLimits
     #: Worker processes for ingest (PostgreSQL, ``ingest_processes`` > 0); None: in-process.
     ingest_pool: IngestPool | None = None
     #: Forwards accepted batches to remote write, when ``remote_write_url`` is set.
@@ -98,6 +102,8 @@ class AppServices:
             self.ingest_pool.close()
         if self.exporter is not None:
             self.exporter.close(timeout_s=5)
+        self.keys.close()  # writes the keys' last use noted since the last flush
+        self.limits.close()
         if self.owns_store:
             self.store.close()
 
@@ -137,6 +143,8 @@ def build_services(
         else None
     )
 
+    limits = ApiLimits.from_settings(settings)
+
     def event_received() -> None:  # the events route calls this once per stored event
         telemetry.events.inc()
         wake()
@@ -148,7 +156,7 @@ def build_services(
         clock=clock,
         on_event=event_received,
         telemetry=telemetry,
-        keys=KeyCache(the_store),
+        keys=KeyCache(the_store, clock=clock),
         sessions=SessionService(the_store, settings, clock),
         series_cap=cap,
         ingest=Ingest(
@@ -161,9 +169,8 @@ def build_services(
             observer=alerting,
         ),
         maintenance=build_maintenance(settings, metrics, telemetry.registry, clock),
-        registrations=RateLimit(
-            "register", settings.registration_rate_limit, settings.registration_rate_window_s
-        ),
+        registrations=limits.registrations,
+        limits=limits,
         ingest_pool=pool,
         exporter=exporter,
         owns_store=store is None,
