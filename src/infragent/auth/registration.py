@@ -33,6 +33,7 @@ __all__ = [
     "KeyInactiveError",
     "MintedKey",
     "Rotation",
+    "key_prefix",
     "list_keys",
     "mint",
     "mint_key",
@@ -73,6 +74,11 @@ class Rotation:
     new: MintedKey
     replaces: str
     old_expires_at: float
+
+
+def key_prefix(key_id: str) -> str:
+    """What a person sees of a key (``ia_<key_id>_…``): enough to recognise it, nothing to use it."""
+    return f"ia_{key_id}_…"
 
 
 def mint() -> Credentials:

@@ -80,15 +80,10 @@ class RevokedOut(Strict):
     revoked: bool
 
 
-def prefix(key_id: str) -> str:
-    """What a person sees of a key: enough to recognise it, nothing to use it."""
-    return f"ia_{key_id}_…"
-
-
 def key_info(record: KeyRecord) -> KeyInfo:
     return KeyInfo(
         key_id=record.key_id,
-        prefix=prefix(record.key_id),
+        prefix=registration.key_prefix(record.key_id),
         name=record.name,
         scopes=list(record.scopes),
         created_at=record.created_at,
