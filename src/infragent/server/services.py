@@ -118,6 +118,7 @@ def build_services(
 ) -> AppServices:
     """Build every shared service once. The store is opened (and migrated) unless one is handed in;
     the metric store uses the store's engine unless one is handed in (a test's broken database)."""
+    limits = ApiLimits.from_settings(settings)  # first: a bad rate_limit_storage fails before anything opens
     the_store = store or open_store(settings.resolved_database_url)
     metrics = metric_store or SqlMetricStore(the_store.engine)
     telemetry = Telemetry()
@@ -142,8 +143,6 @@ def build_services(
         if settings.rules_enabled
         else None
     )
-
-    limits = ApiLimits.from_settings(settings)
 
     def event_received() -> None:  # the events route calls this once per stored event
         telemetry.events.inc()

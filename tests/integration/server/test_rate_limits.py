@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from infragent.auth import sessions as tokens
 from infragent.config import Settings
+from infragent.errors import ConfigError
 from infragent.server.app import create_app
 from infragent.server.services import AppServices
 from infragent.store import users
@@ -236,3 +237,9 @@ def test_a_redis_that_is_down_lets_requests_through_and_warns(
     warnings = [r.getMessage() for r in caplog.records if "storage unavailable" in r.getMessage()]
     assert warnings, caplog.text
     assert len(warnings) <= 3  # once per limit and minute, not once per request
+
+
+def test_a_storage_url_that_cannot_be_used_stops_the_server_at_start(sqlite_store: SqlStore) -> None:
+    with pytest.raises(ConfigError) as caught:
+        create_app(Settings(rate_limit_storage="nosuch://x"), store=sqlite_store)
+    assert caught.value.key == "rate_limit_storage"
