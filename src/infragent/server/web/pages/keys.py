@@ -62,7 +62,7 @@ def _section(
         secret=secret,
         replaces=replaces,
         old_expires_at=old_expires_at,
-        values=values or {"name": "", "scopes": ["ingest"]},
+        values=values or {"name": "", "scopes": []},
         prefix=registration.key_prefix,
         when=when,
     )
