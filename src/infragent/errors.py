@@ -32,6 +32,7 @@ descend from the root.
     ├── LoginRequiredError        a page asked without a live session: redirect to sign-in  [server.web.deps]
     ├── PageForbiddenError        the role lacks the page's operation: the 403 page  [server.web.deps]
     ├── UserExistsError           a user with this e-mail exists: 409  [store.users]
+    ├── KeyInactiveError          a revoked or expired key cannot be rotated: 409  [store.tenants]
     ├── IncidentError             an incident cannot be changed as asked  [incidents.core]
     │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
     │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]
