@@ -28,6 +28,7 @@ from infragent.server.auth import KeyCache
 from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
 from infragent.server.ingest.service import Ingest
+from infragent.server.logins import LoginThrottle
 from infragent.server.maintenance import Maintenance, build_maintenance
 from infragent.server.ratelimit import RateLimit
 from infragent.server.sessions import SessionService
@@ -63,6 +64,8 @@ class AppServices:
     maintenance: Maintenance
     #: Registrations per client IP (``registration_rate_limit`` per ``registration_rate_window_s``).
     registrations: RateLimit
+    #: Failed sign-ins per client IP (``login_rate_limit`` per ``login_rate_window_s``).
+    logins: LoginThrottle
     #: Worker processes for ingest (PostgreSQL, ``ingest_processes`` > 0); None: in-process.
     ingest_pool: IngestPool | None = None
     #: Forwards accepted batches to remote write, when ``remote_write_url`` is set.
@@ -164,6 +167,7 @@ def build_services(
         registrations=RateLimit(
             "register", settings.registration_rate_limit, settings.registration_rate_window_s
         ),
+        logins=LoginThrottle(settings.login_rate_limit, settings.login_rate_window_s),
         ingest_pool=pool,
         exporter=exporter,
         owns_store=store is None,
