@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from infragent.server.web.pages import access, home
+from infragent.server.web.pages import access, home, users
 
-PAGES: tuple[APIRouter, ...] = (home.router, access.router)
+PAGES: tuple[APIRouter, ...] = (home.router, access.router, users.router)
