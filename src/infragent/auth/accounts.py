@@ -286,17 +286,44 @@ def set_disabled(
         audit.append(conn, client_id, actor, kind, user_id, {"email": user.email}, now)
 
 
-def reset_password(db: Database, user_id: str, password: str, now: float, actor: str) -> None:
-    """Set a user's password (audited in each of their tenants, without the password)."""
+def _by_email(found: UserRecord | None, email: str) -> UserRecord:
+    if found is None:
+        raise NotMemberError(f"no user has the e-mail address {users.normalize_email(email)!r}")
+    return found
+
+
+def reset_password(db: Database, email: str, password: str, now: float, actor: str) -> UserRecord:
+    """Set a user's password and end their sessions (whoever held one must sign in with the new
+    password); audited in each of their tenants, without the password."""
     check_password(password)
     password_hash = passwords.hash_password(password)
     with db.write() as conn:
-        user = users.get_user(conn, user_id)
-        if user is None:
-            raise NotMemberError("no such user")
-        users.set_password(conn, user_id, password_hash)
-        for held in users.memberships_of(conn, user_id):
-            audit.append(conn, held.client_id, actor, "user.password", user_id, {"email": user.email}, now)
+        user = _by_email(users.user_by_email(conn, email), email)
+        users.set_password(conn, user.id, password_hash)
+        access.end_sessions(conn, user.id, now)
+        for held in users.memberships_of(conn, user.id):
+            audit.append(conn, held.client_id, actor, "user.password", user.id, {"email": user.email}, now)
+    return user
+
+
+def disable_everywhere(db: Database, email: str, disabled: bool, now: float, actor: str) -> UserRecord:
+    """Disable (every session ends) or enable a user in all their tenants: what the server's own
+    operator may do (``infragent users disable``). Refused (409) when they are the last enabled
+    admin of a tenant: make another admin there first."""
+    with db.write() as conn:
+        user = _by_email(users.user_by_email(conn, email), email)
+        if user.disabled == disabled:
+            return user
+        held = users.memberships_of(conn, user.id)
+        for m in held:
+            audit.lock_tenant(conn, m.client_id)
+            if disabled and m.role == "admin" and users.admins_of(conn, m.client_id) <= 1:
+                raise LastAdminError(f"{user.email} is the last enabled admin of tenant {m.client_id}")
+        users.set_disabled(conn, user.id, now if disabled else None)
+        kind = "user.disabled" if disabled else "user.enabled"
+        for m in held:
+            audit.append(conn, m.client_id, actor, kind, user.id, {"email": user.email}, now)
+    return user
 
 
 def authenticate(db: Database, email: str, password: str, now: float) -> SignIn | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from infragent.store.schema import clients, memberships
+from infragent.store.schema import clients, memberships, sessions
 
 #: The advisory-lock key of "who becomes the first user" (a two-key lock apart from the others).
 _SETUP_LOCK = (7302, 1)
@@ -43,3 +43,19 @@ def tenant_count(conn: sa.Connection, user_id: str) -> int:
     """In how many tenants ``user_id`` has a role (disabling a user reaches all of them)."""
     query = sa.select(sa.func.count()).select_from(memberships).where(memberships.c.user_id == user_id)
     return int(conn.execute(query).scalar_one())
+
+
+def tenants(conn: sa.Connection) -> list[tuple[str, str]]:
+    """Every tenant as (client id, company name), oldest first: what ``infragent users`` lists."""
+    rows = conn.execute(sa.select(clients.c.id, clients.c.company_name).order_by(clients.c.created_at))
+    return [(str(r.id), str(r.company_name)) for r in rows]
+
+
+def end_sessions(conn: sa.Connection, user_id: str, now: float) -> int:
+    """End every live session of ``user_id`` (their password changed); how many."""
+    query = (
+        sessions.update()
+        .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return int(conn.execute(query).rowcount)
