@@ -352,6 +352,12 @@ def authenticate(db: Database, email: str, password: str, now: float) -> SignIn 
     return SignIn(user, held)
 
 
+def record_sign_in(db: Database, user_id: str, now: float) -> None:
+    """Note a sign-in made without ``authenticate`` (the first-run setup signs its admin in)."""
+    with db.write() as conn:
+        users.record_login(conn, user_id, now)
+
+
 def tenant_names(db: Database, client_ids: list[str]) -> dict[str, str]:
     """client id → company name, for choosing a tenant at sign-in."""
     with db.read() as conn:

@@ -185,6 +185,7 @@ def test_setup_creates_the_first_admin_in_the_one_tenant_and_then_is_gone(
     assert r.status_code == 303 and r.headers["location"] == "/"
     me = web.get("/api/v1/session").json()
     assert me["client_id"] == client_id and me["role"] == "admin"
+    assert accounts.member(store, client_id, me["user_id"]).user.last_login_at is not None
     assert web.get("/setup").status_code == 404
     again = {"email": "eve@example.com", "password": PASSWORD, "company_name": "Eve"}
     assert web.post("/setup", data=again).status_code == 404

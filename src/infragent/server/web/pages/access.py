@@ -214,4 +214,5 @@ def setup(
         )
     except UserExistsError as exc:  # the one tenant's own e-mail is free; this is another race
         return render(request, "access/setup.html", None, status_code=409, error=str(exc), values=values)
+    accounts.record_sign_in(svc.store, user.id, svc.clock())
     return _signed_in_response(svc, request, user.id, client_id, "/")
