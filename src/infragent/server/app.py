@@ -28,6 +28,7 @@ from infragent.config import Settings
 from infragent.server.api import (
     agents,
     alerts,
+    audit,
     clients,
     commands,
     events,
@@ -143,6 +144,7 @@ def create_app(
         selfmetrics.router,
         alerts.router,
         incidents.router,
+        audit.router,
     )
     for router in routers:
         app.include_router(router)
