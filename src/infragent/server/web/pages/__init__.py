@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from infragent.server.web.pages import audit, home
+from infragent.server.web.pages import audit, home, rules
 
-PAGES: tuple[APIRouter, ...] = (home.router, audit.router)
+PAGES: tuple[APIRouter, ...] = (home.router, rules.router, audit.router)
