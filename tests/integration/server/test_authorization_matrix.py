@@ -24,22 +24,17 @@ seeded once for the module; GETs run first so that deletes cannot hide a route's
 from __future__ import annotations
 
 import itertools
-import re
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fastapi.routing
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute, Mount
 
 from infragent.auth import scopes
 from infragent.auth import sessions as tokens
@@ -52,114 +47,21 @@ from infragent.server import auth as server_auth
 from infragent.server.app import create_app
 from infragent.server.auth import declared_scopes, require
 from infragent.server.web import deps as web_deps
-from infragent.store import agents, events, incidents
+from infragent.store import agents, events, incidents, users
 from infragent.store import commands as command_store
 from infragent.store import rules as rule_store
 from infragent.store.sql import SqlStore, open_store
-from support.servers import serve
-
-with warnings.catch_warnings():  # support.web imports starlette's TestClient, which warns without httpx2
-    warnings.simplefilter("ignore")
-    from support.web import make_user
-
-# -- the public allowlist: routes anyone may call ------------------------------------------------------
-
-#: Exact paths: liveness/readiness, the scrape page, registration (its own mode and rate limit),
-#: the API docs, and the sign-in pages (they are how one stops being anonymous).
-PUBLIC = frozenset(
-    {
-        "/health",
-        "/health/live",
-        "/health/ready",
-        "/metrics",
-        "/api/v1/clients/register",
-        "/openapi.json",
-        "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
-        "/login",
-        "/logout",
-        "/setup",
-    }
+from support.route_table import (
+    OPERATION_ATTR,
+    PARAM,
+    PUBLIC,
+    SIGNED_IN_ANY,
+    Endpoint,
+    classify,
+    contexts,
+    operations,
 )
-#: Mounted trees served to anyone: the dashboard's and the docs' static files.
-PUBLIC_MOUNTS = frozenset({"/static"})
-#: Routes any signed-in user or valid key may call whatever their role (no operation to declare):
-#: "who am I". Checked only for 401 without credentials.
-SIGNED_IN_ANY = frozenset({"/api/v1/session"})
-
-OPERATION_ATTR = web_deps.OPERATION_ATTR
-PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One method of one route, with the operation its dependency declares."""
-
-    path: str
-    method: str
-    operation: str
-    page: bool  # a page (session only, 303 to /login) rather than an API route
-
-    @property
-    def params(self) -> list[str]:
-        return PARAM.findall(self.path)
-
-
-@dataclass(frozen=True)
-class Classified:
-    endpoints: list[Endpoint]
-    public: list[tuple[str, str]]  # (path, method)
-    signed_in_any: list[tuple[str, str]]
-    undeclared: list[tuple[str, str]]
-
-
-def _operations(dependant: Dependant) -> list[tuple[str, bool]]:
-    """(operation, is a page dependency) of every dependency in the tree that records one."""
-    found: list[tuple[str, bool]] = []
-    call = dependant.call
-    operation = getattr(call, OPERATION_ATTR, None)
-    if isinstance(operation, str):
-        found.append((operation, getattr(call, "__module__", "") == web_deps.__name__))
-    for sub in dependant.dependencies:
-        found.extend(x for x in _operations(sub) if x not in found)
-    return found
-
-
-def _contexts(app: FastAPI) -> Iterator[tuple[str, set[str], BaseRoute, Any]]:
-    """(path, methods, route, the route's effective dependant or None) through included routers."""
-    for ctx in fastapi.routing.iter_route_contexts(app.routes):
-        route = ctx.original_route
-        dependant = getattr(ctx, "dependant", None) if isinstance(route, APIRoute) else None
-        yield str(ctx.path), set(ctx.methods or ()), route, dependant
-
-
-def classify(app: FastAPI) -> Classified:
-    """Every route of ``app``: public, for any signed-in caller, declaring one operation, or none."""
-    endpoints: list[Endpoint] = []
-    public: list[tuple[str, str]] = []
-    any_user: list[tuple[str, str]] = []
-    undeclared: list[tuple[str, str]] = []
-    for path, methods, route, dependant in _contexts(app):
-        if isinstance(route, Mount):
-            if path not in PUBLIC_MOUNTS:
-                undeclared.append((path, "*"))
-            continue
-        for method in sorted(methods - {"HEAD"}) or ["*"]:
-            if path in PUBLIC:
-                public.append((path, method))
-                continue
-            if path in SIGNED_IN_ANY:
-                any_user.append((path, method))
-                continue
-            ops = _operations(dependant) if dependant is not None else []
-            if len(ops) != 1:  # none, or two that disagree: either way not one row of the table
-                undeclared.append((path, method))
-                continue
-            ((operation, is_page),) = ops
-            endpoints.append(Endpoint(path, method, operation, is_page))
-    return Classified(endpoints, public, any_user, undeclared)
-
+from support.servers import serve
 
 # -- the seeded world: tenant A (the callers') and tenant B (the other) --------------------------------
 
@@ -269,6 +171,23 @@ def _ghost() -> Tenant:
     return Tenant(x, x, str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), x, "missing0000x", x, x)
 
 
+def make_user(store: SqlStore, client_id: str, role: str, email: str | None = None) -> str:
+    """A user with ``role`` in ``client_id`` (as ``support.web.make_user``, which imports starlette's
+    TestClient: that import warns, an error here, until ``httpx2`` is installed)."""
+    with store.write() as conn:
+        user = users.create_user(
+            conn,
+            email=email or f"{role}-{uuid.uuid4().hex[:8]}@example.com",
+            name=role,
+            password_hash="not-a-usable-hash",
+            client_id=client_id,
+            role=role,
+            now=time.time(),
+            actor="test",
+        )
+    return user.id
+
+
 # -- callers -------------------------------------------------------------------------------------------
 
 
@@ -286,7 +205,7 @@ def _callers(app: FastAPI, tenant: Tenant) -> list[Caller]:
     out = [Caller("anonymous", "anonymous", (), {})]
     service = app.state.services.sessions
     for role in scopes.ALL_ROLES:
-        user_id = make_user(app, tenant.client_id, role)
+        user_id = make_user(app.state.services.store, tenant.client_id, role)
         cookie, record = service.start(user_id, tenant.client_id, "127.0.0.1", "pytest")
         headers = {"Cookie": f"{tokens.COOKIE}={cookie}", tokens.CSRF_HEADER: record.csrf_token}
         out.append(Caller(f"role:{role}", "session", scopes.role_scopes(role), headers))
@@ -447,7 +366,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         app = create_app(settings, store=store)
         a, b = _seed(store, "a"), _seed(store, "b")
         for t in (a, b):
-            t.user_id = make_user(app, t.client_id, "viewer", t.user_email)
+            t.user_id = make_user(store, t.client_id, "viewer", t.user_email)
         with serve(app) as base, httpx.Client(base_url=base, timeout=10, follow_redirects=False) as http:
             yield World(http, app, store, a, b, _callers(app, a), _ghost())
     finally:
@@ -473,10 +392,10 @@ def test_every_route_is_public_or_declares_an_operation(world: World) -> None:
 
 def test_api_routes_declare_to_openapi_the_scope_of_their_operation(world: World) -> None:
     """The OpenAPI ``security`` a client reads is the table's scope for the recorded operation."""
-    for path, methods, route, _ in _contexts(world.app):
+    for path, methods, route, _ in contexts(world.app):
         if not isinstance(route, APIRoute) or path in PUBLIC | SIGNED_IN_ANY:
             continue
-        ops = _operations(route.dependant)
+        ops = operations(route.dependant)
         if ops and not ops[0][1]:
             assert declared_scopes(route) == [scopes.required(ops[0][0])], (path, methods)
 
