@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from infragent.server.web.pages import home
+from infragent.server.web.pages import home, hosts, incidents
 
-PAGES: tuple[APIRouter, ...] = (home.router,)
+PAGES: tuple[APIRouter, ...] = (home.router, hosts.router, incidents.router)
