@@ -31,7 +31,7 @@
       scales: { y: c.unit === "%" ? { range: [0, 100] } : { range: function (u, lo, hi) { return [0, Math.max(hi, c.unit ? 1 : 0.1) * 1.1]; } } },
       axes: [
         { stroke: ink, grid: grid, ticks: grid },
-        { stroke: ink, grid: grid, ticks: grid, size: 64, values: function (u, vals) { return vals.map(fmt); } }
+        { stroke: ink, grid: grid, ticks: grid, size: 74, values: function (u, vals) { return vals.map(fmt); } }
       ],
       series: [{}].concat(c.lines.map(function (l, i) {
         return { label: l.label, stroke: COLORS[i % COLORS.length], width: 1.5, value: function (u, v) { return fmt(v); },
