@@ -68,8 +68,10 @@ def test_figures_count_this_tenant_only(web: httpx.Client, store: SqlStore, acme
     info = incident(store, acme, NOW - 30, node="i", severity=Severity.INFO)
     incident(store, other, NOW - 30, node="o")
     with store.write() as conn:
-        incidents.set_status(conn, acme, warn, incidents.IncidentStatus.ACKNOWLEDGED, "t", NOW)  # still open
-        incidents.set_status(conn, acme, info, incidents.IncidentStatus.RESOLVED, "t", NOW)  # not open
+        incidents.set_status(
+            conn, acme, warn, incidents.IncidentStatus.ACKNOWLEDGED, "t", NOW - 2
+        )  # still open
+        incidents.set_status(conn, acme, info, incidents.IncidentStatus.RESOLVED, "t", NOW - 1)  # not open
         agent = agents.get_agent(conn, acme, "n0")
         theirs = agents.get_agent(conn, other, "o")
     assert agent is not None and theirs is not None
@@ -90,7 +92,7 @@ def test_figures_count_this_tenant_only(web: httpx.Client, store: SqlStore, acme
         "actions-success-rate": "75%",
     }
     recent = [r["data-incident-id"] for r in rows(page.text, "incident-row")]
-    assert recent[:1] == [info] and set(recent) == {*crit, warn, info}
+    assert recent[:2] == [info, warn] and set(recent) == {*crit, warn, info}
 
 
 def test_the_figures_refresh_live_as_a_fragment(web: httpx.Client, store: SqlStore, acme: str) -> None:
