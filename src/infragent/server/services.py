@@ -31,6 +31,7 @@ from infragent.server.ingest.service import Ingest
 from infragent.server.maintenance import Maintenance, build_maintenance
 from infragent.server.ratelimit import RateLimit
 from infragent.server.sessions import SessionService
+from infragent.server.stream import StreamHub, build_hub
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
 from infragent.store import events
 from infragent.store.metrics import SqlMetricStore
@@ -63,6 +64,8 @@ class AppServices:
     maintenance: Maintenance
     #: Registrations per client IP (``registration_rate_limit`` per ``registration_rate_window_s``).
     registrations: RateLimit
+    #: The live streams (``GET /api/v1/stream``): one feed per tenant with a subscriber.
+    stream: StreamHub
     #: Worker processes for ingest (PostgreSQL, ``ingest_processes`` > 0); None: in-process.
     ingest_pool: IngestPool | None = None
     #: Forwards accepted batches to remote write, when ``remote_write_url`` is set.
@@ -91,6 +94,7 @@ class AppServices:
 
     def stop(self) -> None:
         """Stop in the reverse order; close the store if it was opened here."""
+        self.stream.stop()
         if self.alerting is not None:
             self.alerting.stop()  # gives its leases up: another server takes over at once
         self.maintenance.stop()
@@ -164,6 +168,7 @@ def build_services(
         registrations=RateLimit(
             "register", settings.registration_rate_limit, settings.registration_rate_window_s
         ),
+        stream=build_hub(settings, the_store, metrics, clock=clock, registry=telemetry.registry),
         ingest_pool=pool,
         exporter=exporter,
         owns_store=store is None,
