@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from infragent.auth import sessions as tokens
+from infragent.cli.runtime import ThreadedServer
 from infragent.config import Settings
 from infragent.incidents.model import IncidentPolicy
 from infragent.model import ActionResult, ActionSpec, Decision, Severity
@@ -387,3 +390,22 @@ def test_host_metrics_and_host_events(api: Api) -> None:
     assert all("id" not in e for e in named(got, "metrics"))  # not resumable
     host = named(got, "host")[0]["data"]
     assert host["host"] == "app-2" and host["online"] is True
+
+
+def test_the_server_stops_while_a_stream_is_open(store: SqlStore) -> None:
+    """uvicorn waits for every response before it stops; the CLI's server ends the streams first."""
+    app = create_app(_settings(), store=store)
+    srv = ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=srv.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    wait_until(lambda: srv.started)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{srv.bound_port}", timeout=10)
+    with http:
+        acme = Api(app, http, store).tenant("ops@acme.example")
+        with http.stream("GET", STREAM, headers=auth(acme.read), timeout=READ_TIMEOUT) as r:
+            lines = r.iter_lines()
+            read_events(lines, count("ready"))
+            srv.should_exit = True
+            thread.join(10)
+            assert not thread.is_alive(), "the server waited for the open stream"
+            assert list(lines) == []  # the stream ended cleanly
