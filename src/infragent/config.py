@@ -183,7 +183,8 @@ class Settings(BaseModel):
         """A list (file) or a comma-separated string or JSON array (environment) of origins."""
         if isinstance(value, str):
             text = value.strip()
-            value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            value = json.loads(text) if text.startswith("[") else parts
         if not isinstance(value, list | tuple):
             raise ValueError("must be a list of origins such as https://ops.example.com")
         for origin in value:
