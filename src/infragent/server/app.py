@@ -28,6 +28,7 @@ from infragent.config import Settings
 from infragent.server.api import (
     agents,
     alerts,
+    audit,
     clients,
     commands,
     events,
@@ -39,6 +40,8 @@ from infragent.server.api import (
     query,
     rules,
     selfmetrics,
+    stream,
+    users,
 )
 from infragent.server.auth import scope_refused
 from infragent.server.docs import install_docs
@@ -143,6 +146,9 @@ def create_app(
         selfmetrics.router,
         alerts.router,
         incidents.router,
+        users.router,
+        audit.router,
+        stream.router,
     )
     for router in routers:
         app.include_router(router)
