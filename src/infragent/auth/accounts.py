@@ -115,12 +115,15 @@ def _name(name: str, address: str) -> str:
 def create_first_admin(
     db: Database, email: str, name: str, password: str, company_name: str, now: float
 ) -> tuple[UserRecord, str]:
-    """The first user of the server, admin of a tenant: (the user, the tenant's id).
+    """The first user of the server: (the user, the tenant their session starts in).
 
-    The admin joins the server's one tenant when exactly one exists (``infragent up`` made one for
-    this machine); with none or several, a new tenant named ``company_name`` is registered for them
-    with no webhook URL (its agents poll for commands; docs/security.md "Users and roles").
-    Raises ``SetupDoneError`` once any user exists, and ``AccountError`` on a bad field.
+    Why admin of every tenant that exists: before the first user, tenants are made only by the
+    server itself (``infragent up``'s tenant for this machine) or by open registration (the default
+    ``auto`` mode closes it once a user exists), i.e. by whoever runs the server, which is the person
+    setting it up. The session starts in the oldest (``up``'s). With no tenant, one named
+    ``company_name`` is registered for them with no webhook URL (its agents poll for commands;
+    docs/security.md "Users and roles"). Raises ``SetupDoneError`` once any user exists, and
+    ``AccountError`` on a bad field.
     """
     address = check_email(email)
     shown = _name(name, address)
@@ -128,10 +131,11 @@ def create_first_admin(
     with db.read() as conn:
         if users.count_users(conn) > 0:
             raise SetupDoneError("first-run setup is over: a user already exists; sign in instead")
-        client_id = access.only_tenant(conn)
-    if client_id is None:
+        tenant_ids = [tenant_id for tenant_id, _name in access.tenants(conn)]
+    if not tenant_ids:
         company = company_name.strip() or shown
-        client_id = register_client(db, address, company[:200], "", now).client.id
+        tenant_ids = [register_client(db, address, company[:200], "", now).client.id]
+    client_id = tenant_ids[0]
     password_hash = passwords.hash_password(password)  # slow: outside the transaction
     with db.write() as conn:
         access.lock_setup(conn)
@@ -147,6 +151,8 @@ def create_first_admin(
             now=now,
             actor=SETUP_ACTOR,
         )
+        for other in tenant_ids[1:]:
+            users.set_role(conn, user.id, other, "admin", now, SETUP_ACTOR)
     return user, client_id
 
 

@@ -126,9 +126,8 @@ def up(
         settings = settings.model_copy(update={"port": srv.bound_port})
     store_url = store.engine.url.render_as_string(hide_password=True)
     typer.echo(f"InfrAgent {__version__} is up at {settings.base_url}  (store: {store_url})")
-    typer.echo(
-        f"  health: {settings.base_url}/health/ready   API docs: {settings.base_url}/docs   Ctrl-C stops"
-    )
+    typer.echo(f"  dashboard: {settings.base_url}/   API docs: {settings.base_url}/docs")
+    typer.echo(f"  health: {settings.base_url}/health/ready   Ctrl-C stops")
     allowed = ", ".join(settings.webhook_allowed_networks)
     typer.echo(f"  webhooks may reach public addresses and {allowed} (webhook_allowed_networks)")
     if accounts.user_count(store) == 0:  # the dashboard needs a first admin (docs/security.md)

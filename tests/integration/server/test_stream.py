@@ -385,7 +385,7 @@ def test_host_metrics_and_host_events(api: Api) -> None:
         api.metrics(other.client_id, "db-8", 0.5, 0.1)  # another tenant's: never here
         got += read_events(lines, count("host"))
     latest = next(e["data"] for e in named(got, "metrics") if e["data"]["ts"] == ts)
-    assert latest["host"] == "web-1" and latest["values"]["cpu"] == pytest.approx(0.75)
+    assert latest["host"] == "web-1" and latest["values"]["cpu"] == pytest.approx(75.0)  # percent, as charted
     assert latest["values"]["load"] == pytest.approx(2.5)
     assert all("id" not in e for e in named(got, "metrics"))  # not resumable
     host = named(got, "host")[0]["data"]

@@ -104,6 +104,28 @@ def test_the_first_admin_only_while_no_user_exists(store: SqlStore) -> None:
         accounts.create_first_admin(store, "eve@example.com", "", "correct horse battery", "", 2.0)
 
 
+def test_the_first_admin_owns_every_tenant_made_before_them(store: SqlStore) -> None:
+    """Tenants made while no user existed (``up``'s own, open registrations) are the server owner's;
+    the session starts in the oldest."""
+    alpha, beta = _client(store), _client(store, "b@example.com", "Beta")
+    user, client_id = accounts.create_first_admin(
+        store, "root@example.com", "", "correct horse battery", "", 3.0
+    )
+    assert client_id == alpha
+    with store.read() as conn:
+        held = {(m.client_id, m.role) for m in users.memberships_of(conn, user.id)}
+    assert held == {(alpha, "admin"), (beta, "admin")}
+
+
+def test_the_first_admin_of_an_empty_server_gets_a_new_tenant(store: SqlStore) -> None:
+    user, client_id = accounts.create_first_admin(
+        store, "root@example.com", "Root", "correct horse battery", "Initech", 1.0
+    )
+    assert accounts.tenant_names(store, [client_id]) == {client_id: "Initech"}
+    with store.read() as conn:
+        assert [m.client_id for m in users.memberships_of(conn, user.id)] == [client_id]
+
+
 def test_account_rules(store: SqlStore) -> None:
     alpha = _client(store)
     admin = accounts.add_user(store, alpha, "ann@example.com", "", "correct horse battery", "admin", 1.0, "t")

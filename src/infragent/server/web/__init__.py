@@ -14,13 +14,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from infragent.server.web.deps import LoginRequiredError, PageForbiddenError
 from infragent.server.web.pages import PAGES
-from infragent.server.web.templating import render
+from infragent.server.web.templating import is_htmx, render
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequiredError)
     target = f"/login?next={exc.next_url}"
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx(request):
         return Response(status_code=401, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
 

@@ -38,6 +38,27 @@ env.globals["static"] = static
 env.globals["version"] = __version__
 
 
+def is_htmx(request: Request) -> bool:
+    """Whether htmx sent the request (it swaps the answer into part of the page)."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def render_part(
+    request: Request,
+    part: str,
+    whole: str,
+    who: Principal | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """``part`` for htmx, else the ``whole`` page. Why htmx always gets 200: htmx swaps only 2xx
+    answers, so a refusal (a taken e-mail, a bad parameter) would vanish; the part shows the error
+    instead, and a plain request (no JavaScript, an API-like client) gets the real 4xx status."""
+    if is_htmx(request):
+        return render(request, part, who, **context)
+    return render(request, whole, who, status_code=status_code, **context)
+
+
 def render(
     request: Request,
     template: str,
@@ -57,7 +78,7 @@ def render(
         can=can,
         csrf=who.csrf_token if who is not None else "",
         path=request.url.path,
-        htmx=request.headers.get("HX-Request") == "true",
+        htmx=is_htmx(request),
         **context,
     )
     return HTMLResponse(html, status_code=status_code, headers=headers)

@@ -24,7 +24,7 @@ from infragent.auth import registration, scopes
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal
 from infragent.server.web.deps import page
-from infragent.server.web.templating import render
+from infragent.server.web.templating import render_part
 
 router = APIRouter()
 
@@ -49,12 +49,12 @@ def _section(
     values: dict[str, object] | None = None,
 ) -> HTMLResponse:
     """The keys section alone for htmx, else the whole page."""
-    htmx = request.headers.get("HX-Request") == "true"
-    return render(
+    return render_part(
         request,
-        "keys/section.html" if htmx else "keys.html",
+        "keys/section.html",
+        "keys.html",
         who,
-        status_code=200 if htmx else status,
+        status,
         keys=registration.list_keys(svc.store, who.client_id),
         now=svc.clock(),
         all_scopes=scopes.ALL_SCOPES,

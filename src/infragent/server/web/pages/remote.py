@@ -33,7 +33,7 @@ from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal
 from infragent.server.remote import CommandRequest, Refused
 from infragent.server.web.deps import page
-from infragent.server.web.templating import render
+from infragent.server.web.templating import is_htmx, render
 from infragent.store import command_reads
 from infragent.store.records import AgentRecord
 
@@ -71,12 +71,11 @@ def _request(form: FormData) -> CommandRequest:
 
 
 def _refused(request: Request, who: Principal, host: str, refused: Refused) -> HTMLResponse:
-    htmx = request.headers.get("HX-Request") == "true"
     return render(
         request,
         "remote/refused.html",
         who,
-        status_code=200 if htmx else refused.status,
+        status_code=200 if is_htmx(request) else refused.status,
         host=host,
         refused=refused,
     )

@@ -26,7 +26,7 @@ from infragent.rules.files import parse_rule_file, parse_rule_text
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal
 from infragent.server.web.deps import page
-from infragent.server.web.templating import render
+from infragent.server.web.templating import is_htmx, render
 from infragent.store import alerts
 from infragent.store import rules as rule_store
 
@@ -132,6 +132,6 @@ async def validate_form(
 ) -> HTMLResponse:
     """The check's result: the fragment for htmx, else the whole page with the result and the text."""
     result = await anyio.to_thread.run_sync(validate, text)
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx(request):
         return render(request, "rules_validation.html", who, result=result)
     return await anyio.to_thread.run_sync(lambda: _page(request, who, svc, result=result, text=text))

@@ -20,7 +20,7 @@ from infragent.auth.accounts import AccountError
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal
 from infragent.server.web.deps import page
-from infragent.server.web.templating import render
+from infragent.server.web.templating import render_part
 from infragent.store.users import UserExistsError
 
 router = APIRouter()
@@ -44,12 +44,12 @@ def _section(
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The users section alone for htmx, else the whole page."""
-    htmx = request.headers.get("HX-Request") == "true"
-    return render(
+    return render_part(
         request,
-        "access/users_section.html" if htmx else "users.html",
+        "access/users_section.html",
+        "users.html",
         who,
-        status_code=200 if htmx else status,
+        status,
         members=accounts.members(svc.store, who.client_id),
         roles=scopes.ALL_ROLES,
         error=error,
