@@ -4,9 +4,10 @@
 // "live:<event>" whose `detail` is the parsed JSON, so htmx fragments refresh with
 // hx-trigger="live:incident from:document" and page scripts listen with
 // document.addEventListener("live:metrics", ...). The page's host (for its chart values) comes from
-// <body data-live-host="...">. On an error the browser reconnects by itself and sends the last
-// event id, and the server sends what was missed first ("reset" when that is too much: fragments
-// that listen for live:reset reload). "live:status" tells "open" / "reconnecting" / "closed", and an
+// <body data-live-host="...">. A page without <body data-live> (signed out: /login, /setup) opens no
+// stream: it would only be refused (401, a console error) and retried. On an error the browser
+// reconnects by itself and sends the last event id, and the server sends what was missed first
+// ("reset" when that is too much: fragments that listen for live:reset reload). "live:status" tells "open" / "reconnecting" / "closed", and an
 // element with data-test="live-status" (if the page has one) shows it.
 "use strict";
 
@@ -55,7 +56,7 @@
   }
 
   function open() {
-    if (source !== null || typeof EventSource === "undefined") {
+    if (source !== null || typeof EventSource === "undefined" || !document.body.hasAttribute("data-live")) {
       return;
     }
     source = new EventSource(streamUrl(), { withCredentials: true });

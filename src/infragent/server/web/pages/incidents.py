@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 
-from infragent.incidents.core import IncidentNotFoundError, StatusChangeError
+from infragent.incidents.core import MOVES, IncidentNotFoundError, StatusChangeError
 from infragent.incidents.model import ACTIVE_STATUSES, IncidentStatus
 from infragent.model import Severity
 from infragent.server.api.deps import AppServices, services
@@ -113,8 +113,9 @@ def _detail(
         error=error,
         now=svc.clock(),
         fmt=formats,
-        can_ack=found.status is IncidentStatus.OPEN,
-        can_resolve=found.status in ACTIVE_STATUSES,
+        # the buttons are the status machine's moves: an escalated incident is one for people
+        can_ack=IncidentStatus.ACKNOWLEDGED in MOVES[found.status],
+        can_resolve=IncidentStatus.RESOLVED in MOVES[found.status],
     )
 
 
