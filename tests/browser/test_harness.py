@@ -13,12 +13,23 @@ from support.browser import LiveServer, PageGuard, add_session
 pytestmark = pytest.mark.browser
 
 
-def test_the_overview_redirects_to_sign_in_when_signed_out(
-    page: Page, server: LiveServer, guard: PageGuard
+def test_signed_out_the_overview_sends_to_first_run_setup_then_to_sign_in(
+    page: Page, server: LiveServer
 ) -> None:
-    guard.allow(r"status of 404")  # until the sign-in page exists, /login itself may be a 404
+    """Before anyone exists, sign-in is the first-run setup; once a user exists, it is /login. A
+    signed-out page opens no live stream (it would be refused: the guard fails on the 401)."""
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/api/v1/stream" in r.url else None)
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/setup$"))
+    expect(page.locator("[data-test=setup-form]")).to_be_visible()
+
+    server.session(server.tenant().client.id, "viewer")  # someone exists now
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+    expect(page.locator("[data-test=login-form]")).to_be_visible()
+    expect(page.locator("[data-test=whoami]")).to_have_count(0)
+    assert streams == []
 
 
 def test_a_minted_session_signs_the_browser_in(page: Page, server: LiveServer) -> None:

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from playwright.sync_api import Page, expect
 
-from support.browser import LiveServer, add_session, open_live, until
+from support.browser import LiveServer, add_session, htmx_swap, open_live, until
 
 pytestmark = pytest.mark.browser
 
@@ -27,12 +27,15 @@ def test_an_operator_runs_an_allowlisted_action_and_sees_its_output(page: Page, 
 
         form = page.locator("[data-test=action-form]")
         expect(form).to_be_visible()
-        form.locator("[data-test=action-select]").select_option("restart")
+        # choosing the action swaps in its parameter inputs: type only into the swapped-in ones
+        with htmx_swap(page, "#remote-1-params"):
+            form.locator("[data-test=action-select]").select_option("restart")
         form.locator("input[name=param-name]").fill("web")
         page.locator("[data-test=action-run]").click()
-        # nothing runs before the confirmation
+        # nothing runs before the confirmation, which states exactly what will run
         confirm = page.locator("[data-test=action-confirm]")
         expect(confirm).to_be_visible()
+        expect(page.locator("[data-test=action-confirm-form]")).to_contain_text("name=web")
         assert recv.total == 0
         confirm.click()
 

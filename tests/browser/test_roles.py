@@ -79,8 +79,14 @@ def test_an_operator_sees_the_buttons_a_viewer_does_not(page: Page, server: Live
     for name in ACTION_BUTTONS:
         expect(page.locator(f"[data-test={name}]")).to_have_count(1)
     page.goto(f"/incidents/{fleet.incident_id}")
+    # no runbook and no LLM: the responder escalated it to people, who may take it or end it
+    expect(page.locator("[data-test=incident-status]")).to_have_text("escalated")
     for name in INCIDENT_BUTTONS:
         expect(page.locator(f"[data-test={name}]")).to_have_count(1)
+    page.locator("[data-test=ack]").click()
+    expect(page.locator("[data-test=incident-status]")).to_have_text("acknowledged")
+    expect(page.locator("[data-test=ack]")).to_have_count(0)
+    expect(page.locator("[data-test=resolve]")).to_have_count(1)
 
 
 def test_tenant_a_cannot_load_tenant_b_pages_by_url(page: Page, server: LiveServer, guard: PageGuard) -> None:

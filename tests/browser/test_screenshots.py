@@ -4,6 +4,7 @@ incident, keys, users, audit, rules. Each page must answer 200 and load cleanly 
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -39,9 +40,25 @@ def test_the_main_pages_render_for_an_admin(
         "audit": ("/audit", "audit-chain"),
         "rules": ("/rules", "rules-validate"),
     }
+    # what each page must show of this tenant's data, besides its landmark
+    shows = {
+        "overview": lambda: expect(page.locator("[data-test=hosts-online]")).to_have_text("3"),
+        "hosts": lambda: expect(page.locator("[data-test=host-row]")).to_have_count(3),
+        "host": lambda: expect(page.locator("[data-test=chart-cpu]")).to_have_attribute(
+            "data-points", re.compile(r"^[1-9][0-9]*$")
+        ),
+        "incidents": lambda: expect(
+            page.locator(f"[data-test=incident-row][data-incident-id='{incident_id}']")
+        ).to_be_visible(),
+        "incident": lambda: expect(page.locator("[data-test=timeline-entry]").first).to_be_visible(),
+        "keys": lambda: expect(page.locator("[data-test=key-row]").first).to_be_visible(),
+        "users": lambda: expect(page.locator("[data-test=user-row]").first).to_be_visible(),
+        "audit": lambda: expect(page.locator("[data-test=audit-chain]")).to_contain_text("verified"),
+        "rules": lambda: expect(page.locator("[data-test=rule-row]").first).to_be_visible(),
+    }
     for name, (path, landmark) in pages.items():
         response = page.goto(path)
         assert response is not None and response.status == 200, f"{path}: {response and response.status}"
         expect(page.locator(f"[data-test={landmark}]").first).to_be_visible()
+        shows[name]()
         screenshot(page, request.node.name, name)
-    expect(page.locator("[data-test=audit-chain]")).to_contain_text("verified")

@@ -386,6 +386,22 @@ def page_fetch(page: Page, method: str, path: str, csrf: str, body: dict[str, An
     return status
 
 
+@contextmanager
+def htmx_swap(page: Page, target: str, timeout_ms: float = LIVE_TIMEOUT_MS) -> Iterator[None]:
+    """Wait, after the block, until htmx has settled new content into ``target`` (a CSS selector):
+    a test that types into a fragment must type into the one swapped in, not the one it replaces.
+    The response arriving is not enough: htmx swaps after it, in the page's own time."""
+    flag = f"__swapped_{uuid.uuid4().hex}"
+    page.evaluate(
+        """([target, flag]) => document.body.addEventListener("htmx:afterSettle", (e) => {
+            if (e.target instanceof Element && e.target.matches(target)) { window[flag] = true; }
+        })""",
+        [target, flag],
+    )
+    yield
+    page.wait_for_function("(flag) => window[flag] === true", arg=flag, timeout=timeout_ms)
+
+
 def until(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
     """Poll ``predicate`` (off the browser: store or receiver state) until true, bounded."""
     deadline = time.monotonic() + timeout_s
