@@ -49,7 +49,7 @@ def proc_cpu(pid: int) -> float:
     return total / CLK_TCK
 
 
-def settle(pid: int, *, below: float = 0.05, timeout_s: float = 30.0) -> float:
+def settle(pid: int, *, below: float = 0.05, timeout_s: float = 60.0) -> float:
     """Wait until the server uses less than ``below`` CPU s/s over a second (start-up work done, a
     previous part's writes absorbed), at most ``timeout_s``; returns the last second's rate."""
     deadline = time.monotonic() + timeout_s
