@@ -367,7 +367,8 @@ def main() -> None:
                     page_times(http, args.requests, verdicts)
             if "stream" in parts:
                 stream_part(port, proc.pid, seeded, args, verdicts)
-    print(f"\nBudgets ({args.db}, {time.monotonic() - started:.0f} s in all)")
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nBudgets ({args.db}, {time.monotonic() - started:.0f} s in all; machine load average {load})")
     width = max(len(v[0]) for v in verdicts) if verdicts else 10
     for what, measured, budget, ok in verdicts:
         print(f"   {what:<{width}}  {measured:>16}  {budget:>12}  {mark(ok)}")
