@@ -2,12 +2,13 @@
 
 Each client is what ``static/js/live.js`` is on a host page: one ``GET /api/v1/stream?host=H`` with a
 user's session cookie, read line by line as Server-Sent Events. A writer POSTs one native batch of
-``H``'s agent series per second (``POST /api/v1/metrics``, the tenant's key), every sample stamped
-with the wall clock just before the POST. For every ``metrics`` event a client receives, the lag is
-receive time - the event's ``ts`` (so it includes the POST itself, the server storing the batch and
-noticing it, and the event's trip). An event is counted delivered when its ``ts`` is one the writer
-sent; expected = batches accepted x clients connected. A client whose stream ends (or fails) before
-the end is dropped; one refused at connect (a status other than 200) is refused.
+``H``'s agent series per second, at a random point of each second (``POST /api/v1/metrics``, the
+tenant's key), every sample stamped with the wall clock just before the POST. For every ``metrics``
+event a client receives, the lag is receive time - the event's ``ts`` (so it includes the POST
+itself, the server storing the batch and noticing it, and the event's trip). An event is counted
+delivered when its ``ts`` is one the writer sent; expected = batches accepted x clients connected.
+A client whose stream ends (or fails) before the end is dropped; one refused at connect (a status
+other than 200) is refused.
 
 Server CPU: utime+stime of the server process and its children from ``/proc/PID/stat``, over a
 baseline (the writer alone, no client) and over the loaded window, each per second of wall time.
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -159,8 +161,11 @@ async def write(
     errors = 0
     headers = {"authorization": f"Bearer {key}", "content-type": CONTENT_TYPE, "content-encoding": "gzip"}
     start = time.monotonic()
+    rng = random.Random(7)
     k = 0
-    while (due := start + k) < start + seconds:
+    # one batch in each second, at a random point of it: a server that polls for changes on a fixed
+    # period would otherwise see every batch at the same phase, and the lag would be one constant
+    while (due := start + k + rng.uniform(0.0, 0.9)) < start + seconds:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         ts = round(time.time(), 3)
         body = encode_batch(agent_batch(HOST, np.array([ts]), 42))
