@@ -227,6 +227,7 @@ def infragent_server(
         "INFRAGENT_LOG_LEVEL": "warning",
         "INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tenant's (unused) webhook is local
         "INFRAGENT_MAX_BODY_BYTES": str(16 << 20),
+        "INFRAGENT_API_RATE_LIMIT_PER_KEY": "0",  # one key sends every batch: measure the server
         "INFRAGENT_INGEST_PROCESSES": str(ingest_processes),
         **(extra_env or {}),
     }

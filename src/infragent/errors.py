@@ -29,7 +29,10 @@ descend from the root.
     ├── RuleConflictError         a rule name is taken, or the rule is managed: 409  [store.rules]
     ├── ScopeError                a valid key lacks the operation's scope: 403  [auth.scopes]
     ├── EmailTakenError           the e-mail already owns a tenant: 409  [auth.registration]
+    ├── LoginRequiredError        a page asked without a live session: redirect to sign-in  [server.web.deps]
+    ├── PageForbiddenError        the role lacks the page's operation: the 403 page  [server.web.deps]
     ├── UserExistsError           a user with this e-mail exists: 409  [store.users]
+    ├── KeyInactiveError          a revoked or expired key cannot be rotated: 409  [store.tenants]
     ├── IncidentError             an incident cannot be changed as asked  [incidents.core]
     │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
     │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]

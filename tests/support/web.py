@@ -1,8 +1,10 @@
 """Sign a test in as a user with a role, through the real session service: a user row, a
-membership, a session row and the signed cookie set on the test client.
+membership, a session row and the signed cookie set on the test's HTTP client.
 
 Why not through the login page: most tests are about what a role may do, not about signing in
-(tests/integration/web/test_login.py tests that); argon2 hashing on every test would cost seconds.
+(the access page tests do that); argon2 hashing on every test would cost seconds. The client is an
+``httpx.Client`` on a real server (``support.servers.serve``): Starlette's ``TestClient`` warns on
+import with this httpx, and warnings are errors here.
 """
 
 from __future__ import annotations
@@ -10,15 +12,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import httpx
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from infragent.auth import sessions as tokens
 from infragent.server.services import AppServices
 from infragent.store import users
-
-#: A real argon2id hash of "correct horse battery", made once (verifying it works like any other).
-PASSWORD = "correct horse battery"
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,7 @@ class SignedInUser:
     role: str
     client_id: str
     csrf: str
+    cookie: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -55,15 +55,17 @@ def make_user(
     return user.id
 
 
-def sign_in(client: TestClient, client_id: str, role: str, email: str | None = None) -> SignedInUser:
-    """Create a user with ``role`` in ``client_id`` and put their session cookie on ``client``."""
-    app = client.app
-    assert isinstance(app, FastAPI)
+def sign_in(
+    app: FastAPI, client_id: str, role: str, http: httpx.Client | None = None, email: str | None = None
+) -> SignedInUser:
+    """Create a user with ``role`` in ``client_id`` and a live session; with ``http``, put the session
+    cookie on it (a client shared by several users needs per-request cookies instead)."""
     svc: AppServices = app.state.services
     user_id = make_user(app, client_id, role, email)
     cookie, record = svc.sessions.start(user_id, client_id, "127.0.0.1", "pytest")
-    client.cookies.set(tokens.COOKIE, cookie)
+    if http is not None:
+        http.cookies.set(tokens.COOKIE, cookie)
     with svc.store.read() as conn:
         found = users.get_user(conn, user_id)
     assert found is not None
-    return SignedInUser(user_id, found.email, role, client_id, record.csrf_token)
+    return SignedInUser(user_id, found.email, role, client_id, record.csrf_token, cookie)

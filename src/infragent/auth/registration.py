@@ -9,6 +9,9 @@ exists, e.g. a test that starts a webhook receiver first and registers the URL i
 
 The key a registration returns is the tenant owner's: scope ``admin`` (``auth/scopes.py``), which
 implies every other scope. Agents and SDKs get narrower keys from ``mint_key``.
+
+``rotate_key`` mints a successor with the same scopes and name; the old key keeps working for a
+grace period (``key_rotation_grace_s``) so the hosts using it can be moved to the new one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,23 @@ from infragent.auth import apikeys, scopes
 from infragent.errors import InfrAgentError
 from infragent.store import rules, tenants
 from infragent.store.base import Database
-from infragent.store.records import Registration
+from infragent.store.records import KeyRecord, Registration
+from infragent.store.tenants import KeyInactiveError
+
+__all__ = [
+    "Credentials",
+    "EmailTakenError",
+    "KeyInactiveError",
+    "MintedKey",
+    "Rotation",
+    "key_prefix",
+    "list_keys",
+    "mint",
+    "mint_key",
+    "register_client",
+    "revoke_key",
+    "rotate_key",
+]
 
 
 class EmailTakenError(InfrAgentError):
@@ -45,6 +64,21 @@ class MintedKey:
     key_id: str
     plaintext: str
     scopes: tuple[str, ...]
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A rotated key's successor (``new.plaintext`` is its only copy) and when the old key ends."""
+
+    new: MintedKey
+    replaces: str
+    old_expires_at: float
+
+
+def key_prefix(key_id: str) -> str:
+    """What a person sees of a key (``ia_<key_id>_…``): enough to recognise it, nothing to use it."""
+    return f"ia_{key_id}_…"
 
 
 def mint() -> Credentials:
@@ -106,7 +140,7 @@ def mint_key(
             actor=actor,
             name=name,
         )
-    return MintedKey(key.key_id, key.plaintext, tuple(key_scopes))
+    return MintedKey(key.key_id, key.plaintext, tuple(key_scopes), name)
 
 
 def revoke_key(db: Database, client_id: str, key_id: str, now: float, *, actor: str) -> bool:
@@ -116,3 +150,40 @@ def revoke_key(db: Database, client_id: str, key_id: str, now: float, *, actor: 
     """
     with db.write() as conn:
         return tenants.revoke_key(conn, client_id, key_id, now, actor)
+
+
+def rotate_key(
+    db: Database, client_id: str, key_id: str, now: float, *, grace_s: float, actor: str
+) -> Rotation | None:
+    """A successor of ``client_id``'s key ``key_id`` (same scopes and name), its plaintext once; the
+    old key stays valid ``grace_s`` more seconds (0: it stops now). None when the client has no
+    such key; ``KeyInactiveError`` when it is revoked or expired.
+
+    The caller must drop the old key from any cache of keys when ``grace_s`` is 0.
+    """
+    if grace_s < 0:
+        raise ValueError("grace_s must be 0 or more")
+    key = apikeys.generate()
+    with db.write() as conn:
+        rotated = tenants.rotate_key(
+            conn,
+            client_id,
+            key_id,
+            new_key_id=key.key_id,
+            secret_hash=key.secret_hash,
+            now=now,
+            grace_s=grace_s,
+            actor=actor,
+        )
+    if rotated is None:
+        return None
+    record, old_expires_at = rotated
+    return Rotation(
+        MintedKey(record.key_id, key.plaintext, record.scopes, record.name), key_id, old_expires_at
+    )
+
+
+def list_keys(db: Database, client_id: str) -> list[KeyRecord]:
+    """Every key of ``client_id``, oldest first (records carry hashes: the API shows none of them)."""
+    with db.read() as conn:
+        return tenants.list_keys(conn, client_id)

@@ -10,11 +10,17 @@ the scope (403 with ``required_scope``, by ``ScopeError``) and declares the scop
 ``google.rpc.Status``.
 
 Why a revoked key is refused at once: ``revoke`` drops it from this process's cache; other server
-processes keep a cached key for at most ``CACHE_TTL_S`` (docs/api.md "Keys").
+processes keep a cached key for at most ``CACHE_TTL_S`` (docs/api.md "Keys"). A rotated key is
+dropped too, so its end of grace (``expires_at``) is read at once here; every request checks it.
+
+Rate limits (``server/public_limits.py``) are applied here, where the caller becomes known: per key
+or user on success, per client address on each 401.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -31,12 +37,17 @@ from infragent.auth import apikeys, scopes
 from infragent.auth import sessions as session_tokens
 from infragent.auth.scopes import ScopeError
 from infragent.server.errors import answer_for, is_storage_failure, retry_after_header
+from infragent.server.public_limits import ApiLimits, client_address
 from infragent.server.sessions import SessionService, SignedIn
 from infragent.store import tenants
 from infragent.store.base import Database
 from infragent.store.records import KeyRecord
 
+logger = logging.getLogger(__name__)
+
 CACHE_TTL_S = 30.0
+#: A key's ``last_used_at`` is written at most this often (per server process).
+USE_FLUSH_S = 60.0
 
 #: The security scheme every authenticated route declares, with its scope (OpenAPI ``security``).
 API_KEY = HTTPBearer(
@@ -82,11 +93,33 @@ class Refusal:
 
 
 class KeyCache:
-    def __init__(self, store: Database, ttl_s: float = CACHE_TTL_S) -> None:
+    """Keys by id for ``CACHE_TTL_S``, and the time each was last used, written in batches.
+
+    Why last use is batched: writing ``last_used_at`` on every request would turn every ingest
+    request into a database write. ``note_use`` keeps the time in memory; the first use after
+    ``flush_every_s`` starts a background thread that writes every noted key at once, so a key's
+    row is written at most once per ``flush_every_s`` by each server process. ``close`` (the app's
+    shutdown) writes what is left; a process that dies loses at most the last minute of notes.
+    """
+
+    def __init__(
+        self,
+        store: Database,
+        ttl_s: float = CACHE_TTL_S,
+        *,
+        clock: Callable[[], float] = time.time,
+        flush_every_s: float = USE_FLUSH_S,
+    ) -> None:
         self._store = store
         self._ttl = ttl_s
+        self.clock = clock
+        self._flush_every = flush_every_s
         self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
         self._lock = threading.Lock()
+        self._uses: dict[str, float] = {}
+        self._flushed_at = -math.inf
+        self._flusher: threading.Thread | None = None
+        self._closed = False
 
     def get(self, key_id: str) -> KeyRecord | None:
         now = time.monotonic()
@@ -109,9 +142,52 @@ class KeyCache:
         return hit is not None and hit[0] > time.monotonic()
 
     def drop(self, key_id: str) -> None:
-        """Forget a key at once (called on revoke)."""
+        """Forget a key at once (called on revoke and rotate)."""
         with self._lock:
             self._entries.pop(key_id, None)
+
+    def note_use(self, key_id: str) -> None:
+        """Remember that ``key_id`` was used now; start a flush when the last one is old enough."""
+        now = self.clock()
+        with self._lock:
+            self._uses[key_id] = now
+            due = now - self._flushed_at >= self._flush_every
+            busy = self._flusher is not None and self._flusher.is_alive()
+            if not due or busy or self._closed:
+                return
+            self._flushed_at = now
+            batch, self._uses = self._uses, {}
+            self._flusher = threading.Thread(
+                target=self._write, args=(batch,), name="infragent-key-uses", daemon=True
+            )
+            self._flusher.start()
+
+    def _write(self, batch: dict[str, float]) -> None:
+        try:
+            with self._store.write() as conn:
+                tenants.record_key_uses(conn, batch)
+        except Exception as exc:  # noqa: BLE001 - any failure: keep the notes, retry at the next flush
+            logger.warning("could not record API keys' last use (%s); will retry", type(exc).__name__)
+            with self._lock:
+                for key_id, used_at in batch.items():
+                    self._uses[key_id] = max(used_at, self._uses.get(key_id, used_at))
+
+    def settle(self, timeout_s: float = 5.0) -> None:
+        """Wait for a running flush to end (a test's synchronisation point; ``close``)."""
+        with self._lock:
+            flusher = self._flusher
+        if flusher is not None:
+            flusher.join(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Wait for a running flush, then write the notes left (the app's shutdown)."""
+        with self._lock:
+            self._closed = True
+        self.settle()
+        with self._lock:
+            batch, self._uses = self._uses, {}
+        if batch:
+            self._write(batch)
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -135,9 +211,10 @@ def _principal(cache: KeyCache, key_id: str, secret: str, operation: str) -> Pri
         raise _unauthorized("invalid API key")
     if record.revoked:  # said only to a caller that holds the secret
         raise _unauthorized("API key revoked")
-    if record.expired(time.time()):
+    if record.expired(cache.clock()):
         raise _unauthorized("API key expired: it was rotated and its grace period has ended")
     scopes.check(record.scopes, operation)
+    cache.note_use(record.key_id)  # a refused scope is not a use; no I/O (a flush is a thread)
     return Principal(record.client_id, record.key_id, record.scopes)
 
 
@@ -174,9 +251,29 @@ def csrf_refused(request: Request, who: Principal) -> bool:
 async def authorize(request: Request, operation: str) -> Principal:
     """The caller's principal if its key (``Authorization: Bearer``) or its signed-in user (session
     cookie, and for a state-changing request the CSRF header) may do ``operation``; else 401
-    (HTTPException) or 403 (``ScopeError``, or a missing CSRF token). No thread hop when the key is
-    in the cache (every request but the first of each key): a thread-pool hop measured ~0.5 ms of
-    the HTTP process's CPU per ingest request."""
+    (HTTPException) or 403 (``ScopeError``, or a missing CSRF token), or 429 past a rate limit
+    (``server/public_limits.py``: per key or user, and per address after too many 401s)."""
+    limits: ApiLimits = request.app.state.services.limits
+    address = client_address(request)
+    blocked = limits.refused_address(address)
+    if blocked is not None:
+        raise blocked
+    try:
+        who = await _authenticate(request, operation)
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            refused = await limits.failed(address)
+            if refused is not None:
+                raise refused from None
+        raise
+    await limits.admit(who.actor)
+    return who
+
+
+async def _authenticate(request: Request, operation: str) -> Principal:
+    """``authorize`` without the rate limits. No thread hop when the key is in the cache (every
+    request but the first of each key): a thread-pool hop measured ~0.5 ms of the HTTP process's
+    CPU per ingest request."""
     if "authorization" not in request.headers and session_tokens.COOKIE in request.cookies:
         who = await signed_in(request)
         if who is None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from infragent.actions.webhook import WebhookDispatcher
 from infragent.alerting import Evaluator, build_evaluator
 from infragent.config import Settings
 from infragent.outbound.policy import OutboundPolicy
@@ -29,7 +30,9 @@ from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
 from infragent.server.ingest.service import Ingest
 from infragent.server.maintenance import Maintenance, build_maintenance
+from infragent.server.public_limits import ApiLimits
 from infragent.server.ratelimit import RateLimit
+from infragent.server.remote import RemoteControl
 from infragent.server.sessions import SessionService
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
 from infragent.store import events
@@ -63,6 +66,11 @@ class AppServices:
     maintenance: Maintenance
     #: Registrations per client IP (``registration_rate_limit`` per ``registration_rate_window_s``).
     registrations: RateLimit
+    #: Remote control: checks, records and delivers the commands people ask for (push ones off the request).
+    remote: RemoteControl
+    #: Rate limits per key or user and per client IP on failed authentication, and their storage
+    #: (``rate_limit_storage``); ``registrations`` is one of them (``server/public_limits.py``).
+    limits: ApiLimits
     #: Worker processes for ingest (PostgreSQL, ``ingest_processes`` > 0); None: in-process.
     ingest_pool: IngestPool | None = None
     #: Forwards accepted batches to remote write, when ``remote_write_url`` is set.
@@ -94,10 +102,13 @@ class AppServices:
         if self.alerting is not None:
             self.alerting.stop()  # gives its leases up: another server takes over at once
         self.maintenance.stop()
+        self.remote.stop()  # finishes the pushes under way while the store is still open
         if self.ingest_pool is not None:
             self.ingest_pool.close()
         if self.exporter is not None:
             self.exporter.close(timeout_s=5)
+        self.keys.close()  # writes the keys' last use noted since the last flush
+        self.limits.close()
         if self.owns_store:
             self.store.close()
 
@@ -112,6 +123,7 @@ def build_services(
 ) -> AppServices:
     """Build every shared service once. The store is opened (and migrated) unless one is handed in;
     the metric store uses the store's engine unless one is handed in (a test's broken database)."""
+    limits = ApiLimits.from_settings(settings)  # first: a bad rate_limit_storage fails before anything opens
     the_store = store or open_store(settings.resolved_database_url)
     metrics = metric_store or SqlMetricStore(the_store.engine)
     telemetry = Telemetry()
@@ -148,7 +160,7 @@ def build_services(
         clock=clock,
         on_event=event_received,
         telemetry=telemetry,
-        keys=KeyCache(the_store),
+        keys=KeyCache(the_store, clock=clock),
         sessions=SessionService(the_store, settings, clock),
         series_cap=cap,
         ingest=Ingest(
@@ -161,9 +173,18 @@ def build_services(
             observer=alerting,
         ),
         maintenance=build_maintenance(settings, metrics, telemetry.registry, clock),
-        registrations=RateLimit(
-            "register", settings.registration_rate_limit, settings.registration_rate_window_s
+        remote=RemoteControl(
+            the_store,
+            WebhookDispatcher(
+                policy=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
+                timeout_s=settings.webhook_timeout_s,
+                retries=settings.webhook_retries,
+            ),
+            command_ttl_s=settings.command_ttl_s,
+            clock=clock,
         ),
+        registrations=limits.registrations,
+        limits=limits,
         ingest_pool=pool,
         exporter=exporter,
         owns_store=store is None,

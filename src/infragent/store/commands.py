@@ -40,13 +40,15 @@ def record_decision(
     now: float,
     actor: str,
     incident_id: str | None = None,
+    requested_by: str | None = None,
 ) -> tuple[str, str | None]:
     """Store the decision, the command it implies (queued) and the link from its events; with an
     incident, write it on the incident's timeline (escalated on an escalate decision).
 
     Returns (decision id, command id or None when the decision does not act). Raises
     ``IncidentDecidedError``, writing nothing, when the incident already has a decision since it
-    (re)opened: one decision per incident episode.
+    (re)opened: one decision per incident episode. ``requested_by`` names the person or key that
+    asked (remote control, ``server/remote.py``); None for the responder's own decisions.
     """
     if incident_id is not None:
         remediation.lock_and_check(conn, client_id, incident_id)
@@ -81,6 +83,7 @@ def record_decision(
                 status=CommandStatus.QUEUED.value,
                 created_at=now,
                 attempts=0,
+                requested_by=requested_by,
             )
         )
     event_rows.link_decision(conn, event_ids, decision_id)
@@ -101,7 +104,8 @@ def record_decision(
             "prompt": decision.prompt,
             "answer": decision.answer,
             "incident_id": incident_id,
-        },
+        }
+        | ({"requested_by": requested_by} if requested_by is not None else {}),
         now,
     )
     if incident_id is not None:

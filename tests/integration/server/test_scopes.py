@@ -84,14 +84,21 @@ def api(store: SqlStore) -> Iterator[Api]:
 
 def api_routes(app: FastAPI) -> Iterator[tuple[str, set[str], APIRoute]]:
     """(path, methods, route) of every API route, through included routers (FastAPI >= 0.16x keeps
-    them nested: ``app.routes`` then lists routers, not routes)."""
+    them nested: ``app.routes`` then lists routers, not routes). The dashboard's pages are not in the
+    API schema (``include_in_schema=False``): the authorization matrix checks them. A ``{name:path}``
+    parameter is written ``{name}``, as OpenAPI shows it."""
     contexts = getattr(fastapi.routing, "iter_route_contexts", None)
     if contexts is None:
-        yield from ((r.path, set(r.methods), r) for r in app.routes if isinstance(r, APIRoute))
-        return
-    for ctx in contexts(app.routes):
-        if isinstance(ctx.original_route, APIRoute):
-            yield str(ctx.path), set(ctx.methods or ()), ctx.original_route
+        found = [(r.path, set(r.methods), r) for r in app.routes if isinstance(r, APIRoute)]
+    else:
+        found = [
+            (str(ctx.path), set(ctx.methods or ()), ctx.original_route)
+            for ctx in contexts(app.routes)
+            if isinstance(ctx.original_route, APIRoute)
+        ]
+    for path, methods, route in found:
+        if route.include_in_schema and not route.endpoint.__module__.startswith("infragent.server.web"):
+            yield re.sub(r"\{(\w+):\w+\}", r"{\1}", path), methods, route
 
 
 def _native_batch() -> bytes:

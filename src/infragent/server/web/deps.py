@@ -18,12 +18,13 @@ from urllib.parse import quote
 from fastapi import Request
 
 from infragent.auth import scopes
+from infragent.errors import InfrAgentError
 from infragent.server.auth import Principal, csrf_refused, signed_in
 
 OPERATION_ATTR: Final = "__infragent_operation__"
 
 
-class LoginRequired(Exception):  # noqa: N818 - a control-flow signal, answered by a redirect
+class LoginRequiredError(InfrAgentError):
     """No live session: the app's handler redirects to ``/login?next=<this page>``."""
 
     def __init__(self, next_url: str) -> None:
@@ -31,7 +32,7 @@ class LoginRequired(Exception):  # noqa: N818 - a control-flow signal, answered 
         self.next_url = next_url
 
 
-class PageForbidden(Exception):  # noqa: N818 - answered by the 403 page
+class PageForbiddenError(InfrAgentError):
     """Signed in, but the role lacks the page's operation (or the CSRF token is missing)."""
 
     def __init__(self, who: Principal, operation: str, reason: str = "") -> None:
@@ -49,11 +50,11 @@ def page(operation: str) -> Callable[[Request], Awaitable[Principal]]:
         who = await signed_in(request)
         if who is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            raise LoginRequired(quote(target, safe="/?=&"))
+            raise LoginRequiredError(quote(target, safe="/?=&"))
         if csrf_refused(request, who):
-            raise PageForbidden(who, operation, "missing or wrong CSRF token")
+            raise PageForbiddenError(who, operation, "missing or wrong CSRF token")
         if not who.can(operation):
-            raise PageForbidden(who, operation)
+            raise PageForbiddenError(who, operation)
         return who
 
     setattr(signed_in_page, OPERATION_ATTR, operation)

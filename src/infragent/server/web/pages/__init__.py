@@ -1,12 +1,12 @@
 """Every page module's router, in menu order; ``server/web/__init__.py`` installs them.
 
-Each helper adds its module here (one line), so the frame does not change when a page is added.
+A feature adds its module here (one line), so the frame does not change when a page is added.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from infragent.server.web.pages import home
+from infragent.server.web.pages import home, keys, remote
 
-PAGES: tuple[APIRouter, ...] = (home.router,)
+PAGES: tuple[APIRouter, ...] = (home.router, remote.router, keys.router)
