@@ -33,6 +33,11 @@ descend from the root.
     ├── PageForbiddenError        the role lacks the page's operation: the 403 page  [server.web.deps]
     ├── UserExistsError           a user with this e-mail exists: 409  [store.users]
     ├── KeyInactiveError          a revoked or expired key cannot be rotated: 409  [store.tenants]
+    ├── AccountError              a change to users refused: its HTTP ``status``  [auth.accounts]
+    │   ├── SetupDoneError        first-run setup once a user exists: 404  [auth.accounts]
+    │   ├── LastAdminError        would leave the tenant without an enabled admin: 409  [auth.accounts]
+    │   ├── SharedUserError       disabling a user of other tenants too: 409  [auth.accounts]
+    │   └── NotMemberError        no such user in this tenant: 404  [auth.accounts]
     ├── IncidentError             an incident cannot be changed as asked  [incidents.core]
     │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
     │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]

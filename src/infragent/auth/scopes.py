@@ -60,6 +60,7 @@ OPERATIONS: Final[dict[str, Scope]] = {
     "commands.read": "read",  # GET /api/v1/commands/{id}: a command's status and output
     "stream.read": "read",  # GET /api/v1/stream: the tenant's live stream (SSE)
     "audit.read": "read",  # GET /api/v1/audit: the audit log and its hash-chain check
+    "session.read": "read",  # GET /api/v1/session: who is asking (every role holds read)
     # operate: act on the tenant's incidents and hosts
     "incidents.write": "operate",  # acknowledge, resolve, add a note
     "commands.send": "operate",  # POST /api/v1/agents/{node}/commands: remote control
@@ -70,6 +71,7 @@ OPERATIONS: Final[dict[str, Scope]] = {
     "keys.revoke": "admin",  # POST /api/v1/keys/{key_id}/revoke
     "users.read": "admin",  # GET /api/v1/users
     "users.write": "admin",  # POST/PATCH/DELETE /api/v1/users
+    "clients.register": "admin",  # POST /api/v1/clients/register when registration_mode is admin-only
     "rules.write": "admin",  # POST/PUT/DELETE /api/v1/rules
 }
 

@@ -16,7 +16,8 @@ import typer
 import uvicorn
 
 from infragent import __version__
-from infragent.cli import agent, demo, metrics, rules
+from infragent.auth import accounts
+from infragent.cli import agent, demo, metrics, rules, users
 from infragent.cli.options import ConfigOpt, settings_or_exit
 from infragent.errors import ConfigError
 from infragent.server.app import create_app
@@ -130,6 +131,10 @@ def up(
     )
     allowed = ", ".join(settings.webhook_allowed_networks)
     typer.echo(f"  webhooks may reach public addresses and {allowed} (webhook_allowed_networks)")
+    if accounts.user_count(store) == 0:  # the dashboard needs a first admin (docs/security.md)
+        typer.echo(
+            f"  No user yet: open {settings.base_url}/setup or run `infragent users create --admin EMAIL`"
+        )
     agent = None
     if not no_agent:
         creds = local_credentials(settings, store, time.time())
@@ -165,6 +170,7 @@ def main() -> None:
     app.add_typer(agent.agent_app, name="agent")
     app.add_typer(metrics.metrics_app, name="metrics")
     app.add_typer(rules.rules_app, name="rules")
+    app.add_typer(users.users_app, name="users")
     app.command()(demo.demo)
     try:
         app()

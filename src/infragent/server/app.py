@@ -39,6 +39,7 @@ from infragent.server.api import (
     query,
     rules,
     selfmetrics,
+    users,
 )
 from infragent.server.auth import scope_refused
 from infragent.server.docs import install_docs
@@ -143,6 +144,7 @@ def create_app(
         selfmetrics.router,
         alerts.router,
         incidents.router,
+        users.router,
     )
     for router in routers:
         app.include_router(router)

@@ -29,6 +29,7 @@ from infragent.server.auth import KeyCache
 from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
 from infragent.server.ingest.service import Ingest
+from infragent.server.logins import LoginThrottle
 from infragent.server.maintenance import Maintenance, build_maintenance
 from infragent.server.public_limits import ApiLimits
 from infragent.server.ratelimit import RateLimit
@@ -71,6 +72,8 @@ class AppServices:
     #: Rate limits per key or user and per client IP on failed authentication, and their storage
     #: (``rate_limit_storage``); ``registrations`` is one of them (``server/public_limits.py``).
     limits: ApiLimits
+    #: Failed sign-ins per client IP (``login_rate_limit`` per ``login_rate_window_s``).
+    logins: LoginThrottle
     #: Worker processes for ingest (PostgreSQL, ``ingest_processes`` > 0); None: in-process.
     ingest_pool: IngestPool | None = None
     #: Forwards accepted batches to remote write, when ``remote_write_url`` is set.
@@ -185,6 +188,7 @@ def build_services(
         ),
         registrations=limits.registrations,
         limits=limits,
+        logins=LoginThrottle(settings.login_rate_limit, settings.login_rate_window_s),
         ingest_pool=pool,
         exporter=exporter,
         owns_store=store is None,

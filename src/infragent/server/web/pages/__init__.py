@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from infragent.server.web.pages import home, keys, remote
+from infragent.server.web.pages import access, home, keys, remote, users
 
-PAGES: tuple[APIRouter, ...] = (home.router, remote.router, keys.router)
+PAGES: tuple[APIRouter, ...] = (home.router, access.router, remote.router, keys.router, users.router)
