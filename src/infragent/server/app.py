@@ -28,6 +28,7 @@ from infragent.config import Settings
 from infragent.server.api import (
     agents,
     alerts,
+    audit,
     clients,
     commands,
     events,
@@ -145,6 +146,7 @@ def create_app(
         alerts.router,
         incidents.router,
         users.router,
+        audit.router,
     )
     for router in routers:
         app.include_router(router)

@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 CACHE_TTL_S = 30.0
 #: A key's ``last_used_at`` is written at most this often (per server process).
 USE_FLUSH_S = 60.0
+#: Where ``require``/``attempt`` record their operation on the dependency (as ``web/deps.page`` does),
+#: so the authorization-matrix test reads every route's permission from the route table.
+OPERATION_ATTR = "__infragent_operation__"
 
 #: The security scheme every authenticated route declares, with its scope (OpenAPI ``security``).
 API_KEY = HTTPBearer(
@@ -300,6 +303,7 @@ def require(operation: str) -> Callable[..., Awaitable[Principal]]:
         return await authorize(request, operation)
 
     principal.__name__ = f"require_{operation.replace('.', '_')}"
+    setattr(principal, OPERATION_ATTR, operation)
     return principal
 
 
@@ -324,6 +328,7 @@ def attempt(operation: str) -> Callable[..., Awaitable[Principal | Refusal]]:
             return Refusal(answer.status, answer.reason, retry_after_header(answer.retry_after_s) or {})
 
     principal_or_refusal.__name__ = f"attempt_{operation.replace('.', '_')}"
+    setattr(principal_or_refusal, OPERATION_ATTR, operation)
     return principal_or_refusal
 
 

@@ -7,6 +7,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from infragent.server.web.pages import access, home, keys, remote, users
+from infragent.server.web.pages import access, audit, home, keys, remote, rules, users
 
-PAGES: tuple[APIRouter, ...] = (home.router, access.router, remote.router, keys.router, users.router)
+PAGES: tuple[APIRouter, ...] = (
+    home.router,
+    access.router,
+    remote.router,
+    rules.router,
+    keys.router,
+    users.router,
+    audit.router,
+)

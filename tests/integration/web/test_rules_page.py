@@ -1,0 +1,186 @@
+"""The ``/rules`` page against the real server: the tenant's rules with their alerts' state (and
+none of another tenant's), the runbooks the server's settings load, and the check form answering
+every problem at ``line:column`` (or the rule names when valid) without storing anything."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infragent.auth import sessions as tokens
+from infragent.config import Settings
+from infragent.rules.files import parse_rule_text
+from infragent.rules.state import AlertState, AlertStatus
+from infragent.server.app import create_app
+from infragent.server.services import AppServices
+from infragent.store import alerts, users
+from infragent.store import rules as rule_store
+from infragent.store.sql import SqlStore
+from support.databases import create_client
+from support.dom import by_test, one
+from support.servers import serve
+
+RULE = """\
+alert: {name}
+kind: threshold
+metric: system.cpu.utilization
+function: avg
+window: 1m
+op: '>'
+value: 0.9
+"""
+FILE = """\
+groups:
+  - name: web
+    rules:
+      - alert: SlowWeb
+        kind: threshold
+        metric: http.server.duration
+        function: avg
+        window: 5m
+        op: '>'
+        value: 2
+      - alert: WebDown
+        kind: threshold
+        metric: up
+        function: min
+        window: 1m
+        op: '<'
+        value: 1
+"""
+RUNBOOKS = """\
+runbooks:
+  - name: restart-api
+    match: {type: app_down, service: "api*", severity: [critical]}
+    action: restart
+    target: "{service}"
+    params: {grace: "5"}
+"""
+
+
+@dataclass
+class Site:
+    http: httpx.Client
+    store: SqlStore
+    svc: AppServices
+
+    def sign_in(self, client_id: str, role: str = "viewer") -> dict[str, str]:
+        """A user with ``role`` and a live session (as ``support.web.sign_in``): cookie + CSRF headers."""
+        with self.store.write() as conn:
+            user = users.create_user(
+                conn,
+                email=f"{role}-{time.monotonic_ns()}@example.com",
+                name=role,
+                password_hash="not-a-usable-hash",
+                client_id=client_id,
+                role=role,
+                now=time.time(),
+                actor="test",
+            )
+        cookie, record = self.svc.sessions.start(user.id, client_id, "127.0.0.1", "pytest")
+        return {"Cookie": f"{tokens.COOKIE}={cookie}", tokens.CSRF_HEADER: record.csrf_token}
+
+    def check(self, headers: dict[str, str], text: str, htmx: bool = True) -> str:
+        extra = {"HX-Request": "true"} if htmx else {}
+        r = self.http.post("/rules/validate", data={"text": text}, headers=headers | extra)
+        assert r.status_code == 200, r.text
+        return r.text
+
+
+def tenant(store: SqlStore, email: str, rule: str) -> str:
+    """A tenant (with the default pack) plus its own rule ``rule``, one instance of it firing."""
+    cid = create_client(store, email, "Acme", "http://127.0.0.1:9/h", now=time.time()).client.id
+    with store.write() as conn:
+        stored = rule_store.create_rule(
+            conn, cid, parse_rule_text(RULE.format(name=rule), "t"), origin="api", now=time.time(), actor="t"
+        )
+        firing = AlertState(status=AlertStatus.FIRING, active_since=1.0, firing_since=2.0, last_value=0.95)
+        alerts.write_instance(
+            conn,
+            cid,
+            rule_id=stored.id,
+            group_key="host=h1",
+            labels={"host": "h1"},
+            state=firing,
+            incident_id=None,
+            now=time.time(),
+        )
+    return cid
+
+
+@pytest.fixture
+def site(store: SqlStore, tmp_path: Path) -> Iterator[Site]:
+    runbooks = tmp_path / "runbooks.yaml"
+    runbooks.write_text(RUNBOOKS)
+    app = create_app(Settings(runbooks_path=runbooks), store=store)
+    with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
+        yield Site(http, store, app.state.services)
+
+
+def test_the_tenants_rules_with_their_state_and_the_runbooks(site: Site) -> None:
+    own = tenant(site.store, "a@example.com", "MineHot")
+    tenant(site.store, "b@example.com", "TheirsHot")
+    r = site.http.get("/rules", headers=site.sign_in(own))
+    assert r.status_code == 200, r.text
+    rows = {row.attrs["data-rule"]: row for row in by_test(r.text, "rule-row")}
+    with site.store.read() as conn:
+        expected = {s.name for s in rule_store.load_rules(conn, own)}
+    assert set(rows) == expected and "MineHot" in rows and "TheirsHot" not in r.text
+    assert "firing 1" in rows["MineHot"].text and "api" in rows["MineHot"].text  # origin
+    pack_rule = next(name for name in rows if name != "MineHot")
+    assert "firing" not in rows[pack_rule].text
+    [runbook] = by_test(r.text, "runbook-row")
+    assert runbook.attrs["data-runbook"] == "restart-api"
+    assert "api*" in runbook.text and "critical" in runbook.text and "grace=5" in runbook.text
+    assert one(r.text, "runbook-action").text == "restart"
+
+
+def test_a_pasted_rule_with_mistakes_lists_each_at_its_line_and_column(site: Site) -> None:
+    headers = site.sign_in(tenant(site.store, "a@example.com", "Mine"))
+    bad = (
+        RULE.format(name="Broken")
+        .replace("function: avg", "function: average")
+        .replace("value: 0.9", "value: hot")
+    )
+    html = site.check(headers, bad)
+    problems = [p.text for p in by_test(html, "rules-problem")]
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("4:11: ") and "average" in problems[0]
+    assert problems[1].startswith("7:8: ")
+    assert by_test(html, "rules-ok") == []
+    assert "<html" not in html  # htmx gets the fragment only
+
+
+def test_a_valid_rule_file_names_its_rules_and_saves_nothing(site: Site) -> None:
+    own = tenant(site.store, "a@example.com", "Mine")
+    headers = site.sign_in(own)
+    with site.store.read() as conn:
+        before = len(rule_store.load_rules(conn, own))
+    ok = one(site.check(headers, FILE), "rules-ok")
+    assert [n.text for n in by_test(site.check(headers, FILE), "rules-ok-name")] == ["SlowWeb", "WebDown"]
+    assert "2 rules" in ok.text
+    page = site.check(headers, RULE.format(name="Single"), htmx=False)  # without htmx: the whole page
+    assert "Single" in one(page, "rules-ok").text and by_test(page, "rule-row")
+    with site.store.read() as conn:
+        assert len(rule_store.load_rules(conn, own)) == before
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "alert: [unclosed", "groups: 3"])
+def test_empty_or_broken_text_is_a_problem_not_an_error(site: Site, text: str) -> None:
+    headers = site.sign_in(tenant(site.store, "a@example.com", "Mine"))
+    problems = by_test(site.check(headers, text), "rules-problem")
+    assert problems and all(":" in p.text for p in problems)
+
+
+def test_checking_needs_the_csrf_header_and_a_session(site: Site) -> None:
+    headers = site.sign_in(tenant(site.store, "a@example.com", "Mine"))
+    no_csrf = {k: v for k, v in headers.items() if k != tokens.CSRF_HEADER}
+    r = site.http.post("/rules/validate", data={"text": "x"}, headers=no_csrf)
+    assert r.status_code == 403 and "CSRF" in one(r.text, "forbidden").text
+    r = site.http.post("/rules/validate", data={"text": "x"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
