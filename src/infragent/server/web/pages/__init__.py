@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from infragent.server.web.pages import access, audit, home, keys, remote, rules, users
+from infragent.server.web.pages import access, audit, home, hosts, incidents, keys, remote, rules, users
 
 PAGES: tuple[APIRouter, ...] = (
     home.router,
     access.router,
+    hosts.router,
     remote.router,
+    incidents.router,
     rules.router,
     keys.router,
     users.router,

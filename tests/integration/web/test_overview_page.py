@@ -1,0 +1,115 @@
+"""The overview page against the real app and both databases: hosts online/offline by the 90 s rule,
+open incidents by severity, the last 24 h of actions with their success rate, recent incidents,
+only the signed-in tenant's, and the live refresh it asks htmx for."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from infragent.config import Settings
+from infragent.model import Severity
+from infragent.server.app import create_app
+from infragent.store import agents, incidents
+from infragent.store.dashboard import ONLINE_WINDOW_S
+from infragent.store.sql import SqlStore
+from support.dashboard_data import add_hosts, command, incident, one, rows, sign_in_http
+from support.databases import create_client
+from support.servers import serve
+
+NOW = float(int(time.time()))
+
+
+@pytest.fixture
+def acme(store: SqlStore) -> str:
+    return create_client(store, "ops@acme.example", "Acme", "http://127.0.0.1:9/hook", now=NOW).client.id
+
+
+@pytest.fixture
+def web(store: SqlStore, acme: str) -> Iterator[httpx.Client]:
+    app = create_app(Settings(), store=store, clock=lambda: NOW)
+    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
+        sign_in_http(http, app, acme, "viewer")
+        yield http
+
+
+def figures(html: str) -> dict[str, str]:
+    names = ["hosts-online", "hosts-offline", "incidents-open", "incidents-critical", "incidents-warning"]
+    names += ["incidents-info", "actions-24h", "actions-success-rate"]
+    return {name: one(html, name)["_text"] for name in names}
+
+
+def test_an_empty_tenant(web: httpx.Client) -> None:
+    page = web.get("/")
+    assert page.status_code == 200
+    assert figures(page.text) == {
+        "hosts-online": "0",
+        "hosts-offline": "0",
+        "incidents-open": "0",
+        "incidents-critical": "0",
+        "incidents-warning": "0",
+        "incidents-info": "0",
+        "actions-24h": "0",
+        "actions-success-rate": "—",
+    }
+    assert "No incidents yet" in page.text
+
+
+def test_figures_count_this_tenant_only(web: httpx.Client, store: SqlStore, acme: str) -> None:
+    other = create_client(store, "ops@other.example", "Other", "http://127.0.0.1:9/hook", now=NOW).client.id
+    edge = NOW - ONLINE_WINDOW_S
+    add_hosts(store, acme, [("a", NOW - 5), ("b", edge), ("c", edge - 1)])  # b is online at exactly 90 s
+    add_hosts(store, other, [("x", NOW), ("y", NOW)])
+    crit = [incident(store, acme, NOW - 50 + i, node=f"n{i}") for i in range(2)]
+    warn = incident(store, acme, NOW - 40, node="w", severity=Severity.WARNING)
+    info = incident(store, acme, NOW - 30, node="i", severity=Severity.INFO)
+    incident(store, other, NOW - 30, node="o")
+    with store.write() as conn:
+        incidents.set_status(
+            conn, acme, warn, incidents.IncidentStatus.ACKNOWLEDGED, "t", NOW - 2
+        )  # still open
+        incidents.set_status(conn, acme, info, incidents.IncidentStatus.RESOLVED, "t", NOW - 1)  # not open
+        agent = agents.get_agent(conn, acme, "n0")
+        theirs = agents.get_agent(conn, other, "o")
+    assert agent is not None and theirs is not None
+    for result in ("ok", "ok", "ok", "error", None):  # None: still queued, not finished
+        command(store, acme, agent.id, NOW - 3600, result)
+    command(store, acme, agent.id, NOW - 90_000, "error")  # older than 24 h
+    command(store, other, theirs.id, NOW - 60, "error")
+
+    page = web.get("/")
+    assert figures(page.text) == {
+        "hosts-online": "2",
+        "hosts-offline": "1",
+        "incidents-open": "3",
+        "incidents-critical": "2",
+        "incidents-warning": "1",
+        "incidents-info": "0",
+        "actions-24h": "5",
+        "actions-success-rate": "75%",
+    }
+    recent = [r["data-incident-id"] for r in rows(page.text, "incident-row")]
+    assert recent[:2] == [info, warn] and set(recent) == {*crit, warn, info}
+
+
+def test_the_figures_refresh_live_as_a_fragment(web: httpx.Client, store: SqlStore, acme: str) -> None:
+    page = web.get("/")
+    trigger = page.text.split('hx-trigger="', 1)[1].split('"', 1)[0]
+    for event in ("live:incident", "live:host", "live:command"):
+        assert f"{event} from:document throttle:1s" in trigger
+    incident(store, acme, NOW - 1)
+    fragment = web.get("/?fragment=1", headers={"HX-Request": "true"})
+    assert "<html" not in fragment.text
+    assert one(fragment.text, "incidents-open")["_text"] == "1"
+
+
+def test_signed_out_goes_to_sign_in(store: SqlStore) -> None:
+    app = create_app(Settings(), store=store)
+    with serve(app) as base, httpx.Client(base_url=base) as http:
+        r = http.get("/")
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=/"
+        htmx = http.get("/", headers={"HX-Request": "true"})
+        assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/login?next=/"
