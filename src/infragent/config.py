@@ -177,6 +177,21 @@ class Settings(BaseModel):
                 raise ValueError(f"{item!r} is not a network in CIDR notation ({exc})") from exc
         return tuple(networks)
 
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        """A list (file) or a comma-separated string or JSON array (environment) of origins."""
+        if isinstance(value, str):
+            text = value.strip()
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            value = json.loads(text) if text.startswith("[") else parts
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of origins such as https://ops.example.com")
+        for origin in value:
+            if not str(origin).startswith(("http://", "https://")) or str(origin).endswith("/"):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        return tuple(str(o) for o in value)
+
     @field_validator("max_decompressed_bytes")
     @classmethod
     def _decompressed_covers_raw(cls, value: int, info: ValidationInfo) -> int:

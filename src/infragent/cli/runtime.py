@@ -135,6 +135,16 @@ class AnnouncingServer(uvicorn.Server):
             host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
             self._announce(f"http://{host}:{self.bound_port}")
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the open live streams first: an SSE response never ends by itself, and uvicorn waits
+        for every response before the app's own shutdown runs, so Ctrl-C would hang while a
+        dashboard is open. The browsers reconnect (to this server restarted, or another)."""
+        services = getattr(getattr(self.config.app, "state", None), "services", None)
+        stream = getattr(services, "stream", None)
+        if stream is not None:
+            stream.stop()
+        await super().shutdown(sockets)
+
 
 class ThreadedServer(AnnouncingServer):
     """uvicorn in a thread: signals stay with the main thread, which stops us via ``should_exit``."""

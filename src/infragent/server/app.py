@@ -40,6 +40,7 @@ from infragent.server.api import (
     query,
     rules,
     selfmetrics,
+    stream,
     users,
 )
 from infragent.server.auth import scope_refused
@@ -147,6 +148,7 @@ def create_app(
         incidents.router,
         users.router,
         audit.router,
+        stream.router,
     )
     for router in routers:
         app.include_router(router)

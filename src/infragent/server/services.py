@@ -35,7 +35,9 @@ from infragent.server.public_limits import ApiLimits
 from infragent.server.ratelimit import RateLimit
 from infragent.server.remote import RemoteControl
 from infragent.server.sessions import SessionService
+from infragent.server.stream import MetricsPoint, Sampler, StreamHub, build_hub
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
+from infragent.server.web import charts
 from infragent.store import events
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import SqlStore, open_store
@@ -74,6 +76,8 @@ class AppServices:
     limits: ApiLimits
     #: Failed sign-ins per client IP (``login_rate_limit`` per ``login_rate_window_s``).
     logins: LoginThrottle
+    #: The live streams (``GET /api/v1/stream``): one feed per tenant with a subscriber.
+    stream: StreamHub
     #: Worker processes for ingest (PostgreSQL, ``ingest_processes`` > 0); None: in-process.
     ingest_pool: IngestPool | None = None
     #: Forwards accepted batches to remote write, when ``remote_write_url`` is set.
@@ -102,6 +106,7 @@ class AppServices:
 
     def stop(self) -> None:
         """Stop in the reverse order; close the store if it was opened here."""
+        self.stream.stop()
         if self.alerting is not None:
             self.alerting.stop()  # gives its leases up: another server takes over at once
         self.maintenance.stop()
@@ -189,12 +194,30 @@ def build_services(
         registrations=limits.registrations,
         limits=limits,
         logins=LoginThrottle(settings.login_rate_limit, settings.login_rate_window_s),
+        stream=build_hub(
+            settings,
+            the_store,
+            metrics,
+            clock=clock,
+            registry=telemetry.registry,
+            sampler=_chart_sampler(metrics),
+        ),
         ingest_pool=pool,
         exporter=exporter,
         owns_store=store is None,
         outbound=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
         alerting=alerting,
     )
+
+
+def _chart_sampler(metrics: SqlMetricStore) -> Sampler:
+    """The stream's ``metrics`` events carry the host page's chart values (``server/web/charts.py``)."""
+
+    def sample(client_id: str, host: str, after_ts: float) -> list[MetricsPoint]:
+        points = charts.live_values(metrics, client_id, host, after_ts)
+        return [MetricsPoint(p["ts"], p["values"]) for p in points]
+
+    return sample
 
 
 def _pending_events(store: SqlStore) -> int:

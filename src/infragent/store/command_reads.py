@@ -141,15 +141,17 @@ def list_agents(conn: sa.Connection, client_id: str) -> list[AgentRecord]:
     return [agent_from_row(r) for r in rows]
 
 
-def host_agents(conn: sa.Connection, client_id: str, host: str) -> list[AgentRecord]:
+def host_agent_filter(host: str) -> sa.ColumnElement[bool]:
     """The agents on ``host``: the host agent (node id = host) and the SDK instances named
-    ``<host>/<service>`` (the SDK's default node id), by node id."""
+    ``<host>/<service>`` (the SDK's default node id). One rule for the host page and its commands."""
+    return sa.or_(agents.c.node_id == host, agents.c.node_id.startswith(f"{host}/", autoescape=True))
+
+
+def host_agents(conn: sa.Connection, client_id: str, host: str) -> list[AgentRecord]:
+    """The agents on ``host`` (``host_agent_filter``), by node id, with their allowlists."""
     rows = conn.execute(
         sa.select(agents)
-        .where(
-            agents.c.client_id == client_id,
-            sa.or_(agents.c.node_id == host, agents.c.node_id.startswith(f"{host}/", autoescape=True)),
-        )
+        .where(agents.c.client_id == client_id, host_agent_filter(host))
         .order_by(agents.c.node_id)
     )
     return [agent_from_row(r) for r in rows]

@@ -25,14 +25,13 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from infragent.incidents.model import ACTIVE_STATUSES, Incident, IncidentStatus
-from infragent.store.agents import agent_from_row
+from infragent.store.command_reads import host_agent_filter
 from infragent.store.incident_reads import (
     IncidentPage,
     decode_cursor,
     encode_cursor,
     incident_from_row,
 )
-from infragent.store.records import AgentRecord
 from infragent.store.schema import agents, commands, events, incidents, metric_hosts
 
 ONLINE_WINDOW_S: Final = 90.0
@@ -230,21 +229,6 @@ def overview(conn: sa.Connection, client_id: str, now: float) -> Overview:
     )
 
 
-def _host_agent_filter(host: str) -> sa.ColumnElement[bool]:
-    """The host's agents: the host agent itself and SDK instances named ``<host>/<app>``."""
-    return sa.or_(agents.c.node_id == host, agents.c.node_id.startswith(f"{host}/", autoescape=True))
-
-
-def host_agents(conn: sa.Connection, client_id: str, host: str) -> list[AgentRecord]:
-    """The agents on ``host``, by node id, with the actions they allow (remote control)."""
-    rows = conn.execute(
-        sa.select(agents)
-        .where(agents.c.client_id == client_id, _host_agent_filter(host))
-        .order_by(agents.c.node_id)
-    )
-    return [agent_from_row(r) for r in rows]
-
-
 def host_checks(conn: sa.Connection, client_id: str, host: str) -> list[CheckStatus]:
     """Each health check of the host's agents with its newest transition (``app_down`` or
     ``app_recovered``), by name. A check that never failed sent no event and is not listed."""
@@ -252,7 +236,7 @@ def host_checks(conn: sa.Connection, client_id: str, host: str) -> list[CheckSta
     newest = (
         sa.select(e.service, sa.func.max(e.received_at).label("at"))
         .select_from(events.join(agents, agents.c.id == e.agent_id))
-        .where(e.client_id == client_id, e.type.in_(CHECK_EVENTS), _host_agent_filter(host))
+        .where(e.client_id == client_id, e.type.in_(CHECK_EVENTS), host_agent_filter(host))
         .group_by(e.service)
         .subquery()
     )
@@ -260,7 +244,7 @@ def host_checks(conn: sa.Connection, client_id: str, host: str) -> list[CheckSta
         sa.select(e.service, e.type, e.received_at, e.data)
         .select_from(events.join(agents, agents.c.id == e.agent_id))
         .join(newest, sa.and_(newest.c.service == e.service, newest.c.at == e.received_at))
-        .where(e.client_id == client_id, e.type.in_(CHECK_EVENTS), _host_agent_filter(host))
+        .where(e.client_id == client_id, e.type.in_(CHECK_EVENTS), host_agent_filter(host))
         .order_by(e.service)
     ).all()
     out: dict[str, CheckStatus] = {}

@@ -14,6 +14,7 @@ exists, and a sign-in ends in a redirect that sets the cookie. What they guard a
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -28,6 +29,8 @@ from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import signed_in
 from infragent.server.web.templating import render
 from infragent.store.users import UserExistsError
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -129,7 +132,8 @@ def login(
     if wait_s is not None:
         return _too_many(request, wait_s, email, target)
     found: SignIn | None = accounts.authenticate(svc.store, email, password, svc.clock())
-    if found is None:
+    if found is None:  # logged by address only: the e-mail field sometimes holds a password
+        logger.info("failed sign-in from %s", ip)
         wait_s = svc.logins.failed(ip)
         if wait_s is not None:
             return _too_many(request, wait_s, email, target)

@@ -25,7 +25,7 @@ from infragent.server.auth import Principal
 from infragent.server.web import charts, formats
 from infragent.server.web.deps import page
 from infragent.server.web.templating import render
-from infragent.store import dashboard
+from infragent.store import command_reads, dashboard
 from infragent.store.metrics import SqlMetricStore
 
 router = APIRouter()
@@ -88,7 +88,7 @@ def host_detail(
             return render(request, "hosts/missing.html", who, status_code=404, host=host)
         checks = dashboard.host_checks(conn, who.client_id, host)
         incidents = dashboard.host_incidents(conn, who.client_id, host)
-        agents = dashboard.host_agents(conn, who.client_id, host) if not part else []
+        agents = command_reads.host_agents(conn, who.client_id, host) if not part else []
     ctx: dict[str, Any] = {
         "host": host,
         "summary": summary,
