@@ -25,6 +25,7 @@ from infragent.actions.webhook import WebhookDispatcher
 from infragent.alerting import Evaluator, build_evaluator
 from infragent.config import Settings
 from infragent.outbound.policy import OutboundPolicy
+from infragent.server import charts
 from infragent.server.auth import KeyCache
 from infragent.server.ingest.admission import SeriesCap
 from infragent.server.ingest.pool import IngestPool, WorkerConfig, enabled_for
@@ -37,7 +38,6 @@ from infragent.server.remote import RemoteControl
 from infragent.server.sessions import SessionService
 from infragent.server.stream import MetricsPoint, Sampler, StreamHub, build_hub
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
-from infragent.server.web import charts
 from infragent.store import events
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import SqlStore, open_store
@@ -211,7 +211,7 @@ def build_services(
 
 
 def _chart_sampler(metrics: SqlMetricStore) -> Sampler:
-    """The stream's ``metrics`` events carry the host page's chart values (``server/web/charts.py``)."""
+    """The stream's ``metrics`` events carry the host page's chart values (``server/charts.py``)."""
 
     def sample(client_id: str, host: str, after_ts: float) -> list[MetricsPoint]:
         points = charts.live_values(metrics, client_id, host, after_ts)

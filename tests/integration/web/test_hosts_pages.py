@@ -15,9 +15,9 @@ import pytest
 from fastapi import FastAPI
 
 from infragent.config import Settings
+from infragent.server import charts
 from infragent.server.app import create_app
 from infragent.server.services import AppServices
-from infragent.server.web import charts
 from infragent.server.web.templating import TEMPLATES
 from infragent.store.sql import SqlStore
 from support.dashboard_data import add_hosts, host_metrics, incident, one, rows, sign_in_http

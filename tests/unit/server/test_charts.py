@@ -1,10 +1,10 @@
-"""The host page's chart transforms and shaping (server/web/charts.py): pure, no store."""
+"""The host page's chart transforms and shaping (server/charts.py): pure, no store."""
 
 from __future__ import annotations
 
 import pytest
 
-from infragent.server.web import charts
+from infragent.server import charts
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
+from infragent.server import charts
 from infragent.server.api.deps import AppServices, metric_store, services
 from infragent.server.auth import Principal
-from infragent.server.web import charts, formats
+from infragent.server.web import formats
 from infragent.server.web.deps import page
 from infragent.server.web.templating import render
 from infragent.store import command_reads, dashboard
