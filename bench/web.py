@@ -88,7 +88,7 @@ def database(kind: str) -> Iterator[str]:
 
 
 @contextmanager
-def server(url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def server(url: str) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     """``infragent server`` on ``url`` (already seeded), every setting at its default but the address."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-web-"))
     env = {
@@ -121,7 +121,7 @@ def server(url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield proc, port
+        yield proc, port, log_path
     finally:
         died = proc.poll()
         stop(proc)
@@ -263,7 +263,7 @@ def page_times(http: httpx.Client, n: int, verdicts: list[Verdict]) -> None:
 
 
 def stream_part(
-    port: int, pid: int, seeded: Seeded, args: argparse.Namespace, verdicts: list[Verdict]
+    port: int, pid: int, log_path: Path, seeded: Seeded, args: argparse.Namespace, verdicts: list[Verdict]
 ) -> None:
     print(
         f"\n3. Live stream: {args.clients} SSE clients on /api/v1/stream?host={HOST}, one batch/s for "
@@ -284,6 +284,11 @@ def stream_part(
         for k, v in c.events.items():
             kinds[k] = kinds.get(k, 0) + v
     print(f"   connect statuses: {statuses}; connected {connected}, dropped during the run {dropped}")
+    if dropped:
+        ends = sorted(c.ended_at - res.started for c in res.clients if c.ended_early)
+        print(f"   ! streams ended early between {ends[0]:.1f} s and {ends[-1]:.1f} s into the writer's run")
+        for line in log_path.read_text(errors="replace").splitlines()[-15:]:
+            print(f"   ! server log: {line[:200]}")
     errors = {c.error for c in res.clients if c.error}
     for e in sorted(errors)[:3]:
         print(f"   ! {e}")
@@ -354,7 +359,7 @@ def main() -> None:
             + ", ".join(f"{k} {v:.1f} s" for k, v in seeded.seconds.items())
             + f"; {seeded.host_points:,} points for {HOST}"
         )
-        with server(url) as (proc, port):
+        with server(url) as (proc, port, log_path):
             t = time.monotonic()
             idle = settle(proc.pid)  # start-up: the alert evaluator loads 1,000 hosts' windows
             print(f"   server up (pid {proc.pid}); {idle:.3f} CPU s/s after {time.monotonic() - t:.0f} s")
@@ -365,7 +370,7 @@ def main() -> None:
                 if "pages" in parts:
                     page_times(http, args.requests, verdicts)
             if "stream" in parts:
-                stream_part(port, proc.pid, seeded, args, verdicts)
+                stream_part(port, proc.pid, log_path, seeded, args, verdicts)
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nBudgets ({args.db}, {time.monotonic() - started:.0f} s in all; machine load average {load})")
     width = max(len(v[0]) for v in verdicts) if verdicts else 10

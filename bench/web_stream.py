@@ -68,6 +68,8 @@ class ClientLog:
     status: int = 0
     connected: bool = False
     ended_early: bool = False
+    #: time.time() when the stream ended early
+    ended_at: float = 0.0
     error: str = ""
     heartbeats: int = 0
     events: dict[str, int] = field(default_factory=dict)
@@ -85,6 +87,8 @@ class StreamResult:
     load_cpu_per_s: float
     load_seconds: float
     client_cpu_s: float
+    #: time.time() when the writer started
+    started: float = 0.0
 
     @property
     def lags(self) -> list[float]:
@@ -143,10 +147,10 @@ async def watch(
                 if stop.is_set():
                     return
         if not stop.is_set():
-            log.ended_early = True
+            log.ended_early, log.ended_at = True, time.time()
     except (httpx.HTTPError, json.JSONDecodeError) as e:
         if not stop.is_set():
-            log.ended_early = True
+            log.ended_early, log.ended_at = True, time.time()
             log.error = f"{type(e).__name__}: {e}"[:200]
     finally:
         ready.set()
@@ -213,7 +217,7 @@ async def run_async(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readies)), 30)
         own0 = time.process_time()
-        c0, w0 = proc_cpu(pid), time.monotonic()
+        c0, w0, began = proc_cpu(pid), time.monotonic(), time.time()
         posted, rtt, errors = await write(poster, base, key, seconds)
         await asyncio.sleep(2.0)  # the last batch's events are still on their way
         wall = time.monotonic() - w0
@@ -223,7 +227,7 @@ async def run_async(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return StreamResult(logs, posted, rtt, errors, base_cpu, load_cpu, wall, own)
+    return StreamResult(logs, posted, rtt, errors, base_cpu, load_cpu, wall, own, began)
 
 
 def run(
