@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from infragent.server.stream import Cursor, Event, HubConfig, StreamHub, StreamSource
-from infragent.server.stream.feeds import Feed, Subscriber
+from infragent.server.stream.feeds import MAX_HOST_EVENTS, Feed, Subscriber, TenantFeed
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.sql import open_store
 from support.databases import create_client, sqlite_url
@@ -138,3 +138,22 @@ def test_a_feed_runs_only_while_someone_listens(setup: Setup) -> None:
     asyncio.run(scenario())
     scrape = generate_latest(setup.registry).decode()
     assert "infragent_stream_subscribers 0.0" in scrape and "infragent_stream_dropped_total 0.0" in scrape
+
+
+def test_a_fleet_wide_flip_is_one_summary_not_an_event_per_host(setup: Setup) -> None:
+    """A thousand hosts going offline in the same second (the server was down, a network split)
+    must not fill every subscriber's queue and drop them all: past MAX_HOST_EVENTS they become one
+    ``host`` summary; a few changes stay one event per host."""
+    feed = TenantFeed(
+        "c", setup.hub.source, lambda _sub: None, poll_s=1.0, host_check_s=1.0, clock=lambda: 0.0
+    )
+    now = 10_000.0
+    fleet = [(f"h{i}", now - 10) for i in range(1000)]
+    assert len(feed._host_changes(fleet[:10], now)) == 10  # new hosts, announced one by one
+    (first,) = feed._host_changes(fleet, now)  # 990 new hosts at once
+    assert first.name == "host" and first.data == {"host": None, "changed": 990, "online": 990, "offline": 0}
+    (flip,) = feed._host_changes(fleet, now + 3600)  # all gone quiet
+    assert flip.data == {"host": None, "changed": 1000, "online": 0, "offline": 1000}
+    assert feed._host_changes(fleet, now + 3601) == []  # no change, nothing said
+    back = [(h, now + 3602) for h, _ in fleet[: MAX_HOST_EVENTS - 1]]
+    assert [e.data["host"] for e in feed._host_changes(back, now + 3602)] == [h for h, _ in back]

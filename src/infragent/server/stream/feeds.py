@@ -106,6 +106,10 @@ class Feed:
         raise NotImplementedError
 
 
+#: host events one poll publishes at most; more become one summary event (``_host_changes``)
+MAX_HOST_EVENTS = 50
+
+
 class TenantFeed(Feed):
     """Incident, command and host events of one tenant, read every ``poll_s``.
 
@@ -180,7 +184,12 @@ class TenantFeed(Feed):
         return tail.more
 
     def _host_changes(self, seen: list[tuple[str, float]], now: float) -> list[Event]:
-        """A host that appeared, or whose online state flipped since it was last announced."""
+        """A host that appeared, or whose online state flipped since it was last announced; past
+        ``MAX_HOST_EVENTS`` in one round, one summary instead (``host`` null, with the counts).
+
+        Why a summary: a fleet-wide change (the server was down, a network split, a thousand hosts
+        seeded at once) flips every host in the same second; one event per host would fill every
+        subscriber's queue and drop them all, while the pages only need to know to re-render."""
         events: list[Event] = []
         for host, last_seen in seen:
             state = self._source.state(host, last_seen, now)
@@ -188,7 +197,11 @@ class TenantFeed(Feed):
             self._hosts[host] = (last_seen, state.online)
             if known is None or known[1] != state.online:
                 events.append(state.event(self.position))
-        return events
+        if len(events) <= MAX_HOST_EVENTS:
+            return events
+        online = sum(1 for e in events if e.data["online"])
+        summary = {"host": None, "changed": len(events), "online": online, "offline": len(events) - online}
+        return [Event("host", summary, self.position)]
 
 
 class MetricsFeed(Feed):
