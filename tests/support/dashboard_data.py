@@ -6,18 +6,13 @@ opened by events, and commands with their results.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable
 from html.parser import HTMLParser
+from typing import Any
 
-import httpx
-from fastapi import FastAPI
-
-from infragent.auth import sessions as tokens
 from infragent.incidents.model import IncidentPolicy
 from infragent.model import ActionResult, Decision, Severity
-from infragent.server.services import AppServices
-from infragent.store import commands, events, incidents, users
+from infragent.store import commands, events, incidents
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.metrics.hosts import note_batch
 from infragent.store.sql import SqlStore
@@ -86,8 +81,10 @@ def incident(
     severity: Severity = Severity.CRITICAL,
     service: str = "web",
     type: str = "app_down",
+    data: dict[str, Any] | None = None,
 ) -> str:
-    """An incident opened by an event of ``node`` (a check of its agent going down)."""
+    """An incident opened by an event of ``node`` (a check of its agent going down); the event's
+    ``data`` is ``{"error": "connection refused"}`` unless given."""
     with store.write() as conn:
         event = events.insert_event(
             conn,
@@ -95,7 +92,7 @@ def incident(
             type=type,
             service=service,
             severity=severity,
-            data={"error": "connection refused"},
+            data={"error": "connection refused"} if data is None else data,
             node_id=node,
             now=now,
         )
@@ -192,25 +189,3 @@ def one(html: str, test: str) -> dict[str, str]:
     found = rows(html, test)
     assert len(found) == 1, f"{len(found)} elements data-test={test!r}"
     return found[0]
-
-
-def sign_in_http(http: httpx.Client, app: FastAPI, client_id: str, role: str) -> dict[str, str]:
-    """``support.web.sign_in`` for an httpx client of a served app (``starlette.testclient`` warns,
-    and warnings are errors, so ``support/web.py`` cannot even be imported): a user, a session, the
-    cookie on ``http``; returns the CSRF header."""
-    svc: AppServices = app.state.services
-    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
-    with svc.store.write() as conn:
-        user = users.create_user(
-            conn,
-            email=email,
-            name=role,
-            password_hash="not-a-usable-hash",
-            client_id=client_id,
-            role=role,
-            now=svc.clock(),
-            actor="test",
-        )
-    cookie, record = svc.sessions.start(user.id, client_id, "127.0.0.1", "pytest")
-    http.cookies.set(tokens.COOKIE, cookie)
-    return {tokens.CSRF_HEADER: record.csrf_token}

@@ -37,7 +37,6 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from infragent.auth import scopes
-from infragent.auth import sessions as tokens
 from infragent.auth.registration import mint_key, register_client
 from infragent.config import Settings
 from infragent.incidents.model import IncidentPolicy
@@ -47,7 +46,7 @@ from infragent.server import auth as server_auth
 from infragent.server.app import create_app
 from infragent.server.auth import declared_scopes, require
 from infragent.server.web import deps as web_deps
-from infragent.store import agents, events, incidents, users
+from infragent.store import agents, events, incidents
 from infragent.store import commands as command_store
 from infragent.store import rules as rule_store
 from infragent.store.sql import SqlStore, open_store
@@ -62,6 +61,7 @@ from support.route_table import (
     operations,
 )
 from support.servers import serve
+from support.web import make_user, sign_in
 
 # -- the seeded world: tenant A (the callers') and tenant B (the other) --------------------------------
 
@@ -171,23 +171,6 @@ def _ghost() -> Tenant:
     return Tenant(x, x, str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), x, "missing0000x", x, x)
 
 
-def make_user(store: SqlStore, client_id: str, role: str, email: str | None = None) -> str:
-    """A user with ``role`` in ``client_id`` (as ``support.web.make_user``, which imports starlette's
-    TestClient: that import warns, an error here, until ``httpx2`` is installed)."""
-    with store.write() as conn:
-        user = users.create_user(
-            conn,
-            email=email or f"{role}-{uuid.uuid4().hex[:8]}@example.com",
-            name=role,
-            password_hash="not-a-usable-hash",
-            client_id=client_id,
-            role=role,
-            now=time.time(),
-            actor="test",
-        )
-    return user.id
-
-
 # -- callers -------------------------------------------------------------------------------------------
 
 
@@ -203,11 +186,8 @@ def _callers(app: FastAPI, tenant: Tenant) -> list[Caller]:
     """Anonymous, one signed-in user per role (``support.web.sign_in``'s way: a user row and a session
     from the app's own service, no password hashing) and one key per scope, all of ``tenant``."""
     out = [Caller("anonymous", "anonymous", (), {})]
-    service = app.state.services.sessions
     for role in scopes.ALL_ROLES:
-        user_id = make_user(app.state.services.store, tenant.client_id, role)
-        cookie, record = service.start(user_id, tenant.client_id, "127.0.0.1", "pytest")
-        headers = {"Cookie": f"{tokens.COOKIE}={cookie}", tokens.CSRF_HEADER: record.csrf_token}
+        headers = sign_in(app, tenant.client_id, role).browser_headers
         out.append(Caller(f"role:{role}", "session", scopes.role_scopes(role), headers))
     for scope, key in tenant.keys.items():
         out.append(Caller(f"key:{scope}", "key", (scope,), {"Authorization": f"Bearer {key}"}))
@@ -366,7 +346,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         app = create_app(settings, store=store)
         a, b = _seed(store, "a"), _seed(store, "b")
         for t in (a, b):
-            t.user_id = make_user(store, t.client_id, "viewer", t.user_email)
+            t.user_id = make_user(app, t.client_id, "viewer", t.user_email)
         with serve(app) as base, httpx.Client(base_url=base, timeout=10, follow_redirects=False) as http:
             yield World(http, app, store, a, b, _callers(app, a), _ghost())
     finally:

@@ -17,13 +17,12 @@ import httpx
 import pytest
 
 from infragent.config import Settings
-from infragent.incidents.model import IncidentPolicy
 from infragent.model import Severity
 from infragent.server.api import incidents as incidents_api
-from infragent.server.app import create_app
-from infragent.store import audit, events, incidents
+from infragent.store import audit, incidents
 from infragent.store.sql import SqlStore
-from support.servers import serve
+from support.dashboard_data import incident
+from support.web import Site, register_tenant, serve_site
 
 BASE = "/api/v1/incidents"
 READ_TIMEOUT = httpx.Timeout(10.0, read=5.0)
@@ -40,48 +39,30 @@ class Tenant:
         return key.split("_")[1]
 
 
-@dataclass
-class Api:
-    http: httpx.Client
-    store: SqlStore
-    base: str
+class Api(Site):
+    """The served app (``support.web.Site``) and the tenants and incidents the tests seed in it."""
 
     def tenant(self, email: str) -> Tenant:
-        body = {"email": email, "company_name": "Acme", "webhook_url": "http://127.0.0.1:9/hook"}
-        reg = self.http.post("/api/v1/clients/register", json=body).json()
-        admin = reg["api_key"]
-        minted = [
-            self.http.post("/api/v1/keys", json={"scopes": [s]}, headers=auth(admin)).json()["api_key"]
-            for s in ("read", "operate")
-        ]
-        return Tenant(reg["client_id"], admin, *minted)
+        return Tenant(*register_tenant(self.http, email, "read", "operate"))
 
     def incident(
         self, client_id: str, now: float, node: str = "n1", severity: Severity = Severity.CRITICAL
     ) -> str:
-        with self.store.write() as conn:
-            event = events.insert_event(
-                conn,
-                client_id,
-                type="app_down",
-                service="web",
-                severity=severity,
-                data={},
-                node_id=node,
-                now=now,
-            )
-            return incidents.record_event(conn, event, IncidentPolicy(), now)
+        return incident(self.store, client_id, now, node=node, severity=severity, data={})
 
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def _settings() -> Settings:
+    return Settings(webhook_allowed_networks=("127.0.0.0/8",))
+
+
 @pytest.fixture
 def api(store: SqlStore) -> Iterator[Api]:
-    app = create_app(Settings(webhook_allowed_networks=("127.0.0.0/8",)), store=store)
-    with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
-        yield Api(http, store, base)
+    with serve_site(store, _settings(), timeout_s=10) as site:
+        yield Api(site.app, site.http)
 
 
 @pytest.fixture
@@ -286,9 +267,9 @@ def test_a_bad_last_event_id_is_422(api: Api, acme: Tenant) -> None:
 
 def test_the_server_stops_promptly_after_a_stream_client_went_away(store: SqlStore) -> None:
     """A stream that outlived its client would hold uvicorn's shutdown until the join gives up."""
-    app = create_app(Settings(webhook_allowed_networks=("127.0.0.0/8",)), store=store)
-    with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
-        acme = Api(http, store, base).tenant("ops@acme.example")
+    with serve_site(store, _settings(), timeout_s=10) as site:
+        http = site.http
+        acme = Api(site.app, http).tenant("ops@acme.example")
         with http.stream("GET", f"{BASE}/stream", headers=auth(acme.read), timeout=READ_TIMEOUT) as r:
             assert r.status_code == 200
         started = time.monotonic()

@@ -17,15 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from infragent.config import Settings
-from infragent.server.app import create_app
 from infragent.store import audit, tenants
 from infragent.store.records import KeyRecord
 from infragent.store.sql import SqlStore
 from support.databases import create_client
-from support.servers import serve
+from support.web import serve_site
 
 EVENT = {"type": "app_down", "service": "web", "severity": "critical", "data": {}}
 FIELDS = {
@@ -90,9 +88,8 @@ def stored(store: SqlStore, key_id: str) -> KeyRecord:
 def api(store: SqlStore) -> Iterator[Api]:
     clock = Clock()
     reg = create_client(store, "ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=clock())
-    app: FastAPI = create_app(Settings(key_rotation_grace_s=3600), store=store, clock=clock)
-    with serve(app) as base, httpx.Client(base_url=base) as http:
-        yield Api(http, store, clock, reg.api_key, reg.client.id)
+    with serve_site(store, Settings(key_rotation_grace_s=3600), clock) as site:
+        yield Api(site.http, store, clock, reg.api_key, reg.client.id)
 
 
 def test_the_list_shows_prefix_scopes_and_times_but_never_a_secret(api: Api) -> None:
@@ -214,13 +211,13 @@ def test_last_use_is_written_on_first_use_then_at_most_once_a_minute(store: SqlS
     clock = Clock()
     reg = create_client(store, "ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=clock())
     key_id = reg.api_key.split("_")[1]
-    app = create_app(Settings(), store=store, clock=clock)
-    with serve(app) as base, httpx.Client(base_url=base) as http:
+    with serve_site(store, Settings(), clock) as site:
+        http = site.http
         assert stored(store, key_id).last_used_at is None
         t0 = clock.now
         assert http.get("/api/v1/keys", headers=auth(reg.api_key)).status_code == 200
         _poll_last_used(store, key_id, t0)  # the first use is flushed at once (by a thread)
-        app.state.services.keys.settle()
+        site.svc.keys.settle()
         clock.now = t0 + 10
         assert http.get("/api/v1/keys", headers=auth(reg.api_key)).status_code == 200
         assert stored(store, key_id).last_used_at == t0  # noted in memory, no flush started
@@ -236,8 +233,8 @@ def test_last_use_is_written_on_first_use_then_at_most_once_a_minute(store: SqlS
 
 def test_a_refused_request_is_not_a_use(store: SqlStore) -> None:
     reg = create_client(store, "ops@example.com", "Acme", "http://127.0.0.1:9/hook", now=1000.0)
-    app = create_app(Settings(), store=store)
-    with serve(app) as base, httpx.Client(base_url=base) as http:
+    with serve_site(store) as site:
+        http = site.http
         r = http.post("/api/v1/keys", json={"scopes": ["ingest"]}, headers=auth(reg.api_key))
         ingest = r.json()
         assert http.get("/api/v1/events", headers=auth(ingest["api_key"])).status_code == 403

@@ -20,15 +20,13 @@ import pytest
 import redis
 from fastapi import FastAPI
 
-from infragent.auth import sessions as tokens
 from infragent.config import Settings
 from infragent.errors import ConfigError
 from infragent.server.app import create_app
-from infragent.server.services import AppServices
-from infragent.store import users
 from infragent.store.sql import SqlStore, open_store
 from support.databases import create_client, sqlite_url
 from support.servers import closed_port, serve
+from support.web import sign_in
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 EVENT = {"type": "app_down", "service": "web", "severity": "critical", "data": {}}
@@ -74,23 +72,6 @@ def client(base: str, source: str) -> Iterator[httpx.Client]:
         yield http
 
 
-def sign_in(svc: AppServices, client_id: str, role: str) -> str:
-    """A user with ``role`` and a session; returns its cookie (tests/support/web.py without TestClient)."""
-    with svc.store.write() as conn:
-        user = users.create_user(
-            conn,
-            email=f"{role}@example.com",
-            name=role,
-            password_hash="not-a-usable-hash",
-            client_id=client_id,
-            role=role,
-            now=svc.clock(),
-            actor="test",
-        )
-    cookie, _ = svc.sessions.start(user.id, client_id, "127.0.0.1", "pytest")
-    return cookie
-
-
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -127,9 +108,7 @@ def test_a_signed_in_user_is_limited_per_user(sqlite_store: SqlStore) -> None:
         server(sqlite_store, api_rate_limit_per_key=2, api_rate_window_s=30) as (base, app),
         client(base, address()) as http,
     ):
-        svc: AppServices = app.state.services
-        cookie = sign_in(svc, reg.client.id, "viewer")
-        http.cookies.set(tokens.COOKIE, cookie)
+        sign_in(app, reg.client.id, "viewer", http)
         assert http.get("/api/v1/events").status_code == 200
         assert http.get("/api/v1/events").status_code == 200
         r = http.get("/api/v1/events")

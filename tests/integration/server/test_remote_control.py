@@ -21,8 +21,9 @@ from infragent.model import ActionSpec
 from infragent.store.records import Registration
 from infragent.store.sql import SqlStore
 from support.databases import audit_entries, create_client, register_agent
-from support.remote import Site, site
+from support.remote import remote_settings
 from support.responders import Receiver, register_node
+from support.web import Site, serve_site
 
 PUSH_NODE = "web-1/web"  # the SDK's default node id is <host>/<service>: a '/' in the path
 PULL_NODE = "db-1/agent"
@@ -34,7 +35,7 @@ def auth(key: str) -> dict[str, str]:
 
 @pytest.fixture
 def served(store: SqlStore) -> Iterator[Site]:
-    with site(store) as s:
+    with serve_site(store, remote_settings()) as s:
         yield s
 
 
@@ -81,13 +82,13 @@ def test_an_operator_runs_an_action_on_a_push_agent_and_sees_its_output(
     register_node(store, receiver.reg, PUSH_NODE)
     operator = served.person(receiver.reg.client.id, "operator")
     body = {"action": "restart", "params": {"name": "nginx"}, "target": "nginx", "reason": "stuck workers"}
-    r = client.post(f"/api/v1/agents/{PUSH_NODE}/commands", json=body, headers=operator.headers)
+    r = client.post(f"/api/v1/agents/{PUSH_NODE}/commands", json=body, headers=operator.browser_headers)
     assert r.status_code == 202, r.text
     accepted = r.json()
     assert accepted["status"] in ("queued", "sent", "done") and accepted["source"] == "user"
     assert accepted["requested_by"] == f"user:{operator.user_id}" and accepted["node_id"] == PUSH_NODE
 
-    done = finished(client, accepted["command_id"], operator.headers)
+    done = finished(client, accepted["command_id"], operator.browser_headers)
     assert done["status"] == "done", done
     assert done["output"] == "restarted nginx" and done["http_status"] == 200 and done["attempts"] == 1
     assert done["reason"] == "stuck workers" and done["sent_at"] is not None
@@ -218,11 +219,11 @@ def test_viewers_and_ingest_keys_are_403_but_may_read_what_they_are_allowed(
     assert client.get(f"/api/v1/commands/{command_id}", headers=auth(ingest)).status_code == 403
 
     viewer = served.person(reg.client.id, "viewer")
-    r = client.post(url, json={"action": "restart", "params": {"svc": "pg"}}, headers=viewer.headers)
+    r = client.post(url, json={"action": "restart", "params": {"svc": "pg"}}, headers=viewer.browser_headers)
     assert r.status_code == 403, r.text
-    seen = client.get(f"/api/v1/commands/{command_id}", headers=viewer.headers)  # a viewer reads them
+    seen = client.get(f"/api/v1/commands/{command_id}", headers=viewer.browser_headers)  # a viewer reads them
     assert seen.status_code == 200 and seen.json()["action"] == "vacuum"
-    agents = client.get("/api/v1/agents", headers=viewer.headers).json()["agents"]
+    agents = client.get("/api/v1/agents", headers=viewer.browser_headers).json()["agents"]
     assert [(a["node_id"], a["command_mode"]) for a in agents] == [(PULL_NODE, "pull")]
     assert agents[0]["actions"][0] == {"name": "restart", "params": {"svc": "[a-z]+"}, "description": ""}
 
@@ -236,4 +237,4 @@ def test_a_signed_in_post_without_the_csrf_header_is_refused(
     r = client.post(url, json={"action": "vacuum"}, headers=operator.cookie_only)
     assert r.status_code == 403, r.text
     assert not [e for e in audit_entries(store, reg.client.id) if e.kind == "command.requested"]
-    assert client.post(url, json={"action": "vacuum"}, headers=operator.headers).status_code == 202
+    assert client.post(url, json={"action": "vacuum"}, headers=operator.browser_headers).status_code == 202

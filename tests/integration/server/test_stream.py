@@ -13,26 +13,24 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 
-from infragent.auth import sessions as tokens
 from infragent.cli.runtime import ThreadedServer
 from infragent.config import Settings
-from infragent.incidents.model import IncidentPolicy
-from infragent.model import ActionResult, ActionSpec, Decision, Severity
+from infragent.model import ActionResult, ActionSpec, Decision
 from infragent.server.app import create_app
-from infragent.server.services import AppServices
-from infragent.store import commands, events, incidents, users
+from infragent.store import commands, incidents
 from infragent.store.sql import SqlStore
 from infragent.wire import MetricBatch, SeriesData
+from support.dashboard_data import incident
 from support.databases import register_agent
-from support.servers import serve
+from support.web import Site, register_tenant, serve_site, sign_in
 
 STREAM = "/api/v1/stream"
 INCIDENTS = "/api/v1/incidents"
@@ -47,41 +45,14 @@ class Tenant:
     ingest: str
 
 
-@dataclass
-class Api:
-    app: FastAPI
-    http: httpx.Client
-    store: SqlStore
-
-    @property
-    def svc(self) -> AppServices:
-        svc: AppServices = self.app.state.services
-        return svc
+class Api(Site):
+    """The served app (``support.web.Site``) and what the stream tests write into its store."""
 
     def tenant(self, email: str) -> Tenant:
-        body = {"email": email, "company_name": "Acme", "webhook_url": "http://127.0.0.1:9/hook"}
-        reg = self.http.post("/api/v1/clients/register", json=body).json()
-        admin = reg["api_key"]
-        minted = [
-            self.http.post("/api/v1/keys", json={"scopes": [s]}, headers=auth(admin)).json()["api_key"]
-            for s in ("read", "ingest")
-        ]
-        return Tenant(reg["client_id"], admin, *minted)
+        return Tenant(*register_tenant(self.http, email, "read", "ingest"))
 
     def incident(self, client_id: str, node: str = "n1") -> str:
-        now = time.time()
-        with self.store.write() as conn:
-            event = events.insert_event(
-                conn,
-                client_id,
-                type="app_down",
-                service="web",
-                severity=Severity.CRITICAL,
-                data={},
-                node_id=node,
-                now=now,
-            )
-            return incidents.record_event(conn, event, IncidentPolicy(), now)
+        return incident(self.store, client_id, time.time(), node=node, data={})
 
     def command(self, client_id: str, node: str = "web-1") -> str:
         """A person's command, queued for a pull agent (audit: decision.made, command.queued)."""
@@ -140,20 +111,14 @@ def _settings(**kw: Any) -> Settings:
 
 @pytest.fixture
 def make_api(store: SqlStore) -> Iterator[Callable[..., Api]]:
-    with_servers: list[Any] = []
+    """Serve an app with these settings on the test's store; every one stops at the test's end."""
+    with ExitStack() as servers:
 
-    def make(**kw: Any) -> Api:
-        app = create_app(_settings(**kw), store=store)
-        server = serve(app)
-        base = server.__enter__()
-        http = httpx.Client(base_url=base, timeout=10)
-        with_servers.append((server, http))
-        return Api(app, http, store)
+        def make(**kw: Any) -> Api:
+            site = servers.enter_context(serve_site(store, _settings(**kw), timeout_s=10))
+            return Api(site.app, site.http)
 
-    yield make
-    for server, http in reversed(with_servers):
-        http.close()
-        server.__exit__(None, None, None)
+        yield make
 
 
 @pytest.fixture
@@ -327,23 +292,11 @@ def test_the_cap_per_key_is_a_429_with_retry_after(make_api: Callable[..., Api])
 
 def test_a_viewer_session_may_stream_and_an_ingest_key_may_not(api: Api) -> None:
     acme = api.tenant("ops@acme.example")
-    with api.store.write() as conn:
-        viewer = users.create_user(
-            conn,
-            email="viewer@acme.example",
-            name="viewer",
-            password_hash="not-a-usable-hash",
-            client_id=acme.client_id,
-            role="viewer",
-            now=time.time(),
-            actor="test",
-        )
-    user_id = viewer.id
-    cookie, _ = api.svc.sessions.start(user_id, acme.client_id, "127.0.0.1", "pytest")
-    browser = httpx.Client(base_url=str(api.http.base_url), cookies={tokens.COOKIE: cookie})
-    with browser, browser.stream("GET", STREAM, timeout=READ_TIMEOUT) as r:
-        assert r.status_code == 200
-        assert named(read_events(r.iter_lines(), count("ready")), "ready")
+    with httpx.Client(base_url=str(api.http.base_url)) as browser:
+        sign_in(api.app, acme.client_id, "viewer", browser, email="viewer@acme.example")
+        with browser.stream("GET", STREAM, timeout=READ_TIMEOUT) as r:
+            assert r.status_code == 200
+            assert named(read_events(r.iter_lines(), count("ready")), "ready")
     r = api.http.get(STREAM, headers=auth(acme.ingest))
     assert r.status_code == 403 and r.json()["required_scope"] == "read"
     assert api.http.get(STREAM).status_code == 401
@@ -401,7 +354,7 @@ def test_the_server_stops_while_a_stream_is_open(store: SqlStore) -> None:
     wait_until(lambda: srv.started)
     http = httpx.Client(base_url=f"http://127.0.0.1:{srv.bound_port}", timeout=10)
     with http:
-        acme = Api(app, http, store).tenant("ops@acme.example")
+        acme = Api(app, http).tenant("ops@acme.example")
         with http.stream("GET", STREAM, headers=auth(acme.read), timeout=READ_TIMEOUT) as r:
             lines = r.iter_lines()
             read_events(lines, count("ready"))

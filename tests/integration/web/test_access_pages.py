@@ -1,12 +1,11 @@
 """Sign-in, sign-out and first-run setup through the real app on SQLite and PostgreSQL (issue 12,
 point 1): the form posts a browser makes, the cookie the server sets, and what that cookie can do
-on the API afterwards. The app runs under uvicorn (``support/servers.py``) and httpx keeps the
+on the API afterwards. The app runs under uvicorn (``support.web.serve_site``) and httpx keeps the
 cookies, as a browser would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,20 +14,23 @@ import pytest
 from infragent.auth import accounts
 from infragent.auth import sessions as tokens
 from infragent.config import Settings
-from infragent.server.app import create_app
 from infragent.server.web.pages.access import local_path
 from infragent.store.sql import SqlStore
 from support.databases import create_client
-from support.servers import serve
+from support.web import Site
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def web(store: SqlStore) -> Iterator[httpx.Client]:
-    app = create_app(Settings(login_rate_limit=3, login_rate_window_s=60), store=store)
-    with serve(app) as base, httpx.Client(base_url=base, follow_redirects=False) as client:
-        yield client
+def settings() -> Settings:
+    return Settings(login_rate_limit=3, login_rate_window_s=60)
+
+
+@pytest.fixture
+def web(site: Site) -> httpx.Client:
+    """The client keeps the cookies the server sets, as a browser would."""
+    return site.http
 
 
 def _tenant(store: SqlStore, email: str = "owner@example.com", company: str = "Acme") -> str:

@@ -7,54 +7,28 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from infragent.config import Settings
 from infragent.server import charts
-from infragent.server.app import create_app
-from infragent.server.services import AppServices
-from infragent.store.sql import SqlStore
-from support.dashboard_data import add_hosts, host_metrics, incident, one, rows, sign_in_http
-from support.databases import create_client
-from support.servers import serve
+from support.dashboard_data import add_hosts, host_metrics, incident, one, rows
+from support.web import Site
 
 NOW = float(int(time.time()))
 
 
-@dataclass
-class Site:
-    http: httpx.Client
-    app: FastAPI
-    svc: AppServices
-    store: SqlStore
-    acme: str
-    other: str
-
-    def sign_in(self, client_id: str, role: str) -> dict[str, str]:
-        return sign_in_http(self.http, self.app, client_id, role)
-
-
 @pytest.fixture
-def site(store: SqlStore) -> Iterator[Site]:
-    acme = create_client(store, "ops@acme.example", "Acme", "http://127.0.0.1:9/hook", now=NOW).client.id
-    other = create_client(store, "ops@other.example", "Other", "http://127.0.0.1:9/hook", now=NOW).client.id
-    app = create_app(Settings(), store=store, clock=lambda: NOW)
-    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
-        yield Site(http, app, app.state.services, store, acme, other)
+def clock() -> Callable[[], float]:
+    """The app's time stands still at ``NOW``: the seed's "10 s ago" is the page's too."""
+    return lambda: NOW
 
 
-def test_search_filter_and_pages_over_1200_hosts(site: Site) -> None:
+def test_search_filter_and_pages_over_1200_hosts(site: Site, acme: str, other: str) -> None:
     # even hosts reported 10 s ago (online), odd ones 10 minutes ago (offline)
-    add_hosts(
-        site.store, site.acme, [(f"host-{i:04d}", NOW - (10 if i % 2 == 0 else 600)) for i in range(1200)]
-    )
-    add_hosts(site.store, site.other, [("host-9999", NOW)])
-    site.sign_in(site.acme, "viewer")
+    add_hosts(site.store, acme, [(f"host-{i:04d}", NOW - (10 if i % 2 == 0 else 600)) for i in range(1200)])
+    add_hosts(site.store, other, [("host-9999", NOW)])
+    site.sign_in(acme, "viewer")
 
     first = site.http.get("/hosts")
     assert first.status_code == 200
@@ -109,11 +83,11 @@ def test_search_filter_and_pages_over_1200_hosts(site: Site) -> None:
     )
 
 
-def test_hosts_list_speed_at_1000_hosts(site: Site) -> None:
+def test_hosts_list_speed_at_1000_hosts(site: Site, acme: str) -> None:
     """The budget is 200 ms p95 (bench/web.py measures it under load); here the median, so a busy
     CI machine does not make the test flaky while a quadratic query still fails it."""
-    add_hosts(site.store, site.acme, [(f"node-{i:04d}", NOW - (i % 200)) for i in range(1000)])
-    site.sign_in(site.acme, "viewer")
+    add_hosts(site.store, acme, [(f"node-{i:04d}", NOW - (i % 200)) for i in range(1000)])
+    site.sign_in(acme, "viewer")
     times = []
     for page in range(1, 21):
         start = time.perf_counter()
@@ -122,11 +96,11 @@ def test_hosts_list_speed_at_1000_hosts(site: Site) -> None:
     assert sorted(times)[len(times) // 2] < 0.2, times
 
 
-def test_host_page_charts_checks_incidents_and_live_values(site: Site) -> None:
+def test_host_page_charts_checks_incidents_and_live_values(site: Site, acme: str) -> None:
     ts = [NOW - 300 + 10 * i for i in range(30)]
-    host_metrics(site.svc.metric_store, site.acme, "web-1", ts)
-    incident(site.store, site.acme, NOW - 50, node="web-1", service="nginx")
-    site.sign_in(site.acme, "viewer")
+    host_metrics(site.svc.metric_store, acme, "web-1", ts)
+    incident(site.store, acme, NOW - 50, node="web-1", service="nginx")
+    site.sign_in(acme, "viewer")
 
     page = site.http.get("/hosts/web-1")
     assert page.status_code == 200
@@ -158,26 +132,28 @@ def test_host_page_charts_checks_incidents_and_live_values(site: Site) -> None:
     # the viewer sees no remote control
     assert rows(page.text, "action-form") == [] and rows(page.text, "action-run") == []
 
-    live = charts.live_values(site.svc.metric_store, site.acme, "web-1", ts[-3])
+    live = charts.live_values(site.svc.metric_store, acme, "web-1", ts[-3])
     assert [p["ts"] for p in live] == ts[-2:]
     assert set(live[-1]["values"]) == {line.key for line in charts.LINES}
     assert live[-1]["values"]["net_rx"] == pytest.approx(1000.0)  # the lookback gives the first rate
 
 
-def test_recovered_check_shows_up(site: Site) -> None:
-    host_metrics(site.svc.metric_store, site.acme, "db-1", [NOW - 20, NOW - 10])
-    incident(site.store, site.acme, NOW - 40, node="db-1", service="postgres")
-    incident(site.store, site.acme, NOW - 5, node="db-1", service="postgres", type="app_recovered")
-    site.sign_in(site.acme, "viewer")
+def test_recovered_check_shows_up(site: Site, acme: str) -> None:
+    host_metrics(site.svc.metric_store, acme, "db-1", [NOW - 20, NOW - 10])
+    incident(site.store, acme, NOW - 40, node="db-1", service="postgres")
+    incident(site.store, acme, NOW - 5, node="db-1", service="postgres", type="app_recovered")
+    site.sign_in(acme, "viewer")
     fragment = site.http.get("/hosts/db-1", params={"part": "status"})
     assert "<html" not in fragment.text
     assert "up" in one(fragment.text, "host-checks")["_text"].split()
 
 
-def test_another_tenants_host_is_a_404_and_the_operator_gets_remote_control(site: Site) -> None:
-    host_metrics(site.svc.metric_store, site.other, "secret-host", [NOW - 10])
-    host_metrics(site.svc.metric_store, site.acme, "web-1", [NOW - 10])
-    site.sign_in(site.acme, "operator")
+def test_another_tenants_host_is_a_404_and_the_operator_gets_remote_control(
+    site: Site, acme: str, other: str
+) -> None:
+    host_metrics(site.svc.metric_store, other, "secret-host", [NOW - 10])
+    host_metrics(site.svc.metric_store, acme, "web-1", [NOW - 10])
+    site.sign_in(acme, "operator")
     assert site.http.get("/hosts/secret-host").status_code == 404
     assert site.http.get("/hosts/secret-host", params={"part": "status"}).status_code == 404
     assert site.http.get("/hosts/never-seen").status_code == 404

@@ -5,57 +5,33 @@ an operator's acknowledge / resolve / note through the page, and another tenant'
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from infragent.config import Settings
 from infragent.model import Severity
-from infragent.server.app import create_app
 from infragent.store import agents, audit, incidents
-from infragent.store.sql import SqlStore
-from support.dashboard_data import command, incident, one, rows, sign_in_http
-from support.databases import create_client
-from support.servers import serve
+from support.dashboard_data import command, incident, one, rows
+from support.web import Site
 
 NOW = float(int(time.time()))
 
 
-@dataclass
-class Site:
-    http: httpx.Client
-    app: FastAPI
-    store: SqlStore
-    acme: str
-    other: str
-
-    def sign_in(self, client_id: str, role: str) -> dict[str, str]:
-        return sign_in_http(self.http, self.app, client_id, role)
-
-
 @pytest.fixture
-def site(store: SqlStore) -> Iterator[Site]:
-    acme = create_client(store, "ops@acme.example", "Acme", "http://127.0.0.1:9/hook", now=NOW).client.id
-    other = create_client(store, "ops@other.example", "Other", "http://127.0.0.1:9/hook", now=NOW).client.id
-    app = create_app(Settings(), store=store, clock=lambda: NOW)
-    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
-        yield Site(http, app, store, acme, other)
+def clock() -> Callable[[], float]:
+    """The app's time stands still at ``NOW``: the seed's "10 s ago" is the page's too."""
+    return lambda: NOW
 
 
 def ids(html: str) -> list[str]:
     return [r["data-incident-id"] for r in rows(html, "incident-row")]
 
 
-def test_list_filters_and_pages(site: Site) -> None:
-    made = [incident(site.store, site.acme, NOW - 100 + i, node=f"n{i:02d}") for i in range(55)]
-    warning = incident(
-        site.store, site.acme, NOW - 10, node="db", service="postgres", severity=Severity.WARNING
-    )
-    incident(site.store, site.other, NOW, node="theirs")
-    site.sign_in(site.acme, "viewer")
+def test_list_filters_and_pages(site: Site, acme: str, other: str) -> None:
+    made = [incident(site.store, acme, NOW - 100 + i, node=f"n{i:02d}") for i in range(55)]
+    warning = incident(site.store, acme, NOW - 10, node="db", service="postgres", severity=Severity.WARNING)
+    incident(site.store, other, NOW, node="theirs")
+    site.sign_in(acme, "viewer")
 
     first = site.http.get("/incidents")
     assert first.status_code == 200
@@ -69,7 +45,7 @@ def test_list_filters_and_pages(site: Site) -> None:
     assert ids(site.http.get("/incidents", params={"q": "POSTGRES"}).text) == [warning]  # title substring
     assert ids(site.http.get("/incidents", params={"q": "n07"}).text) == [made[7]]
     with site.store.write() as conn:
-        incidents.set_status(conn, site.acme, made[3], incidents.IncidentStatus.RESOLVED, "test", NOW)
+        incidents.set_status(conn, acme, made[3], incidents.IncidentStatus.RESOLVED, "test", NOW)
     assert ids(site.http.get("/incidents", params={"status": "resolved"}).text) == [made[3]]
     active = ids(site.http.get("/incidents", params={"status": "active"}).text)
     assert made[3] not in active and len(active) == 50
@@ -80,13 +56,13 @@ def test_list_filters_and_pages(site: Site) -> None:
     assert bad.status_code == 200 and "no longer valid" in bad.text and len(ids(bad.text)) == 50
 
 
-def test_viewer_sees_the_timeline_without_buttons_and_cannot_post(site: Site) -> None:
-    found = incident(site.store, site.acme, NOW - 60, node="web-1")
+def test_viewer_sees_the_timeline_without_buttons_and_cannot_post(site: Site, acme: str) -> None:
+    found = incident(site.store, acme, NOW - 60, node="web-1")
     with site.store.read() as conn:
-        agent = agents.get_agent(conn, site.acme, "web-1")
+        agent = agents.get_agent(conn, acme, "web-1")
     assert agent is not None
-    command(site.store, site.acme, agent.id, NOW - 30, "ok", incident_id=found, output="nginx restarted OK")
-    csrf = site.sign_in(site.acme, "viewer")
+    command(site.store, acme, agent.id, NOW - 30, "ok", incident_id=found, output="nginx restarted OK")
+    csrf = site.sign_in(acme, "viewer").headers
 
     page = site.http.get(f"/incidents/{found}")
     assert page.status_code == 200
@@ -104,12 +80,12 @@ def test_viewer_sees_the_timeline_without_buttons_and_cannot_post(site: Site) ->
     r = site.http.post(f"/incidents/{found}/ack", headers=csrf)
     assert r.status_code == 403
     with site.store.read() as conn:
-        assert incidents.get_incident(conn, site.acme, found).status.value == "open"  # type: ignore[union-attr]
+        assert incidents.get_incident(conn, acme, found).status.value == "open"  # type: ignore[union-attr]
 
 
-def test_operator_acknowledges_notes_and_resolves_through_the_page(site: Site) -> None:
-    found = incident(site.store, site.acme, NOW - 60)
-    csrf = site.sign_in(site.acme, "operator")
+def test_operator_acknowledges_notes_and_resolves_through_the_page(site: Site, acme: str) -> None:
+    found = incident(site.store, acme, NOW - 60)
+    csrf = site.sign_in(acme, "operator").headers
     page = site.http.get(f"/incidents/{found}")
     assert rows(page.text, "ack") and rows(page.text, "resolve") and rows(page.text, "note-form")
     assert one(page.text, "ack")["hx-post"] == f"/incidents/{found}/ack"
@@ -134,8 +110,8 @@ def test_operator_acknowledges_notes_and_resolves_through_the_page(site: Site) -
     assert one(done.text, "incident-status")["_text"] == "resolved"
     assert rows(done.text, "resolve") == [] and rows(done.text, "ack") == []
     with site.store.read() as conn:
-        got = incidents.get_incident(conn, site.acme, found)
-        trail = audit.entries(conn, site.acme, [found])
+        got = incidents.get_incident(conn, acme, found)
+        trail = audit.entries(conn, acme, [found])
     assert got is not None and got.status.value == "resolved" and got.resolved_by is not None
     assert got.resolved_by.startswith("user:") and got.acknowledged_by == got.resolved_by
     assert [(e.kind, e.actor) for e in trail if e.actor.startswith("user:")] == [
@@ -145,9 +121,9 @@ def test_operator_acknowledges_notes_and_resolves_through_the_page(site: Site) -
     ]
 
 
-def test_another_tenants_incident_is_a_404_for_reading_and_acting(site: Site) -> None:
-    theirs = incident(site.store, site.other, NOW - 60)
-    csrf = site.sign_in(site.acme, "operator")
+def test_another_tenants_incident_is_a_404_for_reading_and_acting(site: Site, acme: str, other: str) -> None:
+    theirs = incident(site.store, other, NOW - 60)
+    csrf = site.sign_in(acme, "operator").headers
     assert site.http.get(f"/incidents/{theirs}").status_code == 404
     assert site.http.get(f"/incidents/{theirs}", params={"part": "body"}).status_code == 404
     assert site.http.get("/incidents/no-such-id").status_code == 404
@@ -155,7 +131,7 @@ def test_another_tenants_incident_is_a_404_for_reading_and_acting(site: Site) ->
         assert site.http.post(f"/incidents/{theirs}/{action}", headers=csrf).status_code == 404
     assert site.http.post(f"/incidents/{theirs}/note", data={"text": "hi"}, headers=csrf).status_code == 404
     with site.store.read() as conn:
-        untouched = incidents.get_incident(conn, site.other, theirs)
-        entries = incidents.timeline(conn, site.other, theirs)
+        untouched = incidents.get_incident(conn, other, theirs)
+        entries = incidents.timeline(conn, other, theirs)
     assert untouched is not None and untouched.status.value == "open"
     assert [e.entry.kind for e in entries] == ["opened", "event"]

@@ -6,21 +6,16 @@ it), checked both on the page and on the API with the keys the page showed; what
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from infragent.auth import sessions as tokens
 from infragent.config import Settings
-from infragent.server.app import create_app
-from infragent.server.services import AppServices
-from infragent.store import users
 from infragent.store.sql import SqlStore
 from support.databases import create_client
-from support.servers import serve
+from support.web import Site
 
 EVENT = {"type": "app_down", "service": "web", "severity": "critical", "data": {}}
 SECRET = re.compile(r'data-test="key-secret"[^>]*>(ia_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43})<')
@@ -28,29 +23,18 @@ SECRET = re.compile(r'data-test="key-secret"[^>]*>(ia_[A-Za-z0-9]{12}_[A-Za-z0-9
 
 @dataclass
 class Page:
-    http: httpx.Client
-    app: FastAPI
+    site: Site
     client_id: str
     admin_key: str
     csrf: str = ""
 
+    @property
+    def http(self) -> httpx.Client:
+        return self.site.http
+
     def sign_in(self, role: str) -> None:
         """A user with ``role`` in the tenant, signed in on ``http`` (cookie) with its CSRF token."""
-        svc: AppServices = self.app.state.services
-        with svc.store.write() as conn:
-            user = users.create_user(
-                conn,
-                email=f"{role}@example.com",
-                name=role,
-                password_hash="not-a-usable-hash",
-                client_id=self.client_id,
-                role=role,
-                now=svc.clock(),
-                actor="test",
-            )
-        cookie, record = svc.sessions.start(user.id, self.client_id, "127.0.0.1", "pytest")
-        self.http.cookies.set(tokens.COOKIE, cookie)
-        self.csrf = record.csrf_token
+        self.csrf = self.site.sign_in(self.client_id, role).csrf
 
     def post(self, path: str, data: dict[str, object] | None = None, htmx: bool = True) -> httpx.Response:
         headers = {tokens.CSRF_HEADER: self.csrf}
@@ -76,11 +60,14 @@ def api(http: httpx.Client, key: str) -> int:
 
 
 @pytest.fixture
-def web(store: SqlStore) -> Iterator[Page]:
+def settings() -> Settings:
+    return Settings(key_rotation_grace_s=600)
+
+
+@pytest.fixture
+def web(site: Site, store: SqlStore) -> Page:
     reg = create_client(store, "owner@example.com", "Acme", "http://127.0.0.1:9/hook", now=1000.0)
-    app = create_app(Settings(key_rotation_grace_s=600), store=store)
-    with serve(app) as base, httpx.Client(base_url=base, follow_redirects=False) as http:
-        yield Page(http, app, reg.client.id, reg.api_key)
+    return Page(site, reg.client.id, reg.api_key)
 
 
 def test_the_admin_sees_the_keys_and_the_create_form(web: Page) -> None:
@@ -146,9 +133,7 @@ def test_refusals_are_shown_inline_to_htmx_and_with_their_status_otherwise(web: 
     assert 'value="x"' in r.text  # the form keeps what was typed
     assert web.post("/keys", {"name": "x"}, htmx=False).status_code == 422
     assert web.post("/keys", {"scopes": ["root"]}, htmx=False).status_code == 422
-    theirs = create_client(
-        web.app.state.services.store, "b@example.com", "B", "http://127.0.0.1:9/h", now=1.0
-    )
+    theirs = create_client(web.site.store, "b@example.com", "B", "http://127.0.0.1:9/h", now=1.0)
     their_id = theirs.api_key.split("_")[1]
     for verb in ("rotate", "revoke"):
         assert web.post(f"/keys/{their_id}/{verb}", htmx=False).status_code == 404

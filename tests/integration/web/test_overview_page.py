@@ -5,35 +5,32 @@ only the signed-in tenant's, and the live refresh it asks htmx for."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from infragent.config import Settings
 from infragent.model import Severity
-from infragent.server.app import create_app
 from infragent.store import agents, incidents
 from infragent.store.dashboard import ONLINE_WINDOW_S
 from infragent.store.sql import SqlStore
-from support.dashboard_data import add_hosts, command, incident, one, rows, sign_in_http
-from support.databases import create_client
-from support.servers import serve
+from support.dashboard_data import add_hosts, command, incident, one, rows
+from support.web import Site
 
 NOW = float(int(time.time()))
 
 
 @pytest.fixture
-def acme(store: SqlStore) -> str:
-    return create_client(store, "ops@acme.example", "Acme", "http://127.0.0.1:9/hook", now=NOW).client.id
+def clock() -> Callable[[], float]:
+    """The app's time stands still at ``NOW``: the seed's "10 s ago" is the page's too."""
+    return lambda: NOW
 
 
 @pytest.fixture
-def web(store: SqlStore, acme: str) -> Iterator[httpx.Client]:
-    app = create_app(Settings(), store=store, clock=lambda: NOW)
-    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
-        sign_in_http(http, app, acme, "viewer")
-        yield http
+def web(site: Site, acme: str) -> httpx.Client:
+    """A viewer of ``acme``, signed in."""
+    site.sign_in(acme, "viewer")
+    return site.http
 
 
 def figures(html: str) -> dict[str, str]:
@@ -58,8 +55,7 @@ def test_an_empty_tenant(web: httpx.Client) -> None:
     assert "No incidents yet" in page.text
 
 
-def test_figures_count_this_tenant_only(web: httpx.Client, store: SqlStore, acme: str) -> None:
-    other = create_client(store, "ops@other.example", "Other", "http://127.0.0.1:9/hook", now=NOW).client.id
+def test_figures_count_this_tenant_only(web: httpx.Client, store: SqlStore, acme: str, other: str) -> None:
     edge = NOW - ONLINE_WINDOW_S
     add_hosts(store, acme, [("a", NOW - 5), ("b", edge), ("c", edge - 1)])  # b is online at exactly 90 s
     add_hosts(store, other, [("x", NOW), ("y", NOW)])
@@ -106,10 +102,8 @@ def test_the_figures_refresh_live_as_a_fragment(web: httpx.Client, store: SqlSto
     assert one(fragment.text, "incidents-open")["_text"] == "1"
 
 
-def test_signed_out_goes_to_sign_in(store: SqlStore) -> None:
-    app = create_app(Settings(), store=store)
-    with serve(app) as base, httpx.Client(base_url=base) as http:
-        r = http.get("/")
-        assert r.status_code == 303 and r.headers["location"] == "/login?next=/"
-        htmx = http.get("/", headers={"HX-Request": "true"})
-        assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/login?next=/"
+def test_signed_out_goes_to_sign_in(site: Site) -> None:
+    r = site.http.get("/")
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/"
+    htmx = site.http.get("/", headers={"HX-Request": "true"})
+    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/login?next=/"

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 
+from infragent.config import Settings
 from infragent.model import ActionSpec
 from infragent.server.web.templating import env
 from infragent.store.records import AgentRecord
 from infragent.store.sql import SqlStore
 from support.databases import audit_entries, create_client
-from support.remote import Person, Site, site
+from support.remote import remote_settings
 from support.responders import Receiver, register_node
+from support.web import SignedInUser, Site
 
 HOST = "web-1"
 NODE = "web-1/web"
@@ -28,21 +29,20 @@ FORM = {"node_id": NODE, "action": "restart", "param-name": "nginx", "target": "
 
 
 @pytest.fixture
-def served(store: SqlStore) -> Iterator[Site]:
-    with site(store) as s:
-        yield s
+def settings() -> Settings:
+    return remote_settings()
 
 
-def as_htmx(person: Person) -> dict[str, str]:
-    return {**person.headers, **HTMX}
+def as_htmx(person: SignedInUser) -> dict[str, str]:
+    return {**person.browser_headers, **HTMX}
 
 
 def test_an_operator_confirms_and_watches_the_command_finish(
-    store: SqlStore, receiver: Receiver, served: Site
+    store: SqlStore, receiver: Receiver, site: Site
 ) -> None:
     register_node(store, receiver.reg, NODE)
-    operator = served.person(receiver.reg.client.id, "operator")
-    http = served.http
+    operator = site.person(receiver.reg.client.id, "operator")
+    http = site.http
 
     r = http.get(
         f"/hosts/{HOST}/commands/params",
@@ -81,43 +81,44 @@ def test_an_operator_confirms_and_watches_the_command_finish(
     assert f"user:{operator.user_id}" in recent.text
 
 
-def test_refusals_are_shown_in_the_fragment(store: SqlStore, receiver: Receiver, served: Site) -> None:
+def test_refusals_are_shown_in_the_fragment(store: SqlStore, receiver: Receiver, site: Site) -> None:
     register_node(store, receiver.reg, NODE)
-    operator = served.person(receiver.reg.client.id, "operator")
-    http = served.http
+    operator = site.person(receiver.reg.client.id, "operator")
+    http = site.http
     bad = FORM | {"param-name": "nginx; reboot"}
     r = http.post(f"/hosts/{HOST}/commands", data=bad, headers=as_htmx(operator))
     assert r.status_code == 200 and 'data-test="action-error"' in r.text  # htmx swaps only a 2xx
     assert "does not match" in r.text and "action-confirm" not in r.text
-    r = http.post(f"/hosts/{HOST}/commands", data=bad | {"confirm": "1"}, headers=operator.headers)
+    r = http.post(f"/hosts/{HOST}/commands", data=bad | {"confirm": "1"}, headers=operator.browser_headers)
     assert r.status_code == 422 and 'data-status="422"' in r.text
     # An agent that is not on this host (another host, another tenant) is not found here.
-    r = http.post("/hosts/db-9/commands", data=FORM, headers=operator.headers)
+    r = http.post("/hosts/db-9/commands", data=FORM, headers=operator.browser_headers)
     assert r.status_code == 404 and "not found" in r.text
     assert not [e for e in audit_entries(store, receiver.reg.client.id) if e.kind == "command.requested"]
 
 
 def test_viewers_and_other_tenants_cannot_send_or_see_commands(
-    store: SqlStore, receiver: Receiver, served: Site
+    store: SqlStore, receiver: Receiver, site: Site
 ) -> None:
     register_node(store, receiver.reg, NODE)
-    http = served.http
-    operator = served.person(receiver.reg.client.id, "operator")
+    http = site.http
+    operator = site.person(receiver.reg.client.id, "operator")
     r = http.post(f"/hosts/{HOST}/commands", data=FORM | {"confirm": "1"}, headers=as_htmx(operator))
     command_id = re.search(r'data-command-id="([0-9a-f-]{36})"', r.text).group(1)  # type: ignore[union-attr]
 
-    viewer = served.person(receiver.reg.client.id, "viewer")
-    r = http.post(f"/hosts/{HOST}/commands", data=FORM, headers=viewer.headers)
+    viewer = site.person(receiver.reg.client.id, "viewer")
+    r = http.post(f"/hosts/{HOST}/commands", data=FORM, headers=viewer.browser_headers)
     assert r.status_code == 403 and 'data-test="forbidden"' in r.text
-    assert http.get(f"/hosts/{HOST}/commands/{command_id}", headers=viewer.headers).status_code == 200
+    assert http.get(f"/hosts/{HOST}/commands/{command_id}", headers=viewer.browser_headers).status_code == 200
 
     # Without the CSRF header the operator's POST is refused too.
     assert http.post(f"/hosts/{HOST}/commands", data=FORM, headers=operator.cookie_only).status_code == 403
 
     other = create_client(store, "b@example.com", "Other", "http://127.0.0.1:9/x", now=time.time())
-    outsider = served.person(other.client.id, "admin")
-    assert http.get(f"/hosts/{HOST}/commands/{command_id}", headers=outsider.headers).status_code == 404
-    r = http.post(f"/hosts/{HOST}/commands", data=FORM, headers=outsider.headers)
+    outsider = site.person(other.client.id, "admin")
+    theirs = http.get(f"/hosts/{HOST}/commands/{command_id}", headers=outsider.browser_headers)
+    assert theirs.status_code == 404
+    r = http.post(f"/hosts/{HOST}/commands", data=FORM, headers=outsider.browser_headers)
     assert r.status_code == 404
 
 

@@ -5,25 +5,20 @@ every problem at ``line:column`` (or the rule names when valid) without storing 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from infragent.auth import sessions as tokens
 from infragent.config import Settings
 from infragent.rules.files import parse_rule_text
 from infragent.rules.state import AlertState, AlertStatus
-from infragent.server.app import create_app
-from infragent.server.services import AppServices
-from infragent.store import alerts, users
+from infragent.store import alerts
 from infragent.store import rules as rule_store
 from infragent.store.sql import SqlStore
 from support.databases import create_client
 from support.dom import by_test, one
-from support.servers import serve
+from support.web import Site
 
 RULE = """\
 alert: {name}
@@ -63,33 +58,16 @@ runbooks:
 """
 
 
-@dataclass
-class Site:
-    http: httpx.Client
-    store: SqlStore
-    svc: AppServices
+def viewer_of(site: Site, client_id: str) -> dict[str, str]:
+    """A new viewer of ``client_id``: the cookie and CSRF headers its browser sends."""
+    return site.person(client_id, "viewer").browser_headers
 
-    def sign_in(self, client_id: str, role: str = "viewer") -> dict[str, str]:
-        """A user with ``role`` and a live session (as ``support.web.sign_in``): cookie + CSRF headers."""
-        with self.store.write() as conn:
-            user = users.create_user(
-                conn,
-                email=f"{role}-{time.monotonic_ns()}@example.com",
-                name=role,
-                password_hash="not-a-usable-hash",
-                client_id=client_id,
-                role=role,
-                now=time.time(),
-                actor="test",
-            )
-        cookie, record = self.svc.sessions.start(user.id, client_id, "127.0.0.1", "pytest")
-        return {"Cookie": f"{tokens.COOKIE}={cookie}", tokens.CSRF_HEADER: record.csrf_token}
 
-    def check(self, headers: dict[str, str], text: str, htmx: bool = True) -> str:
-        extra = {"HX-Request": "true"} if htmx else {}
-        r = self.http.post("/rules/validate", data={"text": text}, headers=headers | extra)
-        assert r.status_code == 200, r.text
-        return r.text
+def check(site: Site, headers: dict[str, str], text: str, htmx: bool = True) -> str:
+    extra = {"HX-Request": "true"} if htmx else {}
+    r = site.http.post("/rules/validate", data={"text": text}, headers=headers | extra)
+    assert r.status_code == 200, r.text
+    return r.text
 
 
 def tenant(store: SqlStore, email: str, rule: str) -> str:
@@ -114,18 +92,17 @@ def tenant(store: SqlStore, email: str, rule: str) -> str:
 
 
 @pytest.fixture
-def site(store: SqlStore, tmp_path: Path) -> Iterator[Site]:
+def settings(tmp_path: Path) -> Settings:
+    """The server loads its runbooks from a file, which the page lists."""
     runbooks = tmp_path / "runbooks.yaml"
     runbooks.write_text(RUNBOOKS)
-    app = create_app(Settings(runbooks_path=runbooks), store=store)
-    with serve(app) as base, httpx.Client(base_url=base, timeout=10) as http:
-        yield Site(http, store, app.state.services)
+    return Settings(runbooks_path=runbooks)
 
 
 def test_the_tenants_rules_with_their_state_and_the_runbooks(site: Site) -> None:
     own = tenant(site.store, "a@example.com", "MineHot")
     tenant(site.store, "b@example.com", "TheirsHot")
-    r = site.http.get("/rules", headers=site.sign_in(own))
+    r = site.http.get("/rules", headers=viewer_of(site, own))
     assert r.status_code == 200, r.text
     rows = {row.attrs["data-rule"]: row for row in by_test(r.text, "rule-row")}
     with site.store.read() as conn:
@@ -141,13 +118,13 @@ def test_the_tenants_rules_with_their_state_and_the_runbooks(site: Site) -> None
 
 
 def test_a_pasted_rule_with_mistakes_lists_each_at_its_line_and_column(site: Site) -> None:
-    headers = site.sign_in(tenant(site.store, "a@example.com", "Mine"))
+    headers = viewer_of(site, tenant(site.store, "a@example.com", "Mine"))
     bad = (
         RULE.format(name="Broken")
         .replace("function: avg", "function: average")
         .replace("value: 0.9", "value: hot")
     )
-    html = site.check(headers, bad)
+    html = check(site, headers, bad)
     problems = [p.text for p in by_test(html, "rules-problem")]
     assert len(problems) == 2, problems
     assert problems[0].startswith("4:11: ") and "average" in problems[0]
@@ -158,13 +135,13 @@ def test_a_pasted_rule_with_mistakes_lists_each_at_its_line_and_column(site: Sit
 
 def test_a_valid_rule_file_names_its_rules_and_saves_nothing(site: Site) -> None:
     own = tenant(site.store, "a@example.com", "Mine")
-    headers = site.sign_in(own)
+    headers = viewer_of(site, own)
     with site.store.read() as conn:
         before = len(rule_store.load_rules(conn, own))
-    ok = one(site.check(headers, FILE), "rules-ok")
-    assert [n.text for n in by_test(site.check(headers, FILE), "rules-ok-name")] == ["SlowWeb", "WebDown"]
+    ok = one(check(site, headers, FILE), "rules-ok")
+    assert [n.text for n in by_test(check(site, headers, FILE), "rules-ok-name")] == ["SlowWeb", "WebDown"]
     assert "2 rules" in ok.text
-    page = site.check(headers, RULE.format(name="Single"), htmx=False)  # without htmx: the whole page
+    page = check(site, headers, RULE.format(name="Single"), htmx=False)  # without htmx: the whole page
     assert "Single" in one(page, "rules-ok").text and by_test(page, "rule-row")
     with site.store.read() as conn:
         assert len(rule_store.load_rules(conn, own)) == before
@@ -172,13 +149,13 @@ def test_a_valid_rule_file_names_its_rules_and_saves_nothing(site: Site) -> None
 
 @pytest.mark.parametrize("text", ["", "   \n", "alert: [unclosed", "groups: 3"])
 def test_empty_or_broken_text_is_a_problem_not_an_error(site: Site, text: str) -> None:
-    headers = site.sign_in(tenant(site.store, "a@example.com", "Mine"))
-    problems = by_test(site.check(headers, text), "rules-problem")
+    headers = viewer_of(site, tenant(site.store, "a@example.com", "Mine"))
+    problems = by_test(check(site, headers, text), "rules-problem")
     assert problems and all(":" in p.text for p in problems)
 
 
 def test_checking_needs_the_csrf_header_and_a_session(site: Site) -> None:
-    headers = site.sign_in(tenant(site.store, "a@example.com", "Mine"))
+    headers = viewer_of(site, tenant(site.store, "a@example.com", "Mine"))
     no_csrf = {k: v for k, v in headers.items() if k != tokens.CSRF_HEADER}
     r = site.http.post("/rules/validate", data={"text": "x"}, headers=no_csrf)
     assert r.status_code == 403 and "CSRF" in one(r.text, "forbidden").text
