@@ -1,6 +1,7 @@
 """The ``/rules`` page against the real server: the tenant's rules with their alerts' state (and
 none of another tenant's), the runbooks the server's settings load, and the check form answering
-every problem at ``line:column`` (or the rule names when valid) without storing anything."""
+every problem at ``line:column`` (or the rule names when valid) without storing anything; the same
+for a pasted runbook file, checked as the server loads its own."""
 
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ def viewer_of(site: Site, client_id: str) -> dict[str, str]:
     return site.person(client_id, "viewer").browser_headers
 
 
-def check(site: Site, headers: dict[str, str], text: str, htmx: bool = True) -> str:
+def check(site: Site, headers: dict[str, str], text: str, htmx: bool = True, what: str = "rules") -> str:
     extra = {"HX-Request": "true"} if htmx else {}
-    r = site.http.post("/rules/validate", data={"text": text}, headers=headers | extra)
+    url = "/rules/validate" if what == "rules" else "/rules/runbooks/validate"
+    r = site.http.post(url, data={"text": text}, headers=headers | extra)
     assert r.status_code == 200, r.text
     return r.text
 
@@ -160,4 +162,60 @@ def test_checking_needs_the_csrf_header_and_a_session(site: Site) -> None:
     r = site.http.post("/rules/validate", data={"text": "x"}, headers=no_csrf)
     assert r.status_code == 403 and "CSRF" in one(r.text, "forbidden").text
     r = site.http.post("/rules/validate", data={"text": "x"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+BAD_RUNBOOKS = """\
+runbooks:
+  - name: restart-api
+    match: {type: app_down, severity: fatal}
+    action: restart
+    params: {grace: 5}
+  - name: restart-api
+    target: "{host}"
+"""
+
+
+def test_a_viewer_checks_a_runbook_file_every_problem_at_its_line_and_column(site: Site) -> None:
+    headers = viewer_of(site, tenant(site.store, "a@example.com", "Mine"))
+    page = site.http.get("/rules", headers=headers).text
+    form = one(page, "runbooks-validate")
+    assert form.attrs["hx-post"] == "/rules/runbooks/validate" and one(page, "runbooks-validate-submit")
+    html = check(site, headers, BAD_RUNBOOKS, what="runbooks")
+    assert "<html" not in html and by_test(html, "runbooks-ok") == []
+    problems = [p.text for p in by_test(html, "runbooks-problem")]
+    assert [p.split(": ", 1)[0] for p in problems] == ["3:39", "5:21", "6:5", "6:11", "7:13"], problems
+    assert "fatal" in problems[0] and "grace" in problems[1] and "action" in problems[2]
+    assert "duplicate runbook name 'restart-api'" in problems[3] and "{host}" in problems[4]
+
+
+def test_a_valid_runbook_file_names_its_runbooks_and_changes_nothing(site: Site) -> None:
+    headers = viewer_of(site, tenant(site.store, "a@example.com", "Mine"))
+    pasted = RUNBOOKS + "  - name: page-on-disk\n    match: {type: disk_full}\n    action: escalate\n"
+    html = check(site, headers, pasted, what="runbooks")
+    assert [n.text for n in by_test(html, "runbooks-ok-name")] == ["restart-api", "page-on-disk"]
+    assert "2 runbooks" in one(html, "runbooks-ok").text
+    page = check(site, headers, BAD_RUNBOOKS, htmx=False, what="runbooks")  # without htmx: the whole page
+    assert one(page, "runbooks-problems") and len(by_test(page, "runbooks-problem")) == 5
+    assert "{host}" in one(page, "runbooks-validate").text  # the pasted text is kept, to be fixed
+    # The server's runbooks are still its file's: the check loads and writes nothing.
+    rows = by_test(site.http.get("/rules", headers=headers).text, "runbook-row")
+    assert [row.attrs["data-runbook"] for row in rows] == ["restart-api"]
+    assert site.svc.settings.runbooks_path is not None
+    assert site.svc.settings.runbooks_path.read_text() == RUNBOOKS
+
+
+@pytest.mark.parametrize("text", ["", "runbooks: [unclosed", "runbooks: 3", "x" * (256 * 1024 + 1)])
+def test_empty_broken_or_oversized_runbook_text_is_a_problem_not_an_error(site: Site, text: str) -> None:
+    headers = viewer_of(site, tenant(site.store, "a@example.com", "Mine"))
+    problems = by_test(check(site, headers, text, what="runbooks"), "runbooks-problem")
+    assert len(problems) == 1 and problems[0].text.split(":")[0].isdigit()
+
+
+def test_checking_a_runbook_file_needs_the_csrf_header_and_a_session(site: Site) -> None:
+    headers = viewer_of(site, tenant(site.store, "a@example.com", "Mine"))
+    no_csrf = {k: v for k, v in headers.items() if k != tokens.CSRF_HEADER}
+    r = site.http.post("/rules/runbooks/validate", data={"text": RUNBOOKS}, headers=no_csrf)
+    assert r.status_code == 403 and "CSRF" in one(r.text, "forbidden").text
+    r = site.http.post("/rules/runbooks/validate", data={"text": RUNBOOKS})
     assert r.status_code == 303 and r.headers["location"].startswith("/login")

@@ -1,11 +1,13 @@
 """``/rules``: the tenant's alert rules with the state of their alerts, the runbooks the responder
-loads, and a form that checks a pasted rule or rule file without storing anything.
+loads, and two forms that check a pasted rule (or rule file) and a pasted runbook file without
+storing anything.
 
 Why validation here answers every problem at its ``line:column``: the same reader as the API and
 ``infragent rules check`` (``rules/files.py``) finds every mistake of the text in one pass, so a
 person fixes them all at once; nothing is written, which is why reading rules (``rules.read``) is
-enough to use it. Why runbooks are shown read-only: they are a file on the server
-(``runbooks_path``), changed by whoever deploys it, not from the browser.
+enough to use it. A runbook file is checked the same way, by the checks the server loads its
+``runbooks_path`` with (``responder/runbook_check.py``). Why runbooks are shown read-only: they
+are a file on the server (``runbooks_path``), changed by whoever deploys it, not from the browser.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
 from infragent.errors import ConfigError
+from infragent.responder.runbook_check import MAX_RUNBOOK_BYTES, RunbookCheck, check_runbook_text
 from infragent.responder.runbooks import Runbook, load_runbooks
 from infragent.rules.errors import RuleFileError
 from infragent.rules.files import parse_rule_file, parse_rule_text
@@ -100,7 +103,12 @@ def _runbooks(svc: AppServices) -> tuple[list[Runbook], str, str]:
 
 def _page(request: Request, who: Principal, svc: AppServices, **extra: Any) -> HTMLResponse:
     runbooks, source, error = _runbooks(svc)
-    context: dict[str, Any] = {"result": None, "text": ""} | extra
+    context: dict[str, Any] = {
+        "result": None,
+        "text": "",
+        "runbooks_result": None,
+        "runbooks_text": "",
+    } | extra
     return render(
         request,
         "rules.html",
@@ -110,6 +118,7 @@ def _page(request: Request, who: Principal, svc: AppServices, **extra: Any) -> H
         runbooks_source=source,
         runbooks_error=error,
         max_chars=MAX_TEXT_CHARS,
+        max_runbook_bytes=MAX_RUNBOOK_BYTES,
         **context,
     )
 
@@ -135,3 +144,20 @@ async def validate_form(
     if is_htmx(request):
         return render(request, "rules_validation.html", who, result=result)
     return await anyio.to_thread.run_sync(lambda: _page(request, who, svc, result=result, text=text))
+
+
+@router.post("/rules/runbooks/validate", response_class=HTMLResponse)
+async def validate_runbooks_form(
+    request: Request,
+    who: Annotated[Principal, Depends(page("rules.read"))],
+    svc: Annotated[AppServices, Depends(services)],
+    text: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    """A pasted runbook file's problems at ``line:column``, or its runbooks' names: the fragment for
+    htmx, else the whole page with the result and the text. Nothing is loaded or written."""
+    result: RunbookCheck = await anyio.to_thread.run_sync(check_runbook_text, text)
+    if is_htmx(request):
+        return render(request, "runbooks_validation.html", who, runbooks_result=result)
+    return await anyio.to_thread.run_sync(
+        lambda: _page(request, who, svc, runbooks_result=result, runbooks_text=text)
+    )
