@@ -42,8 +42,10 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per module, not per session: while Playwright's sync API runs, the main thread
+    has a running event loop, and every later test's ``asyncio.run`` would fail."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`.ci/run` does) to run browser tests")
     with sync_playwright() as pw:
