@@ -28,7 +28,12 @@
       width: Math.max(200, el.clientWidth), height: 170,
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
-      scales: { y: c.unit === "%" ? { range: [0, 100] } : { range: function (u, lo, hi) { return [0, Math.max(hi, c.unit ? 1 : 0.1) * 1.1]; } } },
+      // x: always the page's whole range, ending now (or at the newest point): a host seen once
+      // draws one point at the right edge instead of an axis spread over years
+      scales: { x: { time: true, range: function (u, lo, hi) {
+        var end = Math.max(hi == null ? 0 : hi, Date.now() / 1000);
+        return [end - spec.span, end];
+      } }, y: c.unit === "%" ? { range: [0, 100] } : { range: function (u, lo, hi) { return [0, Math.max(hi, c.unit ? 1 : 0.1) * 1.1]; } } },
       axes: [
         { stroke: ink, grid: grid, ticks: grid },
         { stroke: ink, grid: grid, ticks: grid, size: 74, values: function (u, vals) { return vals.map(fmt); } }
