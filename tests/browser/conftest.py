@@ -11,6 +11,7 @@ package) every browser test is skipped with that reason.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def browser() -> Iterator[Browser]:
     """One Chromium per module, not per session: while Playwright's sync API runs, the main thread
     has a running event loop, and every later test's ``asyncio.run`` would fail."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`.ci/run` does) to run browser tests")
+        why = f"{CHROMIUM} is missing: install Debian's chromium (`.ci/run` does) to run browser tests"
+        if os.environ.get("CI_REQUIRE_BROWSER"):  # set by .ci/run: in CI a missing browser is a failure
+            pytest.fail(why)
+        pytest.skip(why)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=list(LAUNCH_ARGS))
         yield chromium
