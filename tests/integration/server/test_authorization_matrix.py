@@ -254,6 +254,10 @@ BODIES: dict[tuple[str, str], Example] = {
     },
     ("PATCH", "/api/v1/users/{user_id}"): lambda t: {"role": "operator"},
 }
+#: Form bodies of the dashboard's form handlers (sent form-encoded, as htmx does).
+FORMS: dict[tuple[str, str], Example] = {
+    ("POST", "/users/{user_id}/role"): lambda t: {"role": "viewer"},
+}
 #: Query strings by path: required parameters, and a long poll that must not wait.
 QUERIES: dict[str, Example] = {
     "/api/v1/agents/{node_id}/commands": lambda t: {"wait": 0},
@@ -321,7 +325,10 @@ class World:
         body = BODIES.get((method, endpoint.path))
         query = QUERIES.get(endpoint.path)
         kwargs: dict[str, Any] = {"headers": caller.headers, "params": query(self.a) if query else None}
-        if method in ("POST", "PUT", "PATCH"):
+        form = FORMS.get((method, endpoint.path))
+        if form is not None:
+            kwargs["data"] = form(target)
+        elif method in ("POST", "PUT", "PATCH"):
             kwargs["json"] = body(target) if body else {}
         with self.http.stream(method, url_for(endpoint, target), **kwargs) as r:
             streaming = r.headers.get("content-type", "").startswith("text/event-stream")
@@ -453,7 +460,7 @@ def _check(world: World, endpoint: Endpoint, caller: Caller, target: Tenant) -> 
             ok = got.status == missing.status and got.status < 300 and not leaked
             if ok:
                 world.notes.append(f"{where}: {got.status}, as for an id that does not exist")
-        if not ok and got.status == 422 and (endpoint.method, endpoint.path) not in BODIES:
+        if not ok and got.status == 422 and (endpoint.method, endpoint.path) not in BODIES | FORMS:
             world.notes.append(f"{where}: 422 (no example body)")
             ok = True
     elif got.status in (401, 403) or (got.status == 303 and got.location.startswith("/login")):

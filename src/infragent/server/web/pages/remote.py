@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
@@ -34,7 +34,7 @@ from infragent.server.auth import Principal
 from infragent.server.remote import CommandRequest, Refused
 from infragent.server.web.deps import page
 from infragent.server.web.templating import is_htmx, render
-from infragent.store import command_reads
+from infragent.store import command_reads, dashboard
 from infragent.store.records import AgentRecord
 
 router = APIRouter()
@@ -45,8 +45,13 @@ RECENT = 10
 
 
 def _agents(svc: AppServices, who: Principal, host: str) -> list[AgentRecord]:
+    """The host's agents (its apps' SDK agents count: a host may run no host agent); 404 for a host
+    the tenant does not have, another tenant's answered as one that does not exist."""
     with svc.store.read() as conn:
-        return command_reads.host_agents(conn, who.client_id, host)
+        found = command_reads.host_agents(conn, who.client_id, host)
+        if not found and dashboard.get_host(conn, who.client_id, host, svc.clock()) is None:
+            raise HTTPException(status_code=404, detail=f"host {host!r} not found")
+    return found
 
 
 def _request(form: FormData) -> CommandRequest:
