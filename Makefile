@@ -31,6 +31,7 @@ typecheck: $(STAMP)
 layers: $(STAMP)  ## import-linter contracts (pyproject.toml), then no import cycle and no module over 500 lines
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python scripts/check_structure.py
+	$(BIN)/python scripts/check_test_names.py
 
 check: lint typecheck layers
 
