@@ -12,22 +12,36 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from infragent.errors import StoreError
+
 
 class SqlStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.closed = False
 
     def close(self) -> None:
+        """Close the pool's connections; later transactions are refused (``StoreError``).
+
+        Why refused: SQLAlchemy would quietly open a new pool for a late writer (a shutdown flush
+        that runs after the store's owner closed it), whose connection nobody would ever close."""
+        self.closed = True
         self.engine.dispose()
+
+    def _open(self) -> None:
+        if self.closed:
+            raise StoreError("the store is closed")
 
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
+        self._open()
         with self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
+        self._open()
         with self.engine.connect().execution_options(infragent_readonly=True) as conn:
             yield conn
 

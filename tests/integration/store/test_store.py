@@ -6,13 +6,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from infragent.auth import apikeys
+from infragent.errors import StoreError
 from infragent.model import Decision, Severity
 from infragent.responder.ports import LeaseLostError
 from infragent.store import claims, tenants
 from infragent.store.audit import verify_chain
 from infragent.store.records import Claim, Registration
 from infragent.store.schema import audit_log, metadata
-from infragent.store.sql import SqlStore
+from infragent.store.sql import SqlStore, open_store
 from infragent.store.workqueue import SqlWorkQueue, work_item
 from support.databases import (
     audit_entries,
@@ -154,3 +155,16 @@ def test_audit_chain_detects_tampering(store: SqlStore, client_reg: Registration
             sa.update(audit_log).where(audit_log.c.id == victim.id).values(detail={"type": "forged"})
         )
     assert verify_chain(audit_entries(store, client_reg.client.id)) == victim.id
+
+
+def test_a_closed_store_refuses_transactions_instead_of_opening_a_new_pool(db_url: str) -> None:
+    """A late writer (a shutdown flush after the owner closed the store) gets StoreError, not a new
+    connection nobody would close."""
+    closing = open_store(db_url)
+    with closing.read() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    closing.close()
+    with pytest.raises(StoreError, match="closed"), closing.write():
+        pass
+    with pytest.raises(StoreError, match="closed"), closing.read():
+        pass
