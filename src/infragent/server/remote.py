@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infragent.model import PASSIVE_ACTIONS, ActionResult, Decision
 from infragent.redact import redact
@@ -37,7 +37,11 @@ from infragent.store import agents as agent_rows
 from infragent.store import audit, command_reads, tenants
 from infragent.store import commands as command_rows
 from infragent.store.command_reads import CommandView
+from infragent.store.records import AgentRecord
 from infragent.store.sql import SqlStore
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 logger = logging.getLogger(__name__)
 
@@ -110,36 +114,37 @@ class RemoteControl:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._dispatcher.close()
 
+    def _checked(
+        self, conn: sa.Connection, who: Principal, request: CommandRequest, now: float
+    ) -> AgentRecord | Refused:
+        """The agent ``request`` is for, if it exists in the caller's tenant, allows the action with
+        these parameters (the responder's own check) and runs no such command now; else why not."""
+        agent = agent_rows.get_agent(conn, who.client_id, request.node_id)
+        if agent is None:
+            return _no_agent(request.node_id)
+        refused = _refusal(request, agent.actions)
+        if refused is not None:
+            return refused
+        running = command_reads.running_command(
+            conn, who.client_id, agent.id, request.action, now - self._ttl_s
+        )
+        return _running(request, running) if running is not None else agent
+
     def check(self, who: Principal, request: CommandRequest) -> Refused | None:
         """Whether ``request`` would be accepted now (the page's confirm step); writes nothing."""
         with self._store.read() as conn:
-            agent = agent_rows.get_agent(conn, who.client_id, request.node_id)
-            if agent is None:
-                return _no_agent(request.node_id)
-            refused = _refusal(request, agent.actions)
-            if refused is not None:
-                return refused
-            since = self._clock() - self._ttl_s
-            running = command_reads.running_command(conn, who.client_id, agent.id, request.action, since)
-        return _running(request, running) if running is not None else None
+            found = self._checked(conn, who, request, self._clock())
+        return found if isinstance(found, Refused) else None
 
     def send(self, who: Principal, request: CommandRequest) -> CommandView | Refused:
         """Check, record and start delivering ``request``; the command as recorded, or why not."""
         now = self._clock()
         with self._store.write() as conn:
-            agent = agent_rows.get_agent(conn, who.client_id, request.node_id)
-            if agent is None:
-                return _no_agent(request.node_id)
-            refused = _refusal(request, agent.actions)
-            if refused is not None:
-                return refused
             # Under the tenant's lock: two requests at once cannot both find nothing running.
             audit.lock_tenant(conn, who.client_id)
-            running = command_reads.running_command(
-                conn, who.client_id, agent.id, request.action, now - self._ttl_s
-            )
-            if running is not None:
-                return _running(request, running)
+            agent = self._checked(conn, who, request, now)
+            if isinstance(agent, Refused):
+                return agent
             decision = Decision(
                 source="user",
                 action=request.action,
