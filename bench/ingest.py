@@ -212,24 +212,21 @@ def post_all(
 
 
 @contextmanager
-def infragent_server(
-    database_url: str, ingest_processes: int = 0, extra_env: Mapping[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
-    """A real ``infragent server`` subprocess; yields (process, port, bearer key, temp dir).
-    ``extra_env`` adds settings (``INFRAGENT_*`` variables) on top of the benchmark's own."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+def server_process(
+    env_extra: Mapping[str, str], prefix: str = "bench-"
+) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """A real ``infragent server`` subprocess on loopback, ready; yields (process, port, temp dir).
+    Its settings are the defaults but the address, a temp data dir and ``env_extra``; its log is
+    ``<temp dir>/server.log``, whose tail is printed when the server died during the run."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")},
-        "INFRAGENT_DATABASE_URL": database_url,
         "INFRAGENT_DATA_DIR": str(tmp),
         "INFRAGENT_HOST": "127.0.0.1",
         "INFRAGENT_PORT": "0",
         "INFRAGENT_LOG_LEVEL": "warning",
         "INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",  # the tenant's (unused) webhook is local
-        "INFRAGENT_MAX_BODY_BYTES": str(16 << 20),
-        "INFRAGENT_API_RATE_LIMIT_PER_KEY": "0",  # one key sends every batch: measure the server
-        "INFRAGENT_INGEST_PROCESSES": str(ingest_processes),
-        **(extra_env or {}),
+        **env_extra,
     }
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -242,6 +239,31 @@ def infragent_server(
     try:
         port = announced_port(proc, tmp / "server.log")
         wait_http(f"http://127.0.0.1:{port}/health/ready")
+        yield proc, port, tmp
+    finally:
+        died = proc.poll()
+        stop(proc)
+        log.close()
+        if died is not None:
+            tail = (tmp / "server.log").read_text(errors="replace").splitlines()[-30:]
+            print(f"  the server exited with {died} during the run; its log ends:", *tail, sep="\n    ")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def infragent_server(
+    database_url: str, ingest_processes: int = 0, extra_env: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], int, str, Path]]:
+    """A real ``infragent server`` subprocess with a registered tenant; yields (process, port, bearer
+    key, temp dir). ``extra_env`` adds settings (``INFRAGENT_*`` variables) on top of the benchmark's own."""
+    env = {
+        "INFRAGENT_DATABASE_URL": database_url,
+        "INFRAGENT_MAX_BODY_BYTES": str(16 << 20),
+        "INFRAGENT_API_RATE_LIMIT_PER_KEY": "0",  # one key sends every batch: measure the server
+        "INFRAGENT_INGEST_PROCESSES": str(ingest_processes),
+        **(extra_env or {}),
+    }
+    with server_process(env, "bench-ingest-") as (proc, port, tmp):
         req = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/clients/register",
             data=json.dumps(
@@ -252,14 +274,6 @@ def infragent_server(
         with urllib.request.urlopen(req, timeout=10) as r:
             key = json.loads(r.read())["api_key"]
         yield proc, port, key, tmp
-    finally:
-        died = proc.poll()
-        stop(proc)
-        log.close()
-        if died is not None:
-            tail = (tmp / "server.log").read_text(errors="replace").splitlines()[-30:]
-            print(f"  the server exited with {died} during the run; its log ends:", *tail, sep="\n    ")
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager

@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
@@ -45,8 +44,7 @@ from urllib.parse import urljoin
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest import pg_schema, stop
-from ports import announced_port
+from ingest import pg_schema, server_process
 from web_seed import HOST, Seeded, seed
 from web_stream import StreamResult, settle
 from web_stream import run as run_stream
@@ -90,46 +88,8 @@ def database(kind: str) -> Iterator[str]:
 @contextmanager
 def server(url: str) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     """``infragent server`` on ``url`` (already seeded), every setting at its default but the address."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-web-"))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")},
-        "INFRAGENT_DATABASE_URL": url,
-        "INFRAGENT_DATA_DIR": str(tmp),
-        "INFRAGENT_HOST": "127.0.0.1",
-        "INFRAGENT_PORT": "0",
-        "INFRAGENT_LOG_LEVEL": "warning",
-        "INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-    }
-    log_path = tmp / "server.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "infragent"), "server"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        port = announced_port(proc, log_path)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as r:
-                    r.read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield proc, port, log_path
-    finally:
-        died = proc.poll()
-        stop(proc)
-        log.close()
-        if died is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-30:]
-            print(f"  the server exited with {died} during the run; its log ends:", *tail, sep="\n    ")
-        shutil.rmtree(tmp, ignore_errors=True)
+    with server_process({"INFRAGENT_DATABASE_URL": url}, "bench-web-") as (proc, port, tmp):
+        yield proc, port, tmp / "server.log"
 
 
 class Assets(HTMLParser):
