@@ -139,6 +139,28 @@ class Settings(BaseModel):
     incident_group_window_s: float = Field(default=0.0, ge=0)
     incident_auto_pause_s: float = Field(default=0.0, ge=0)
 
+    # -- notifications (docs/notifications.md)
+    #: run the notification pipeline and delivery worker in this server
+    notify_enabled: bool = True
+    #: how often the pipeline looks for work another process wrote (this process wakes it at once)
+    notify_tick_s: float = Field(default=0.2, gt=0)
+    #: deliveries sent at once by one server process
+    notify_workers: int = Field(default=4, ge=1, le=64)
+    #: changes, groups or deliveries claimed per round
+    notify_batch: int = Field(default=50, ge=1, le=1000)
+    #: a claimed delivery is another process's to take after this long (a crash mid-send)
+    notify_lease_s: float = Field(default=60.0, gt=0)
+    #: retryable failures (429, 5xx, transport) are retried this long, then dead-lettered
+    notify_retry_for_s: float = Field(default=3600.0, ge=0)
+    notify_backoff_base_s: float = Field(default=1.0, gt=0)
+    notify_backoff_cap_s: float = Field(default=30.0, gt=0)
+    #: one HTTP request (or SMTP conversation) of a channel
+    notify_timeout_s: float = Field(default=10.0, gt=0)
+    #: the root route's timings (Alertmanager's defaults); routes override them
+    notify_group_wait_s: float = Field(default=30.0, ge=0)
+    notify_group_interval_s: float = Field(default=300.0, gt=0)
+    notify_repeat_interval_s: float = Field(default=4 * 3600.0, gt=0)
+
     # LLM (optional)
     llm_provider: Literal["none", "gemini", "openai"] = "none"
     llm_base_url: str | None = None

@@ -38,6 +38,12 @@ descend from the root.
     │   ├── LastAdminError        would leave the tenant without an enabled admin: 409  [auth.accounts]
     │   ├── SharedUserError       disabling a user of other tenants too: 409  [auth.accounts]
     │   └── NotMemberError        no such user in this tenant: 404  [auth.accounts]
+    ├── NotifyError               a notification request refused: its HTTP ``status``  [notify.errors]
+    │   ├── NotifyConfigError     a channel, route tree, silence or template is invalid: 422 with
+    │   │                         ``problems`` (field path, message)  [notify.errors]
+    │   ├── NotifyNotFoundError   no such channel, route, silence or delivery here: 404  [notify.errors]
+    │   └── NotifyConflictError   a channel name is taken, a channel is in use, a delivery is not
+    │                             dead: 409  [notify.errors]
     ├── IncidentError             an incident cannot be changed as asked  [incidents.core]
     │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
     │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]

@@ -61,9 +61,14 @@ OPERATIONS: Final[dict[str, Scope]] = {
     "stream.read": "read",  # GET /api/v1/stream: the tenant's live stream (SSE)
     "audit.read": "read",  # GET /api/v1/audit: the audit log and its hash-chain check
     "session.read": "read",  # GET /api/v1/session: who is asking (every role holds read)
+    "notify.read": "read",  # GET channels (never a secret), routes, silences, inhibit rules, deliveries
+    "inbox.read": "read",  # GET/POST /api/v1/notify/inbox: a signed-in user's own in-app notifications
     # operate: act on the tenant's incidents and hosts
     "incidents.write": "operate",  # acknowledge, resolve, add a note
     "commands.send": "operate",  # POST /api/v1/agents/{node}/commands: remote control
+    "silences.write": "operate",  # POST/DELETE /api/v1/notify/silences
+    "channels.test": "operate",  # POST /api/v1/notify/channels/{id}/test
+    "deliveries.retry": "operate",  # POST /api/v1/notify/deliveries/{id}/retry (a dead letter)
     # admin: credentials, people, what is watched
     "keys.read": "admin",  # GET /api/v1/keys: prefix, scopes, created, last use; never a secret
     "keys.create": "admin",  # POST /api/v1/keys
@@ -73,6 +78,8 @@ OPERATIONS: Final[dict[str, Scope]] = {
     "users.write": "admin",  # POST/PATCH/DELETE /api/v1/users
     "clients.register": "admin",  # POST /api/v1/clients/register when registration_mode is admin-only
     "rules.write": "admin",  # POST/PUT/DELETE /api/v1/rules
+    "channels.write": "admin",  # POST/PATCH/DELETE /api/v1/notify/channels
+    "routes.write": "admin",  # PUT/POST/DELETE /api/v1/notify/routes, /api/v1/notify/inhibit-rules
 }
 
 #: role → the scopes a signed-in user with that role holds in the tenant.

@@ -4,8 +4,9 @@ The alert evaluator (``record_alert_transition``), the events path (``record_eve
 responder (``add_timeline``, ``set_status``) call these inside their own transactions, so an incident
 change commits exactly with the alert state, event or decision that caused it. What happens to a
 signal is decided by ``incidents.core``; this module finds the candidates and persists the outcome,
-with a timeline row per entry and an audit entry per change (``incident.opened``, ``.reopened``,
-``.joined``, ``.status``, ``.note``).
+with a timeline row per entry, an audit entry per change (``incident.opened``, ``.reopened``,
+``.joined``, ``.status``, ``.note``) and, for what people are told of, a notification change
+(``store/outbox.enqueue_change``) in the same transaction.
 
 **One writer per tenant.** Every change first takes the tenant's audit-chain lock (PostgreSQL:
 ``pg_advisory_xact_lock(hashtext(client_id))``, the lock ``store.audit.append`` takes anyway, held
@@ -36,7 +37,7 @@ from infragent.incidents.core import IncidentNotFoundError, Outcome, Signal
 from infragent.incidents.model import ACTIVE_STATUSES, Incident, IncidentPolicy, IncidentStatus, TimelineEntry
 from infragent.model import Event
 from infragent.rules.state import AlertStatus, Transition
-from infragent.store import audit
+from infragent.store import audit, outbox
 from infragent.store.incident_reads import (
     CursorError,
     IncidentChange,
@@ -191,6 +192,14 @@ def _group_candidate(
 
 
 _AUDIT_KIND = {"open": "incident.opened", "reopen": "incident.reopened", "join": "incident.joined"}
+#: Placements that are news for people (a join adds a signal to an incident already notified).
+_NOTIFIED_PLACEMENTS = {"open": "opened", "reopen": "reopened"}
+#: Status changes that are notified (``notify`` routes say which kinds each receiver gets).
+_NOTIFIED_STATUSES = {
+    IncidentStatus.RESOLVED: "resolved",
+    IncidentStatus.ESCALATED: "escalated",
+    IncidentStatus.ACKNOWLEDGED: "acknowledged",
+}
 
 
 def _place(
@@ -229,6 +238,8 @@ def _place(
     elif outcome.placement == "reopen":
         detail |= {"reopen_count": incident.reopen_count, "flapping": incident.flapping}
     audit.append(conn, client_id, actor, _AUDIT_KIND[outcome.placement], incident.id, detail, now)
+    if outcome.placement in _NOTIFIED_PLACEMENTS:
+        outbox.enqueue_change(conn, client_id, incident.id, _NOTIFIED_PLACEMENTS[outcome.placement], now)
     return incident
 
 
@@ -373,6 +384,10 @@ def _change_status(
         {"from": incident.status.value, "to": to.value},
         now,
     )
+    if to in _NOTIFIED_STATUSES:
+        outbox.enqueue_change(
+            conn, incident.client_id, incident.id, _NOTIFIED_STATUSES[to], now, {"actor": actor}
+        )
     return moved
 
 

@@ -9,7 +9,11 @@ from infragent.auth import apikeys
 from infragent.errors import StoreError
 from infragent.model import Decision, Severity
 from infragent.responder.ports import LeaseLostError
-from infragent.store import claims, tenants
+from infragent.store import (
+    claims,
+    notify_schema,  # noqa: F401  (its tables join the metadata)
+    tenants,
+)
 from infragent.store.audit import verify_chain
 from infragent.store.records import Claim, Registration
 from infragent.store.schema import audit_log, metadata
