@@ -1,0 +1,104 @@
+"""A flapping rule is one incident, and its notifications are bounded by the route's intervals.
+
+The ``Feeder`` alternates the busy fraction above and below the threshold: 10 episodes of 6 s above
+then 6 s below, 120 s in all, so the rule (``last`` over 2 s, ``for: 0s``) fires and resolves 10
+times. Incidents: the first firing opens one, each later firing reopens it (it ended within
+``incident_reopen_window_s``), so there is ONE incident, reopened 9 times.
+
+Notifications (the route: ``group_wait`` 0 s, ``group_interval`` 30 s, one group per incident):
+
+* the group's first flush is at its creation + ``group_wait``: the opening is sent at once;
+* every later flush is due ``group_interval`` after the previous one was sent, never earlier, and a
+  flush sends one notification at most (what changed since the last one sent: firing again, or
+  resolved), so within the 120 s of flapping that starts at the first flush there are at most
+  ``ceil(120 / 30)`` flushes more;
+* when the flapping stops (below the threshold), the resolution is sent at the next flush: one more.
+
+Hence ``1 + ceil(120 / 30) + 1 = 6`` at most (against 20 changes of state), and at least 2: the
+opening and the final resolution, the group's last sent state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+
+from infragent.signing import new_secret
+from infragent.store.sql import SqlStore
+from support.detect import busy_rule, deployment, wait_for
+from support.notify_e2e import (
+    FlappingFeeder,
+    NotifyApi,
+    delivery_rows,
+    idle_groups,
+    notify_server,
+    route_tree,
+    unverified,
+    webhook_ids,
+)
+from support.standins import WebhookReceiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+RULE = "E2eNotifyFlapping"
+EPISODES = 10
+HALF_PERIOD_S = 6.0
+GROUP_INTERVAL_S = 30.0
+FLAPPING_S = EPISODES * 2 * HALF_PERIOD_S
+
+
+def test_a_flapping_rule_is_one_incident_with_notifications_bounded_by_group_interval(
+    store: SqlStore, db_url: str, tmp_path: Path
+) -> None:
+    secret = new_secret()
+    with deployment(store, db_url, tmp_path) as d, WebhookReceiver(secret) as hook:
+        server = notify_server(d).start()
+        api = NotifyApi(server.url, d.api_key)
+        api.create_channel(
+            "ops-hook", "webhook", settings={"url": f"{hook.url}/hook"}, secrets={"secret": secret}
+        )
+        api.put_routes(route_tree(["ops-hook"], group_wait="0s", group_interval=f"{GROUP_INTERVAL_S:g}s"))
+        api.add_rule(busy_rule(RULE, function="last", window="2s", for_="0s"))
+
+        feeder = FlappingFeeder(d.api_key, [server.url], episodes=EPISODES, half_period_s=HALF_PERIOD_S)
+        with feeder as feed:
+            wait_for(lambda: feed.done or feed.error, FLAPPING_S + 10, "the flapping schedule to end")
+            feed.check()
+            [incident] = wait_for(
+                lambda: [i for i in api.incidents(RULE) if i["status"] == "resolved"] or None,
+                30,
+                "the incident to resolve after the flapping",
+            )
+
+        # The final resolution is notified (within a group_interval of the last flush), then the
+        # group has nothing left to send.
+        def resolution_sent() -> bool:
+            last = hook.received[-1].json if hook.received else None
+            return (
+                last is not None
+                and last["kind"] == "resolved"
+                and last["created_at"] >= incident["resolved_at"]
+            )
+
+        wait_for(resolution_sent, GROUP_INTERVAL_S + 15, "the final resolution to be sent")
+        wait_for(lambda: idle_groups(store, d.client_id) == (1, 1), 15, "the group to be idle")
+
+        detail = api.incident(incident["id"])
+        assert detail["reopen_count"] == EPISODES - 1, detail
+        assert [i["id"] for i in api.all_incidents() if i["rule_name"] == RULE] == [incident["id"]]
+
+        assert not unverified(hook.received)
+        ids = webhook_ids(hook.received)
+        count = len(hook.received)
+        assert sum(ids.values()) == len(ids) == count  # each notification once
+        bound = 1 + math.ceil(FLAPPING_S / GROUP_INTERVAL_S) + 1
+        assert 2 <= count <= bound, [p.json["kind"] for p in hook.received]
+        assert hook.received[0].json["kind"] == "firing"
+        assert {p.json["incidents"][0]["id"] for p in hook.received} == {incident["id"]}
+        rows = delivery_rows(store, d.client_id)
+        assert len(rows) == count and {r.status for r in rows} == {"delivered"}
+        # consecutive notifications differ: a flush sends only what changed since the last one
+        kinds = [p.json["kind"] for p in hook.received]
+        assert all(a != b for a, b in itertools.pairwise(kinds)), kinds
