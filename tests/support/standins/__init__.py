@@ -1,5 +1,11 @@
-"""Local stand-ins for the notification vendors (real HTTP servers on 127.0.0.1); see ``base``."""
+"""Local stand-ins for the notification vendors: real HTTP servers on 127.0.0.1 (see ``base``).
+
+``SlackStandIn`` (incoming webhooks and the Web API), ``DiscordStandIn``, ``TeamsStandIn``,
+``PagerDutyStandIn`` (Events API v2) and ``WebhookReceiver`` (verifies Standard Webhooks
+signatures); ``samples`` has sample messages and loopback channel dependencies.
+"""
 
 from support.standins.base import Received, Reply, StandIn
+from support.standins.webhook import Check, WebhookReceiver
 
-__all__ = ["Received", "Reply", "StandIn"]
+__all__ = ["Check", "Received", "Reply", "StandIn", "WebhookReceiver"]
