@@ -6,6 +6,15 @@ signatures); ``samples`` has sample messages and loopback channel dependencies.
 """
 
 from support.standins.base import Received, Reply, StandIn
+from support.standins.slack import SlackMessage, SlackStandIn
 from support.standins.webhook import Check, WebhookReceiver
 
-__all__ = ["Check", "Received", "Reply", "StandIn", "WebhookReceiver"]
+__all__ = [
+    "Check",
+    "Received",
+    "Reply",
+    "SlackMessage",
+    "SlackStandIn",
+    "StandIn",
+    "WebhookReceiver",
+]
