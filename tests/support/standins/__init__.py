@@ -6,11 +6,13 @@ signatures); ``samples`` has sample messages and loopback channel dependencies.
 """
 
 from support.standins.base import Received, Reply, StandIn
+from support.standins.discord import DiscordStandIn
 from support.standins.slack import SlackMessage, SlackStandIn
 from support.standins.webhook import Check, WebhookReceiver
 
 __all__ = [
     "Check",
+    "DiscordStandIn",
     "Received",
     "Reply",
     "SlackMessage",

@@ -208,7 +208,7 @@ class StandIn:
         """The vendor's answer to a request that is not failed on purpose (called under the lock)."""
         return Reply(404)
 
-    def failure_reply(self, request: Received, status: int) -> Reply:
+    def failure_reply(self, request: Received, status: int, retry_after: float | str | None) -> Reply:
         """The vendor's error body for ``status`` (``fail_next`` without ``body``)."""
         return Reply.json(status, {"error": HTTPStatus(status).phrase if status in _STATUSES else "error"})
 
@@ -232,7 +232,7 @@ class StandIn:
 
     def _failure(self, request: Received, failure: _Failure) -> Reply:
         if failure.body is None:
-            return self.failure_reply(request, failure.status)
+            return self.failure_reply(request, failure.status, failure.retry_after)
         if isinstance(failure.body, bytes):
             return Reply(failure.status, failure.body, {"content-type": "application/octet-stream"})
         if isinstance(failure.body, str):

@@ -145,7 +145,7 @@ class SlackStandIn(StandIn):
         self.messages.clear()
         self._api_errors.clear()
 
-    def failure_reply(self, request: Received, status: int) -> Reply:
+    def failure_reply(self, request: Received, status: int, retry_after: float | str | None) -> Reply:
         if request.path.startswith("/api/"):
             error = (
                 "ratelimited" if status == 429 else "internal_error" if status >= 500 else "invalid_request"
