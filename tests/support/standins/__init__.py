@@ -8,6 +8,7 @@ signatures); ``samples`` has sample messages and loopback channel dependencies.
 from support.standins.base import Received, Reply, StandIn
 from support.standins.discord import DiscordStandIn
 from support.standins.slack import SlackMessage, SlackStandIn
+from support.standins.teams import TeamsStandIn
 from support.standins.webhook import Check, WebhookReceiver
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "SlackMessage",
     "SlackStandIn",
     "StandIn",
+    "TeamsStandIn",
     "WebhookReceiver",
 ]
