@@ -7,6 +7,7 @@ signatures); ``samples`` has sample messages and loopback channel dependencies.
 
 from support.standins.base import Received, Reply, StandIn
 from support.standins.discord import DiscordStandIn
+from support.standins.pagerduty import PagerDutyStandIn, PdAlert
 from support.standins.slack import SlackMessage, SlackStandIn
 from support.standins.teams import TeamsStandIn
 from support.standins.webhook import Check, WebhookReceiver
@@ -14,6 +15,8 @@ from support.standins.webhook import Check, WebhookReceiver
 __all__ = [
     "Check",
     "DiscordStandIn",
+    "PagerDutyStandIn",
+    "PdAlert",
     "Received",
     "Reply",
     "SlackMessage",
