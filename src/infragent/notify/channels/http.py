@@ -109,7 +109,12 @@ def post(
 ) -> Answer:
     """POST ``payload`` as JSON (or ``content`` as it is) to ``url``; never raises for the outcome."""
     host = host_of(url)
-    body = content if content is not None else orjson.dumps(payload)
+    try:
+        body = content if content is not None else encode(payload)
+    except TypeError as exc:
+        return Answer(
+            DeliveryResult("failed", error=f"the message could not be encoded as JSON: {exc}"), host
+        )
     sent = {"content-type": "application/json", "user-agent": USER_AGENT, **(headers or {})}
     try:
         with deps.http.stream("POST", url, content=body, headers=sent, timeout=deps.timeout_s) as response:
@@ -122,6 +127,11 @@ def post(
         return Answer(DeliveryResult("failed", error=error), host)
     except httpx.InvalidURL:
         return Answer(DeliveryResult("failed", error="the channel's URL is not a valid URL"), host)
+    except UnicodeError:  # a header (a token) or the URL with characters HTTP cannot carry
+        error = "the channel's URL or credentials contain characters HTTP cannot send"
+        return Answer(DeliveryResult("failed", error=error), host)
+    except httpx.DecodingError:  # the answer's content-encoding is garbled: like a broken answer
+        return Answer(DeliveryResult("retry", error=f"broken answer from {host}: undecodable body"), host)
     except httpx.TransportError as exc:
         failure = transport_failure(exc)
         outcome: AttemptOutcome = "retry" if classify_failure(failure) == "retry" else "failed"
@@ -130,6 +140,11 @@ def post(
         logger.info("notification to %s: %s", host, error)
         return Answer(DeliveryResult(outcome, error=error), host)
     return Answer(judge(status, answer, host, url, retry_after, deps.clock()), host, status, answer)
+
+
+def encode(payload: Any) -> bytes:
+    """``payload`` as JSON; a value JSON has no type for (a date in ``detail``) becomes its string."""
+    return orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
 def judge(

@@ -20,12 +20,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import orjson
-
 from infragent import signing
 from infragent.errors import SignatureError
 from infragent.notify.channels.base import ChannelDeps, setting, text_of, title_of
-from infragent.notify.channels.http import post
+from infragent.notify.channels.http import encode, post
 from infragent.notify.model import ChannelConfig, DeliveryResult, Message
 
 #: ``type`` of every notification body (a receiver can tell it from a command).
@@ -61,7 +59,10 @@ class WebhookChannel:
     def send(self, message: Message) -> DeliveryResult:
         if not self._url or not self._secret:
             return DeliveryResult("failed", error="the webhook channel has no url or no signing secret")
-        body = orjson.dumps(body_of(message), default=str)
+        try:
+            body = encode(body_of(message))
+        except TypeError as exc:
+            return DeliveryResult("failed", error=f"the message could not be encoded as JSON: {exc}")
         try:
             headers = signing.signed_headers(self._secret, message.id, body, now=self._deps.clock())
         except SignatureError:  # bad_secret: the stored secret is not base64

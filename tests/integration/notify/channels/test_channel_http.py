@@ -109,3 +109,16 @@ def test_loopback_refused_by_the_default_policy_is_final_and_nothing_is_connecte
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "not a url", "http://"])
 def test_an_unusable_url_is_final(deps: ChannelDeps, url: str) -> None:
     assert post(deps, url, payload={}).result.outcome == "failed"
+
+
+def test_a_token_http_cannot_carry_is_final_and_not_shown(echo: Echo, deps: ChannelDeps) -> None:
+    result = post(deps, echo.url, payload={}, headers={"authorization": "Bearer xoxb-tökén"}).result
+    assert result.outcome == "failed" and "tökén" not in (result.error or "") and echo.received == []
+
+
+def test_values_json_has_no_type_for_are_sent_as_strings(echo: Echo, deps: ChannelDeps) -> None:
+    import datetime
+
+    when = datetime.date(2025, 6, 15)
+    assert post(deps, echo.url, payload={"detail": {"on": when, 1: "x"}}).result.outcome == "delivered"
+    assert echo.received[0].json == {"detail": {"on": "2025-06-15", "1": "x"}}
