@@ -24,6 +24,7 @@ from infragent.notify.errors import NotifyConfigError
 from infragent.notify.intervals import parse_time_intervals
 from infragent.notify.model import CHANNEL_FIELDS, CHANNEL_KINDS, InhibitRule, Matcher
 from infragent.notify.route_config import (
+    DEFAULT_TIMINGS,
     ROOT_ID,
     RootDefaults,
     add_route,
@@ -49,6 +50,7 @@ from infragent.notify.syntax import (
 
 __all__ = [
     "DEFAULT_INHIBIT_RULES",
+    "DEFAULT_TIMINGS",
     "MASK",
     "ROOT_ID",
     "RootDefaults",

@@ -25,8 +25,9 @@ import copy
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
+from infragent.config import Settings
 from infragent.notify.errors import NotifyConfigError, NotifyNotFoundError
 from infragent.notify.intervals import interval_doc, time_intervals
 from infragent.notify.model import DEFAULT_NOTIFY_ON, NOTIFICATION_KINDS, EscalationStep, Route
@@ -42,9 +43,6 @@ from infragent.notify.syntax import (
     strings,
     unknown_keys,
 )
-
-if TYPE_CHECKING:
-    from infragent.config import Settings
 
 ROOT_ID = "root"
 #: what a route may notify on (``test`` sends do not go through routes)
@@ -79,6 +77,14 @@ def defaults_from_settings(settings: Settings) -> RootDefaults:
         group_interval_s=settings.notify_group_interval_s,
         repeat_interval_s=settings.notify_repeat_interval_s,
     )
+
+
+#: The defaults of a server with default settings (30s, 5m, 4h), for tools without a ``Settings``.
+DEFAULT_TIMINGS = RootDefaults(
+    group_wait_s=Settings.model_fields["notify_group_wait_s"].default,
+    group_interval_s=Settings.model_fields["notify_group_interval_s"].default,
+    repeat_interval_s=Settings.model_fields["notify_repeat_interval_s"].default,
+)
 
 
 class _Parser:

@@ -236,6 +236,7 @@ def test_the_root_holds_every_default_and_children_inherit_by_none() -> None:
 def test_defaults_come_from_settings() -> None:
     settings = Settings(notify_group_wait_s=5, notify_group_interval_s=60, notify_repeat_interval_s=600)
     assert defaults_from_settings(settings) == RootDefaults(5.0, 60.0, 600.0)
+    assert config.DEFAULT_TIMINGS == defaults_from_settings(Settings()) == RootDefaults(30.0, 300.0, 14400.0)
 
 
 def test_the_document_round_trips_with_ids() -> None:
