@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,9 @@ from infragent.notify.channels.slack import SlackChannel
 from infragent.notify.channels.slack_bot import SlackBotChannel
 from infragent.notify.channels.teams import TeamsChannel
 from infragent.notify.channels.webhook import WebhookChannel
+from infragent.notify.config import parse_channel
 from infragent.notify.model import CHANNEL_KINDS, ChannelKind
-from support.standins import WebhookReceiver
+from support.standins import DiscordStandIn, PagerDutyStandIn, SlackStandIn, TeamsStandIn, WebhookReceiver
 from support.standins.samples import channel_config, message
 
 
@@ -76,3 +78,36 @@ def test_deps_from_settings_allow_what_the_operator_lists(hook: WebhookReceiver)
         allowed.close()
         strict.close()
     assert [c.verified for c in hook.checks] == [True]
+
+
+def test_channels_as_the_config_core_validates_them_deliver(deps: ChannelDeps) -> None:
+    """What ``notify.config.parse_channel`` accepts is what the adapters read."""
+    with (
+        SlackStandIn() as slack,
+        DiscordStandIn() as discord,
+        TeamsStandIn() as teams,
+        PagerDutyStandIn() as pd,
+    ):
+        given: list[tuple[ChannelKind, dict[str, Any], dict[str, Any]]] = [
+            ("slack", {}, {"url": slack.webhook_url}),
+            ("slack_bot", {"channel": "C0123456789", "api_url": slack.api_url}, {"token": slack.token}),
+            ("discord", {}, {"url": discord.webhook_url}),
+            ("teams", {}, {"url": teams.webhook_url}),
+            (
+                "pagerduty",
+                {"url": pd.enqueue_url, "severity_map": {"warning": "error"}},
+                {"routing_key": pd.routing_key},
+            ),
+        ]
+        for kind, settings, secrets in given:
+            parsed_settings, parsed_secrets = parse_channel(kind, settings, secrets)
+            result = build_channel(channel_config(kind, parsed_settings, parsed_secrets), deps).send(
+                message()
+            )
+            assert result.outcome == "delivered", (kind, result)
+        assert (len(slack.messages), len(discord.messages), len(teams.messages), len(pd.events)) == (
+            2,
+            1,
+            1,
+            1,
+        )
