@@ -103,7 +103,7 @@ class Tenant:
         """A webhook channel to ``hook`` and, when given, a Slack incoming webhook to ``slack``; the
         route tree sends every incident to them. Returns the channel names."""
         names = ["bench-hook"]
-        self.channel("bench-hook", "webhook", {"url": f"{hook.url}/hook"}, {"secret": secret})
+        self.channel("bench-hook", "webhook", {"url": hook.hook_url}, {"secret": secret})
         if slack is not None:
             self.channel("bench-slack", "slack", {}, {"url": slack.webhook_url})
             names.append("bench-slack")

@@ -43,9 +43,7 @@ def test_a_rule_firing_is_notified_to_webhook_and_slack_and_so_is_its_resolution
     ):
         server = notify_server(d).start()
         api = NotifyApi(server.url, d.api_key)
-        api.create_channel(
-            "ops-hook", "webhook", settings={"url": f"{hook.url}/hook"}, secrets={"secret": secret}
-        )
+        api.create_channel("ops-hook", "webhook", settings={"url": hook.hook_url}, secrets={"secret": secret})
         api.create_channel("ops-slack", "slack", secrets={"url": slack.webhook_url})
         api.put_routes(route_tree(["ops-hook", "ops-slack"], group_interval="1s"))
         api.add_rule(busy_rule(RULE, function="last", window="10s", for_="0s"))
@@ -57,7 +55,7 @@ def test_a_rule_firing_is_notified_to_webhook_and_slack_and_so_is_its_resolution
             feed.check()
 
             [fired] = hook.received
-            assert fired.verified, fired
+            assert hook.checks[0].verified, hook.checks[0]
             body = fired.json
             assert body["kind"] == "firing", body
             assert [i["id"] for i in body["incidents"]] == [incident["id"]]
@@ -80,8 +78,8 @@ def test_a_rule_firing_is_notified_to_webhook_and_slack_and_so_is_its_resolution
         assert second.json["kind"] == "resolved", second.json
         assert [i["id"] for i in second.json["incidents"]] == [incident["id"]]
         assert second.json["incidents"][0]["status"] == "resolved"
-        assert not unverified(hook.received)
-        ids = webhook_ids(hook.received)
+        assert not unverified(hook)
+        ids = webhook_ids(hook)
         assert len(ids) == 2 and set(ids.values()) == {1}, ids
         assert "resolved" in json.dumps(slack.received[1].json).lower()
 

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from infragent.store.notify_schema import notify_deliveries, notify_groups
 from infragent.store.sql import SqlStore
 from support.detect import Api, Deployment, DetectServer, Feeder
+from support.standins import Check, WebhookReceiver
 
 #: The root route's timings of these tests (the route tree sets them; Alertmanager's names).
 ONE_PER_INCIDENT = ("...",)
@@ -183,18 +184,15 @@ class FlappingFeeder(Feeder):
 # -- what the receivers got ------------------------------------------------------------------------
 
 
-def webhook_ids(received: Iterable[Any]) -> Counter[str]:
-    """``webhook-id`` → posts carrying it, among the verified posts a ``WebhookReceiver`` recorded."""
-    counts: Counter[str] = Counter()
-    for post in received:
-        if post.verified:
-            counts[post.headers["webhook-id"]] += 1
-    return counts
+def webhook_ids(hook: WebhookReceiver) -> Counter[str]:
+    """``webhook-id`` → posts carrying it, among the verified posts ``hook`` received (a repeated
+    id is counted each time it arrives: that is what a duplicate is)."""
+    return Counter(check.webhook_id for check in hook.checks if check.verified and check.webhook_id)
 
 
-def unverified(received: Iterable[Any]) -> list[Any]:
+def unverified(hook: WebhookReceiver) -> list[Check]:
     """Posts whose signature did not verify (a test asserts there are none)."""
-    return [post for post in received if not post.verified]
+    return [check for check in hook.checks if not check.verified]
 
 
 def stays(probe: Callable[[], bool], for_s: float, what: str, interval_s: float = 0.1) -> None:
