@@ -44,6 +44,7 @@ from typing import Any
 from notify_common import REPO, incident_of, pctl, registered_server, signing_secret, summary
 from notify_load import outage, throughput
 from rule_eval_cost import create_rule, database
+
 from support.standins import SlackStandIn, WebhookReceiver
 
 DEFAULT_ANCHORS = REPO.parent / "shared" / "anchors"
@@ -103,7 +104,7 @@ def flip_latency(trials: int) -> list[float]:
         WebhookReceiver(secret) as hook,
         registered_server(url, {}) as (_, tenant),
     ):
-        tenant.webhook_and_slack(hook, None, secret)
+        tenant.webhook_and_slack(hook, None, secret, "BenchGaugeLow")
         create_rule(tenant.port, tenant.key, FLIP_RULE)
         sender = GaugeSender(tenant.port, tenant.key, 1.0)
         sender.start()

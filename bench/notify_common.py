@@ -54,15 +54,19 @@ def summary(values: list[float], scale: float = 1000.0) -> str:
     return f"n={len(values)}, p50 {p50:.1f} / p95 {p95:.1f} / max {top:.1f} {unit}"
 
 
-def route_doc(receivers: list[str], group_wait: str = "0s") -> dict[str, Any]:
-    """One root route, one group per incident (``group_by: ["..."]``): one notification each."""
+def route_doc(receivers: list[str], alertname: str = "app_down", group_wait: str = "0s") -> dict[str, Any]:
+    """One route for the incidents of ``alertname``, one group per incident (``group_by:
+    ["..."]``): one notification each. The root has no receiver: the default rule pack stays live
+    and opens an incident for each node silent for 2 minutes (the events' nodes too), which the
+    figures must not count."""
     return {
-        "receivers": receivers,
+        "receivers": [],
         "group_by": ["..."],
         "group_wait": group_wait,
         "group_interval": "5m",
         "repeat_interval": "4h",
         "notify_on": ["firing", "resolved"],
+        "routes": [{"id": "bench", "matchers": [f'alertname="{alertname}"'], "receivers": receivers}],
     }
 
 
@@ -99,7 +103,9 @@ class Tenant:
     def routes(self, tree: Mapping[str, Any]) -> None:
         self._call("PUT", "/api/v1/notify/routes", {"tree": dict(tree)}, (200,))
 
-    def webhook_and_slack(self, hook: Any, slack: Any | None, secret: str) -> list[str]:
+    def webhook_and_slack(
+        self, hook: Any, slack: Any | None, secret: str, alertname: str = "app_down"
+    ) -> list[str]:
         """A webhook channel to ``hook`` and, when given, a Slack incoming webhook to ``slack``; the
         route tree sends every incident to them. Returns the channel names."""
         names = ["bench-hook"]
@@ -107,7 +113,7 @@ class Tenant:
         if slack is not None:
             self.channel("bench-slack", "slack", {}, {"url": slack.webhook_url})
             names.append("bench-slack")
-        self.routes(route_doc(names))
+        self.routes(route_doc(names, alertname))
         return names
 
     def event(self, service: str, http: httpx.Client | None = None) -> tuple[str, float, float]:

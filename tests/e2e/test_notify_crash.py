@@ -46,7 +46,7 @@ def test_a_delivery_claimed_by_a_killed_server_is_sent_exactly_once_after_the_re
         server = notify_server(d, failpoints="notify.before_send=kill", lease_s=LEASE_S).start()
         api = NotifyApi(server.url, d.api_key)
         api.create_channel("ops-hook", "webhook", settings={"url": hook.hook_url}, secrets={"secret": secret})
-        api.put_routes(route_tree(["ops-hook"]))
+        api.put_routes(route_tree(["ops-hook"], only={"alertname": RULE}))
         api.add_rule(busy_rule(RULE, function="last", window="20s", for_="0s"))
 
         with Feeder(d.api_key, [server.url], level=1.0) as feed:

@@ -19,6 +19,7 @@ from infragent.signing import new_secret
 from infragent.store.sql import SqlStore
 from support.detect import Feeder, busy_rule, deployment, wait_for
 from support.notify_e2e import (
+    DeliveryRow,
     NotifyApi,
     delivery_rows,
     notify_server,
@@ -45,7 +46,7 @@ def test_a_rule_firing_is_notified_to_webhook_and_slack_and_so_is_its_resolution
         api = NotifyApi(server.url, d.api_key)
         api.create_channel("ops-hook", "webhook", settings={"url": hook.hook_url}, secrets={"secret": secret})
         api.create_channel("ops-slack", "slack", secrets={"url": slack.webhook_url})
-        api.put_routes(route_tree(["ops-hook", "ops-slack"], group_interval="1s"))
+        api.put_routes(route_tree(["ops-hook", "ops-slack"], only={"alertname": RULE}, group_interval="1s"))
         api.add_rule(busy_rule(RULE, function="last", window="10s", for_="0s"))
 
         with Feeder(d.api_key, [server.url], level=1.0) as feed:
@@ -83,15 +84,14 @@ def test_a_rule_firing_is_notified_to_webhook_and_slack_and_so_is_its_resolution
         assert len(ids) == 2 and set(ids.values()) == {1}, ids
         assert "resolved" in json.dumps(slack.received[1].json).lower()
 
-        # The outbox agrees: two deliveries per channel, every one delivered, the hook's carried
-        # the ids the receiver saw.
-        rows = delivery_rows(store, d.client_id)
-        assert sorted((r.kind, r.status) for r in rows) == [
-            ("firing", "delivered"),
-            ("firing", "delivered"),
-            ("resolved", "delivered"),
-            ("resolved", "delivered"),
-        ]
+        # The outbox agrees: two deliveries per channel, every one recorded delivered (the record
+        # follows the receiver's answer), the hook's carrying the ids the receiver saw.
+        def recorded() -> list[DeliveryRow] | None:
+            rows = delivery_rows(store, d.client_id)
+            return rows if len(rows) == 4 and all(r.status == "delivered" for r in rows) else None
+
+        rows = wait_for(recorded, 10, "every delivery to be recorded delivered")
+        assert sorted(r.kind for r in rows) == ["firing", "firing", "resolved", "resolved"]
         assert set(ids) <= {r.id for r in rows}
         listed = api.deliveries()
         assert {x["id"] for x in listed} == {r.id for r in rows}
