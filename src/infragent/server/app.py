@@ -39,6 +39,8 @@ from infragent.server.api import (
     metrics,
     notify_deliveries,
     notify_inbox,
+    notify_routes,
+    notify_silences,
     otlp,
     query,
     rules,
@@ -166,6 +168,8 @@ def create_app(
         users.router,
         audit.router,
         stream.router,
+        notify_routes.router,
+        notify_silences.router,
         notify_deliveries.router,
         notify_inbox.router,
     )

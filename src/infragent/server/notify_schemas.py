@@ -187,17 +187,15 @@ class InhibitOut(BaseModel):
     source: list[MatcherOut]
     target: list[MatcherOut]
     equal: list[str]
-    builtin: bool = Field(default=False, description="A default rule (not stored; cannot be deleted).")
 
     @classmethod
-    def of(cls, rule: InhibitRule, builtin: bool = False) -> InhibitOut:
+    def of(cls, rule: InhibitRule) -> InhibitOut:
         return cls(
             id=rule.id,
             name=rule.name,
             source=[MatcherOut(**m) for m in matchers_to_json(rule.source)],
             target=[MatcherOut(**m) for m in matchers_to_json(rule.target)],
             equal=list(rule.equal),
-            builtin=builtin,
         )
 
 

@@ -175,11 +175,12 @@ def _seed(store: SqlStore, tag: str) -> Tenant:
     )
 
 
-NOTIFY_KINDS = ("channel", "silence", "inhibit", "delivery")
+NOTIFY_KINDS = ("channel", "route", "silence", "inhibit", "delivery")
 
 
 def _seed_notify(store: SqlStore, cid: str, tag: str, now: float) -> dict[str, str]:
-    """A channel, a silence, an inhibit rule and a dead delivery of the tenant (``NOTIFY_KINDS``)."""
+    """A channel, a route tree, a silence, an inhibit rule and a dead delivery (``NOTIFY_KINDS``)."""
+    route = f"route-{tag}"
     with store.write() as conn:
         channel = notify_config.create_channel(
             conn, cid, name=f"matrix-{tag}", kind="inapp", settings={}, secrets={}, actor="test", now=now
@@ -204,6 +205,8 @@ def _seed_notify(store: SqlStore, cid: str, tag: str, now: float) -> dict[str, s
             actor="test",
             now=now,
         )
+        tree = {"routes": [{"id": route, "matchers": ['team="matrix"']}]}
+        notify_config.put_routing(conn, cid, tree, expected_version=None, actor="test", now=now)
         delivery = str(uuid.uuid4())
         conn.execute(
             notify_deliveries.insert().values(
@@ -219,7 +222,13 @@ def _seed_notify(store: SqlStore, cid: str, tag: str, now: float) -> dict[str, s
                 cause=f"matrix:{delivery}",
             )
         )
-    return {"channel": channel.id, "silence": silence.id, "inhibit": rule.id, "delivery": delivery}
+    return {
+        "channel": channel.id,
+        "route": route,
+        "silence": silence.id,
+        "inhibit": rule.id,
+        "delivery": delivery,
+    }
 
 
 def _ghost() -> Tenant:
@@ -267,6 +276,7 @@ SEGMENT_KINDS = {
     "keys": "key",
     "users": "user",
     "channels": "channel",
+    "routes": "route",
     "silences": "silence",
     "inhibit-rules": "inhibit",
     "deliveries": "delivery",
@@ -318,6 +328,20 @@ BODIES: dict[tuple[str, str], Example] = {
     },
     ("PATCH", "/api/v1/users/{user_id}"): lambda t: {"role": "operator"},
     ("POST", "/api/v1/notify/inbox/read"): lambda t: {},
+    ("POST", "/api/v1/notify/channels"): lambda t: {"name": f"matrix-new-{next(_unique)}", "kind": "inapp"},
+    ("PATCH", "/api/v1/notify/channels/{channel_id}"): lambda t: {"enabled": True},
+    ("PUT", "/api/v1/notify/routes"): lambda t: {"routes": [{"id": t.notify["route"]}]},
+    ("POST", "/api/v1/notify/routes"): lambda t: {"route": {"matchers": ['team="new"']}},
+    ("PUT", "/api/v1/notify/routes/{route_id}"): lambda t: {"route": {"matchers": ['team="matrix"']}},
+    ("POST", "/api/v1/notify/silences"): lambda t: {
+        "matchers": ['host="matrix"'],
+        "duration": "1h",
+        "comment": "matrix",
+    },
+    ("POST", "/api/v1/notify/inhibit-rules"): lambda t: {
+        "name": f"matrix-new-{next(_unique)}",
+        "source": ['alertname="HostSilent"'],
+    },
 }
 #: Form bodies of the dashboard's form handlers (sent form-encoded, as htmx does).
 FORMS: dict[tuple[str, str], Example] = {

@@ -19,7 +19,9 @@ from infragent.store import notify_reads
 router = APIRouter(prefix="/api/v1/notify/inbox", tags=["notifications"])
 
 NOT_A_USER = "in-app notifications belong to users; sign in"
-REFUSED: dict[int | str, dict[str, Any]] = {422: {"description": "the caller is an API key, not a signed-in user"}}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {"description": "the caller is an API key, not a signed-in user"}
+}
 
 
 def _user(who: Principal) -> str:
