@@ -13,8 +13,9 @@ what to fix. Should the default itself fail (it never should), a plain summary b
 is sent.
 
 Size caps: the title is one line of at most 250 characters everywhere (it becomes an e-mail
-subject, a Slack header); chat bodies (Slack, Discord, Teams) are cut at 3500 characters, under the
-smallest of their limits for one text block. A message lists at most 10 incidents, then "and N more".
+subject, a Slack header); chat bodies (Slack, Discord, Teams) are cut at 3500 characters, a length
+people still read in a chat (each adapter clips further to its vendor's field limits: Discord's
+``content`` holds 2000). A message lists at most 10 incidents, then "and N more".
 
 For e-mail, a ``text`` override without an ``html`` one also gives the HTML part (the text, escaped,
 in a ``<pre>``): the two parts of one mail must not tell different stories.

@@ -5,6 +5,7 @@ down, and the outbound policy."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -303,3 +304,16 @@ def test_settings_as_the_api_validates_them_are_what_the_channel_reads(
         )
         assert build_channel(config, make_deps()).send(_message()).outcome == "delivered"
         assert sink.messages[0].login == "bot"
+
+
+def test_non_ascii_subjects_and_bodies_arrive_intact(make_deps: Callable[..., ChannelDeps]) -> None:
+    incident = dataclasses.replace(
+        _message(rendered=False).incidents[0], title="Disque presque plein — /var é"
+    )
+    message = render(dataclasses.replace(_message(rendered=False), incidents=(incident,)), "email", NOW)
+    with SmtpSink() as sink:
+        assert _send(_config(sink.port), make_deps(), message).outcome == "delivered"
+        [mail] = sink.messages
+    assert mail.message["Subject"] == "[FIRING] critical: Disque presque plein — /var é"
+    plain = next(iter(mail.message.iter_parts()))
+    assert "Disque presque plein — /var é" in plain.get_content()
