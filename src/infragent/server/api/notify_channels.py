@@ -23,8 +23,12 @@ from fastapi import APIRouter, Depends, Response
 
 from infragent import signing
 from infragent.notify import config as notify_config
+from infragent.notify import testsend
+from infragent.notify.channels.apprise_channel import apprise_url_problem
+from infragent.notify.channels.base import deps_from_settings
 from infragent.notify.errors import NotifyConfigError
 from infragent.notify.model import ChannelConfig
+from infragent.notify.render import PARTS, validate_template
 from infragent.outbound.policy import OutboundPolicy, Resolver, check_url
 from infragent.outbound.transport import system_resolver
 from infragent.server.api.deps import AppServices, services
@@ -35,8 +39,11 @@ from infragent.server.notify_schemas import (
     ChannelListOut,
     ChannelOut,
     ChannelPatch,
+    TestIn,
+    TestOut,
 )
 from infragent.store import notify_config as channels
+from infragent.store import notify_reads
 
 router = APIRouter(prefix="/api/v1/notify/channels", tags=["notifications"])
 
@@ -97,6 +104,12 @@ def address_problems(
         and (only is None or {"settings.host", "settings.port"} & only)
     ):
         judge("settings.host", _smtp_url(host, settings.get("port")))
+    urls = secrets.get("urls")
+    if kind == "apprise" and isinstance(urls, list) and (only is None or "secrets.urls" in only):
+        for i, url in enumerate(urls):
+            problem = apprise_url_problem(url, policy, resolve)
+            if problem is not None:
+                found.append((f"secrets.urls[{i}]", f"refused: {problem}"))
     return found
 
 
@@ -246,3 +259,60 @@ def delete_channel(
             conn, who.client_id, channel_id, actor=who.actor, now=svc.clock(), in_use=in_use
         )
     return Response(status_code=204)
+
+
+@router.post("/{channel_id}/test", response_model=TestOut, responses=NOT_FOUND | INVALID)
+def test_channel(
+    channel_id: str,
+    who: Annotated[Principal, Depends(require("channels.test"))],
+    svc: Annotated[AppServices, Depends(services)],
+    body: TestIn | None = None,
+) -> TestOut:
+    """Send one ``test`` message now, once, and answer what the receiver said: 200 whatever the
+    outcome (a refusal is the answer, with its status code and error). An ``inapp`` channel writes
+    the test in the caller's own inbox (a signed-in user; a key has none)."""
+    now = svc.clock()
+    template = body.template if body is not None else None
+    if template:
+        _check_template(template)
+    with svc.store.read() as conn:
+        channel = channels.get_channel(conn, who.client_id, channel_id)
+    public_url = svc.settings.public_url
+    if channel.kind == "inapp":
+        if who.user_id is None:
+            return TestOut(
+                outcome="failed", status_code=None, error="in-app notifications belong to users; sign in"
+            )
+        message = testsend.test_message(channel, now=now, public_url=public_url, template=template)
+        with svc.store.write() as conn:
+            notify_reads.inbox_add(
+                conn,
+                who.client_id,
+                who.user_id,
+                delivery_id=message.id,
+                kind="test",
+                title=message.title,
+                body=message.text,
+                incident_id=None,
+                now=now,
+            )
+        return TestOut(outcome="delivered", status_code=None, error=None)
+    deps = deps_from_settings(svc.settings)
+    try:
+        result = testsend.test_send(channel, deps, now=now, public_url=public_url, template=template)
+    finally:
+        deps.close()
+    return TestOut(outcome=result.outcome, status_code=result.status_code, error=result.error)
+
+
+def _check_template(template: Mapping[str, str]) -> None:
+    """A template to try is checked as a route's would be: every part named at fault (422)."""
+    problems = [
+        (f"template.{k}", f"one of {', '.join(PARTS)} is expected") for k in template if k not in PARTS
+    ]
+    for key, source in template.items():
+        error = validate_template(source) if key in PARTS else None
+        if error is not None:
+            problems.append((f"template.{key}", error))
+    if problems:
+        raise NotifyConfigError(problems)

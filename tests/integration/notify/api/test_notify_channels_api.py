@@ -147,6 +147,18 @@ def test_the_outbound_policy_refuses_private_addresses_naming_the_field_only(
             headers=admin,
         )
         assert mail.status_code == 422 and mail.json()["problems"][0]["field"] == "settings.host"
+        apprise = http.post(
+            "/api/v1/notify/channels",
+            json={
+                "name": "a",
+                "kind": "apprise",
+                "secrets": {"urls": ["ntfy://ok.example", "json://10.1.2.3/tok-5150"]},
+            },
+            headers=admin,
+        )
+        assert apprise.status_code == 422, apprise.text
+        assert [p["field"] for p in apprise.json()["problems"]] == ["secrets.urls[1]"]
+        assert "tok-5150" not in apprise.text
         _no_secret(slack, metadata, mail)
         with site.store.read() as conn:
             assert nc.list_channels(conn, alpha.client_id) == []
