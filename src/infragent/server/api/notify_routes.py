@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, Request
 
 from infragent.notify import config as notify_config
 from infragent.notify.errors import NotifyConfigError, NotifyNotFoundError
+from infragent.notify.render import validate_template
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal, require
 from infragent.server.notify_schemas import RouteAddIn, RouteOut, RoutePutIn, RoutingOut
@@ -81,7 +82,7 @@ def _store(
         tree = notify_config.with_ids(edit(current.tree))
         names = [c.name for c in store.list_channels(conn, who.client_id)]
         defaults = notify_config.defaults_from_settings(svc.settings)
-        notify_config.parse_route_tree(tree, defaults, names)
+        notify_config.parse_route_tree(tree, defaults, names, validate_template)
         store.put_routing(
             conn, who.client_id, tree, expected_version=version, actor=who.actor, now=svc.clock()
         )

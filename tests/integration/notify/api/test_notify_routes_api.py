@@ -61,12 +61,13 @@ def test_a_bad_tree_names_every_problem_and_stores_nothing(site: Site, alpha: Te
         "routes": [
             {"matchers": ['severity="critical"'], "receivers": ["pagr"]},
             {"matchers": ["nonsense"], "group_wait": "5 min"},
+            {"matchers": ['team="x"'], "template": {"title": "{% if %}"}},
         ],
     }
     r = http.put("/api/v1/notify/routes", json=bad, headers=admin)
     assert r.status_code == 422, r.text
     fields = {p["field"] for p in r.json()["problems"]}
-    assert {"routes[0].receivers[0]", "routes[1].group_wait"} <= fields
+    assert {"routes[0].receivers[0]", "routes[1].group_wait", "routes[2].template.title"} <= fields
     assert any(f.startswith("routes[1].matchers") for f in fields)
     assert http.get("/api/v1/notify/routes", headers=admin).json()["default"] is True
     broken = http.put(
