@@ -22,6 +22,8 @@ import typer
 
 from infragent.cli.options import ConfigOpt, settings_or_exit
 from infragent.notify import config as notify_config
+from infragent.notify import testsend
+from infragent.notify.channels.base import deps_from_settings
 from infragent.notify.errors import NotifyConfigError, NotifyError
 from infragent.notify.model import Silence
 from infragent.store import access, notify_reads
@@ -107,6 +109,50 @@ def channels_list(client: ClientOpt = None, config: ConfigOpt = None) -> None:
         typer.echo(
             f"{ch.name:<24} {ch.kind:<10} {state} {ch.id}  settings={shown['settings']} secrets={secrets}"
         )
+
+
+@notify_app.command("test")
+def test_command(
+    channel: Annotated[str, typer.Argument(help="The channel's name or id.")],
+    client: ClientOpt = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Print the message; send nothing.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Send one test message to CHANNEL now (no retry) and print what the receiver said; exit 1
+    unless it was delivered. With --preview, print the rendered message instead."""
+    settings = settings_or_exit(config)
+    db = _open(config)
+    try:
+        client_id = _client(db, client)
+        with db.read() as conn:
+            by_name = store.channels_by_name(conn, client_id, [channel])
+            found = by_name.get(channel) or next(
+                (c for c in store.list_channels(conn, client_id) if c.id == channel), None
+            )
+    finally:
+        db.close()
+    if found is None:
+        raise _fail(f"no channel named {channel!r} in tenant {client_id}", USAGE)
+    now = time.time()
+    if preview:
+        message = testsend.test_message(found, now=now, public_url=settings.public_url)
+        typer.echo(f"title: {message.title}\n\n{message.text}")
+        if message.html:
+            typer.echo(f"\n--- html ---\n{message.html}")
+        return
+    if found.kind == "inapp":
+        raise _fail(
+            "an in-app channel writes to users' inboxes: test it from the dashboard or the API signed in"
+        )
+    deps = deps_from_settings(settings)
+    try:
+        result = testsend.test_send(found, deps, now=now, public_url=settings.public_url)
+    finally:
+        deps.close()
+    code = f" (status {result.status_code})" if result.status_code is not None else ""
+    typer.echo(f"{found.name}: {result.outcome}{code}" + (f": {result.error}" if result.error else ""))
+    if result.outcome != "delivered":
+        raise typer.Exit(REFUSED)
 
 
 @notify_app.command("deliveries")

@@ -18,6 +18,7 @@ from infragent.store import notify_config as nc
 from infragent.store.notify_schema import notify_deliveries
 from infragent.store.sql import SqlStore, open_store
 from support.databases import create_client
+from support.standins.slack import SlackStandIn
 
 
 @pytest.fixture
@@ -90,14 +91,34 @@ def test_several_tenants_need_client(db: str, store: SqlStore, tenant: str) -> N
     assert code == 0 and "no channel yet" in out
 
 
-def test_channels_list_never_prints_a_secret(db: str, store: SqlStore, tenant: str) -> None:
-    with store.write() as conn:
-        nc.create_channel(
-            conn, tenant, name="ops", kind="slack", settings={}, secrets={"url": "https://h.example/T/B/tok-77"},
-            actor="t", now=1.0,
-        )  # fmt: skip
-    code, out = run(notify_app, db, "channels", "list")
-    assert code == 0 and "ops" in out and "secrets=url" in out and "tok-77" not in out
+def test_channels_list_never_prints_a_secret_and_test_sends_once(
+    db: str, store: SqlStore, tenant: str
+) -> None:
+    with SlackStandIn() as slack:
+        with store.write() as conn:
+            nc.create_channel(
+                conn, tenant, name="ops", kind="slack", settings={}, secrets={"url": slack.webhook_url},
+                actor="t", now=1.0,
+            )  # fmt: skip
+        code, out = run(notify_app, db, "channels", "list")
+        assert code == 0 and "ops" in out and "secrets=url" in out
+        assert slack.webhook_url.rsplit("/", 1)[-1] not in out
+
+        code, out = run(notify_app, db, "test", "ops", "--preview")
+        assert code == 0 and "Disk almost full" in out and slack.received == []
+
+        allow = {"INFRAGENT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+        code, out = run(notify_app, db, "test", "ops", **allow)
+        assert code == 0 and "ops: delivered (status 200)" in out
+        slack.wait_for(1)
+        slack.fail_next(1, 500)
+        code, out = run(notify_app, db, "test", "ops", **allow)
+        assert code == 1 and "status 500" in out
+        assert len(slack.received) == 2
+        # without loopback allowed, the guarded client refuses the address: a failure, not a crash
+        code, out = run(notify_app, db, "test", "ops")
+        assert code == 1 and slack.webhook_url.rsplit("/", 1)[-1] not in out
+    assert run(notify_app, db, "test", "nope")[0] == 2
 
 
 def test_deliveries_are_listed_and_a_dead_one_retried(db: str, store: SqlStore, tenant: str) -> None:
