@@ -17,8 +17,12 @@ a job at a fixed time that falls in the gap of a spring-forward change (``30 2 *
 Europe/Berlin on the last Sunday of March) runs at the first valid time after it (03:00); a job at
 a fixed time that happens twice in a fall-back change runs once, at the first. A job whose minute
 or hour is a wildcard (``*/30 * * * *``, ``0 * * * *``) follows real time and runs in both copies
-of the repeated hour. ``next_run`` is never at or before ``after`` (cronsim, started inside the
-repeated hour, can name the first copy of a time already passed: such a time is skipped).
+of the repeated hour, at every real minute whose wall-clock time matches. Two corrections of ours
+on top of cronsim: ``next_run`` is never at or before ``after`` (cronsim, started inside the
+repeated hour, can name the first copy of a time already passed: such a time is skipped); and near
+an offset change a wildcard job walks the wall clock (cronsim matching naive times, each mapped to
+its instants), because cronsim steps such a job's hours in real time and, next to a half-hour
+change (Australia/Lord_Howe) or a change at an odd local time (Pacific/Chatham), steps over runs.
 
 **Missed runs after downtime** (``due_runs``): ``run_once`` runs the latest missed run once;
 ``skip`` runs it only when it is at most ``grace_s`` late (default a minute: an ordinary tick's
@@ -39,7 +43,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -59,6 +63,10 @@ CRON_FIELDS: Final = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _CRONSIM_FIELDS: Final = {name: i for i, name in enumerate(CRON_FIELDS)}
 #: Times cronsim may yield at or before ``after`` in a row (inside a repeated hour) before we give up.
 _MAX_SKIPS: Final = 4
+#: More than any change of a zone's UTC offset (2 h at most in the tz database) and its reordering.
+_DST_SLACK: Final = timedelta(hours=3)
+#: Wall-clock matches looked at near an offset change: a minutely job has ~360 in its slack.
+_MAX_WALK: Final = 5000
 
 
 def timezone_problem(name: str) -> str | None:
@@ -142,17 +150,67 @@ def _finite(*values: float) -> None:
             raise ValueError(f"a time must be a finite number, not {value!r}")
 
 
+def _fixed_time(expr: str) -> bool:
+    """Whether cron reads ``expr`` as a job at fixed wall-clock times (neither minute nor hour a
+    wildcard): Debian cron's DST rules apply (cronsim's own test, mirrored)."""
+    fields = expr.split()
+    return not fields[0].startswith("*") and not fields[1].startswith("*")
+
+
+def _instants(wall: datetime, zone: ZoneInfo) -> list[float]:
+    """The instants at which the clocks of ``zone`` show ``wall``: none in a spring-forward gap,
+    two in a repeated stretch of a fall-back change, one otherwise."""
+    out = []
+    for fold in (0, 1):
+        local = wall.replace(tzinfo=zone, fold=fold)
+        if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
+            out.append(local.timestamp())
+    return sorted(set(out))
+
+
+def _walk_wall(expr: str, zone: ZoneInfo, after: float) -> float | None:
+    """The first instant after ``after`` whose wall-clock time matches ``expr`` (every copy of a
+    repeated time, none in a gap): cronsim walks naive wall-clock times, this maps each to its
+    instants and keeps the earliest, looking ``_DST_SLACK`` either side of any reordering."""
+    wall = datetime.fromtimestamp(after, zone).replace(tzinfo=None, microsecond=0)
+    it = CronSim(expr, wall - _DST_SLACK)
+    best: float | None = None
+    best_wall = wall
+    for _ in range(_MAX_WALK):
+        candidate = next(it)
+        if best is not None and candidate > best_wall + _DST_SLACK:
+            break
+        for at in _instants(candidate, zone):
+            if at > after and (best is None or at < best):
+                best, best_wall = at, candidate
+    return best
+
+
+def _offset(at: float, zone: ZoneInfo) -> object:
+    return datetime.fromtimestamp(at, zone).utcoffset()
+
+
 def _cron_next(spec: CronSpec, after: float, tz: str | None) -> float | None:
     zone = ZoneInfo(spec.tz or tz or DEFAULT_TZ)
     try:
         it = CronSim(spec.expr, datetime.fromtimestamp(math.floor(after), zone))
+        found = None
         for _ in range(_MAX_SKIPS):
             at = next(it).timestamp()
             if at > after:
-                return at
+                found = at
+                break
+        if found is None or _fixed_time(spec.expr):
+            return found
+        slack = _DST_SLACK.total_seconds()
+        if found - after <= 86400 and _offset(after - slack, zone) == _offset(found + slack, zone):
+            return found  # no offset change nearby: cronsim's real-time walk is exact
+        # cronsim steps a wildcard job's hours in real time and can step over runs next to an
+        # offset change of half an hour (Lord Howe) or at an odd local time (Chatham): walk the
+        # wall clock instead.
+        return _walk_wall(spec.expr, zone, after)
     except (StopIteration, OverflowError, ValueError, OSError):
         return None  # no match within cronsim's 50 years, or past the calendar's end
-    return None
 
 
 def next_run(spec: ScheduleSpec, after: float, tz: str | None = None) -> float | None:
