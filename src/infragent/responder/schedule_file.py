@@ -139,7 +139,7 @@ def _read_spec(
         every = r.duration(node, f"{where}.interval")
         if every is not None and every < MIN_INTERVAL_S:
             r.problem(node, f"{where}.interval: must be at least {MIN_INTERVAL_S:g} seconds (1m)")
-            return None
+            every = None
         start = 0.0 if start_node is None else _time(r, start_node, tz, f"{where}.start")
         if every is None or start is None:
             return None
