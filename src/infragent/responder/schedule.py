@@ -177,7 +177,9 @@ def _walk_wall(expr: str, zone: ZoneInfo, after: float) -> float | None:
     best: float | None = None
     best_wall = wall
     for _ in range(_MAX_WALK):
-        candidate = next(it)
+        candidate = next(it, None)
+        if candidate is None:  # no match within cronsim's 50 years
+            break
         if best is not None and candidate > best_wall + _DST_SLACK:
             break
         for at in _instants(candidate, zone):
