@@ -39,7 +39,6 @@ The rules, each a case in ``tests/unit/responder/step_cases/``:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Final
 
 from infragent.model import ESCALATE, NO_ACTION
 from infragent.responder.step_run import (
@@ -78,6 +77,7 @@ from infragent.responder.step_run import (
     WouldSend,
 )
 from infragent.responder.steps import (
+    MAX_EXECUTIONS_CAP,
     Act,
     AskLlm,
     Check,
@@ -91,10 +91,8 @@ from infragent.responder.steps import (
     render,
 )
 
-__all__ = ["MAX_EXECUTIONS_CAP", "new_run", "next_step", "resume", "summarize"]
+__all__ = ["new_run", "next_step", "resume", "summarize"]
 
-#: The loop guard's ceiling whatever a runbook asks (the file format refuses more).
-MAX_EXECUTIONS_CAP: Final = 100
 Result = tuple[Run, Instruction]
 
 

@@ -61,6 +61,8 @@ DEFAULT_TIMEOUTS: Final[Mapping[StepKind, float]] = {
 DEFAULT_APPROVAL_EXPIRY_S: Final = 900.0
 #: The loop guard: at most this many step executions per run, so a ``goto`` loop ends.
 DEFAULT_MAX_EXECUTIONS: Final = 20
+#: The loop guard's ceiling whatever a runbook asks (the file format refuses more).
+MAX_EXECUTIONS_CAP: Final = 100
 #: The template fields besides ``labels[NAME]``.
 TEMPLATE_FIELDS: Final = ("service", "type", "event_type", "node_id", "rule", "severity", "incident_id")
 
