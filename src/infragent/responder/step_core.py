@@ -252,7 +252,7 @@ def _begin(runbook: StepRunbook, run: Run, step: Step, now: float) -> Result:
         message = render(body.message, run.facts)
         if message is None:
             run = replace(run, cursor=_cursor(step, seq, now, Idle(None)))
-            return _done(runbook, run, step, "failed", now, "the message names a field this incident lacks")
+            return _done(runbook, run, step, "failed", now, "cannot fill the message from this incident's fields")
         return _wait_on(run, step, seq, now, SendNotification(step.id, seq, message, deadline))
     if isinstance(body, AskLlm):
         question = render(body.question, run.facts) or body.question
@@ -272,7 +272,7 @@ def _begin_act(runbook: StepRunbook, run: Run, step: Step, body: Act, seq: int, 
     missing = [name for name, value in params.items() if value is None]
     if (body.target is not None and not target) or missing:
         what = "the target" if body.target is not None and not target else f"params {', '.join(missing)}"
-        why = f"{what} name a field this incident lacks: nothing is sent"
+        why = f"cannot fill {what} from this incident's fields: nothing is sent"
         return _done(runbook, run, step, "failed", now, why)
     filled = {name: value for name, value in params.items() if value is not None}
     command = Command(f"{run.id}:{seq}", body.action, target, filled, source="runbook", on=body.on)
