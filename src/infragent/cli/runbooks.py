@@ -20,6 +20,12 @@ runbooks_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Check runbook files (docs/runbooks.md)."
 )
 
+
+@runbooks_app.callback()
+def runbooks_group() -> None:
+    """Check runbook files (docs/runbooks.md)."""  # a group even with one command: ``runbooks check``
+
+
 FilesArg = Annotated[list[Path], typer.Argument(help="Runbook files (YAML).")]
 
 #: The exit codes (module docstring).

@@ -8,10 +8,11 @@ The rules, each a case in ``tests/unit/responder/step_cases/``:
 
 - A queued run starts on ``Start``; anything else waits. ``Cancel`` ends any run that has not
   ended (CANCELLED); an ended run ignores everything (``Idle``).
-- A step that succeeds goes on to the next one in order; after the last, the run is COMPLETED, and
-  ``Complete.verified`` says whether a verify step saw the signal recover (only then may the
-  responder resolve the incident). A step that fails (failed, timeout) follows its ``on_failure``:
-  ``next`` (after the last step: escalate), ``escalate``, or ``goto <id>``.
+- A step that succeeds follows its ``on_success``: ``next`` (the next step in order; after the
+  last, the run is COMPLETED), ``complete``, or ``goto <id>``. ``Complete.verified`` says whether a
+  verify step saw the signal recover (only then may the responder resolve the incident). A step
+  that fails (failed, timeout) follows its ``on_failure``: ``next`` (after the last step:
+  escalate), ``escalate``, or ``goto <id>``.
 - The loop guard: a run begins at most ``max_executions`` step executions (at most
   ``MAX_EXECUTIONS_CAP``); the next would-be one escalates instead, so a ``goto`` loop ends.
 - ``act``: target and params are filled from the incident (a field without a value fails the step:
@@ -252,7 +253,9 @@ def _begin(runbook: StepRunbook, run: Run, step: Step, now: float) -> Result:
         message = render(body.message, run.facts)
         if message is None:
             run = replace(run, cursor=_cursor(step, seq, now, Idle(None)))
-            return _done(runbook, run, step, "failed", now, "cannot fill the message from this incident's fields")
+            return _done(
+                runbook, run, step, "failed", now, "cannot fill the message from this incident's fields"
+            )
         return _wait_on(run, step, seq, now, SendNotification(step.id, seq, message, deadline))
     if isinstance(body, AskLlm):
         question = render(body.question, run.facts) or body.question
@@ -336,7 +339,12 @@ def _done(
     assert index is not None
     following = runbook.steps[index + 1] if index + 1 < len(runbook.steps) else None
     if outcome in ("ok", "would_send"):
-        return _begin(runbook, run, following, now) if following is not None else _complete(run, now)
+        then = step.on_success
+        if then.then == "goto":
+            return _goto(runbook, run, then.goto, now, f"step {step.id!r} ({step.kind}) {outcome}")
+        if then.then == "complete" or following is None:
+            return _complete(run, now)
+        return _begin(runbook, run, following, now)
     why = f"step {step.id!r} ({step.kind}) {outcome}" + (f": {detail}" if detail else "")
     rule = step.on_failure
     if rule.then == "next":
@@ -344,11 +352,15 @@ def _done(
             return _escalate(run, now, f"{why}, and no step follows it")
         return _begin(runbook, run, following, now)
     if rule.then == "goto":
-        target = runbook.index(rule.goto or "")
-        if target is None:
-            return _fail(run, now, f"{why}; its goto step {rule.goto!r} is not in runbook {runbook.name!r}")
-        return _begin(runbook, run, runbook.steps[target], now)
+        return _goto(runbook, run, rule.goto, now, why)
     return _escalate(run, now, why)
+
+
+def _goto(runbook: StepRunbook, run: Run, step_id: str | None, now: float, why: str) -> Result:
+    target = runbook.index(step_id or "")
+    if target is None:
+        return _fail(run, now, f"{why}; its goto step {step_id!r} is not in runbook {runbook.name!r}")
+    return _begin(runbook, run, runbook.steps[target], now)
 
 
 def _escalate_step(

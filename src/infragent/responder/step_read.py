@@ -8,7 +8,8 @@ rules' threshold reader (``rules/kinds.py``), so it accepts and refuses what a t
 A step is a mapping with exactly one kind key and the common keys ``id`` (default ``step-<n>``,
 unique, letters, digits, ``_ . -``), ``timeout`` (a duration; not on wait or escalate),
 ``on_failure`` (``next``, ``escalate`` or ``goto <id>``, default escalate; not on wait or
-escalate) and ``approval`` (``required`` or ``auto``; act and ask_llm only). Kinds and shorthands:
+escalate), ``on_success`` (``next``, ``complete`` or ``goto <id>``, default next; not on escalate)
+and ``approval`` (``required`` or ``auto``; act and ask_llm only). Kinds and shorthands:
 
     check: web-http                     # a probe, expect up; or {probe: web-http, expect: down}
     check: {metric: 'disk.used{mount="/"}', function: last, window: 1m, op: ">", value: 0.9}
@@ -41,6 +42,7 @@ from infragent.responder.steps import (
     Escalate,
     Notify,
     OnFailure,
+    OnSuccess,
     Step,
     Verify,
     Wait,
@@ -50,14 +52,14 @@ from infragent.rules.kinds import choice, positive_duration, read_condition
 from infragent.rules.model import Threshold
 from infragent.rules.nodes import Reader
 
-COMMON_KEYS: Final = ("id", "timeout", "on_failure", "approval")
+COMMON_KEYS: Final = ("id", "timeout", "on_failure", "on_success", "approval")
 STEP_ID: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 PROBE_KEYS: Final = ("probe", "expect")
 METRIC_KEYS: Final = ("metric", "function", "window", "op", "value")
 ACT_KEYS: Final = ("action", "target", "params", "on")
 MAX_WAIT_S: Final = 86400.0
 _STR = "tag:yaml.org,2002:str"
-_ON_FAILURE = "must be next, escalate or 'goto <step id>'"
+_THEN = {"on_failure": ("next", "escalate"), "on_success": ("next", "complete")}
 
 #: (goto target, its node, where) of every ``on_failure: goto``, resolved once all ids are known.
 Gotos = list[tuple[str, Node, str]]
@@ -88,7 +90,7 @@ def read_steps(r: Reader, node: Node, where: str) -> tuple[Step, ...] | None:
     for target, goto_node, what in gotos:
         if target not in ids:
             known = ", ".join(ids) or "none"
-            r.problem(goto_node, f"{what}.on_failure: goto {target!r}: no step has this id (ids: {known})")
+            r.problem(goto_node, f"{what}: goto {target!r}: no step has this id (ids: {known})")
     return tuple(steps) if len(r.problems) == before else None
 
 
@@ -126,12 +128,19 @@ def _read_step(r: Reader, node: Node, i: int, what: str, gotos: Gotos) -> tuple[
             r.problem(items["timeout"][0], f"{what}: a {kind} step takes no timeout")
         else:
             timeout = positive_duration(r, n, f"{what}.timeout")
-    on_failure = OnFailure()
+    on_failure, on_success = OnFailure(), OnSuccess()
     if (n := get("on_failure")) is not None:
         if timeless:
             r.problem(items["on_failure"][0], f"{what}: a {kind} step cannot fail; it takes no on_failure")
-        else:
-            on_failure = _on_failure(r, n, what, gotos)
+        elif (got_then := _then(r, n, what, "on_failure", gotos)) is not None:
+            on_failure = OnFailure(*got_then)  # type: ignore[arg-type]
+    if (n := get("on_success")) is not None:
+        if kind == "escalate":
+            r.problem(
+                items["on_success"][0], f"{what}: an escalate step ends the run; it takes no on_success"
+            )
+        elif (got_then := _then(r, n, what, "on_success", gotos)) is not None:
+            on_success = OnSuccess(*got_then)  # type: ignore[arg-type]
     approval = None
     if (n := get("approval")) is not None:
         if kind not in ("act", "ask_llm"):
@@ -145,21 +154,23 @@ def _read_step(r: Reader, node: Node, i: int, what: str, gotos: Gotos) -> tuple[
         body = AskLlm(body.question, approval)  # type: ignore[arg-type]
     if body is None or len(r.problems) > before:
         return None, step_id, id_node
-    return Step(step_id, body, on_failure, timeout), step_id, id_node
+    return Step(step_id, body, on_failure, timeout, on_success), step_id, id_node
 
 
-def _on_failure(r: Reader, node: Node, what: str, gotos: Gotos) -> OnFailure:
-    text = r.string(node, f"{what}.on_failure")
+def _then(r: Reader, node: Node, what: str, key: str, gotos: Gotos) -> tuple[str, str | None] | None:
+    """``on_failure`` (next, escalate) or ``on_success`` (next, complete), or ``goto <id>``."""
+    text = r.string(node, f"{what}.{key}")
     if text is None:
-        return OnFailure()
+        return None
     words = text.split()
-    if words in (["next"], ["escalate"]):
-        return OnFailure(words[0])  # type: ignore[arg-type]
+    if len(words) == 1 and words[0] in _THEN[key]:
+        return words[0], None
     if len(words) == 2 and words[0] == "goto":
-        gotos.append((words[1], node, what))
-        return OnFailure("goto", words[1])
-    r.problem(node, f"{what}.on_failure: {_ON_FAILURE}, not {text!r}")
-    return OnFailure()
+        gotos.append((words[1], node, f"{what}.{key}"))
+        return "goto", words[1]
+    first, second = _THEN[key]
+    r.problem(node, f"{what}.{key}: must be {first}, {second} or 'goto <step id>', not {text!r}")
+    return None
 
 
 def _template(r: Reader, node: Node, value: str, what: str) -> None:

@@ -5,7 +5,7 @@ a run's state (``step_run.py``) and ``now`` only, so every path of a runbook (su
 times out, an approval that expires, a ``goto`` loop) is a table case with no clock, store or
 network. The file format that builds a ``StepRunbook`` is ``step_file.py``.
 
-A ``Step`` is an id, a body (one of seven kinds), ``on_failure`` and a ``timeout``:
+A ``Step`` is an id, a body (one of seven kinds), ``on_failure``, ``on_success`` and a ``timeout``:
 
 - ``check``: a probe (an agent check's name, ``expect`` up or down) or a metric condition (the
   rules' threshold: selector, function, window, op, value); ok when it holds;
@@ -82,6 +82,20 @@ class OnFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class OnSuccess:
+    """What follows a step that succeeded: the next step in order (after the last: complete),
+    completing the run now, or the step ``goto``. Why besides ``on_failure``: steps are ordered,
+    so without it a failure branch placed after the success path (ask the LLM, then page) would
+    also run after a success."""
+
+    then: Literal["next", "complete", "goto"] = "next"
+    goto: str | None = None
+
+    def __str__(self) -> str:
+        return f"goto {self.goto}" if self.then == "goto" else self.then
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     """Exactly one of ``probe`` (an agent check, ok when its state is ``expect``) and
     ``condition`` (a metric threshold, ok when it holds)."""
@@ -150,6 +164,7 @@ class Step:
     on_failure: OnFailure = OnFailure()
     #: None: the kind's default (``DEFAULT_TIMEOUTS``)
     timeout_s: float | None = None
+    on_success: OnSuccess = OnSuccess()
 
     @property
     def kind(self) -> StepKind:
