@@ -76,6 +76,7 @@ from infragent.responder.step_run import (
     StepOutcome,
     StepResult,
     WouldSend,
+    summarize,  # re-exported: the summary of an escalation
 )
 from infragent.responder.steps import (
     MAX_EXECUTIONS_CAP,
@@ -91,8 +92,6 @@ from infragent.responder.steps import (
     Wait,
     render,
 )
-
-__all__ = ["new_run", "next_step", "resume", "summarize"]
 
 Result = tuple[Run, Instruction]
 
@@ -135,20 +134,6 @@ def next_step(runbook: StepRunbook, run: Run, observation: Observation, now: flo
     if index is None:
         return _fail(run, now, f"step {cursor.step_id!r} is no longer in runbook {runbook.name!r}")
     return _advance(runbook, run, runbook.steps[index], cursor, observation, now)
-
-
-def summarize(run: Run) -> str:
-    """What the run did, one clause per step execution: the readable part of an escalation."""
-    if not run.results:
-        return "no step ran"
-    parts = []
-    for r in run.results:
-        what = f"{r.step_id} ({r.kind}"
-        if r.command is not None:
-            target = f" {r.command.target}" if r.command.target else ""
-            what += f" {r.command.action}{target}"
-        parts.append(f"{what}): {r.outcome}" + (f" ({r.detail})" if r.detail else ""))
-    return "; ".join(parts)
 
 
 # -- the step in progress -------------------------------------------------------------------------

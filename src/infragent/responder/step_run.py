@@ -15,8 +15,7 @@ instruction         the loop                                         answered by
 ==================  ===============================================  ==================================
 ``send_command``    mediates (guardrails), records, sends once       ``CommandResult``, ``Refused``,
                     under ``command.key``                            ``NeedsApproval``
-``would_send``      records the command (dry run), sends nothing,    (nothing: carry on with ``then``)
-                    then carries out ``then``
+``would_send``      records the command (dry run), sends nothing     (nothing: carry on with ``then``)
 ``start_wait``      nothing                                          ``Tick`` at ``until``
 ``evaluate_check``  evaluates the probe or the metric condition      ``StepDone``
 ``await_approval``  asks for approval (a notification)               ``ApprovalDecision``, ``Tick``
@@ -27,7 +26,7 @@ instruction         the loop                                         answered by
 ``complete``        resolves the incident if ``verified``            (the run has ended: COMPLETED)
 ``fail``            escalates with ``reason``: the run broke         (the run has ended: FAILED)
 ``cancelled``       withdraws a pending approval request             (the run has ended: CANCELLED)
-``idle``            nothing; call again at ``until`` (with ``Tick``)  anything
+``idle``            nothing; call again at ``until`` with ``Tick``     anything
 ==================  ===============================================  ==================================
 
 Every waiting instruction has a deadline (``until``, ``deadline``, ``expires_at``): the loop calls
@@ -374,3 +373,28 @@ class Run:
     @property
     def ended(self) -> bool:
         return self.status in ENDED
+
+
+#: At most this many step executions are named in a summary: the first few and the last ones.
+SUMMARY_STEPS: Final = 12
+
+
+def summarize(run: Run) -> str:
+    """What the run did, one clause per step execution: the readable part of an escalation. A long
+    ``goto`` loop is cut in the middle, so an escalation stays readable (and small)."""
+    if not run.results:
+        return "no step ran"
+    parts = []
+    results = list(run.results)
+    skipped = len(results) - SUMMARY_STEPS
+    if skipped > 0:
+        results = results[:3] + results[-(SUMMARY_STEPS - 3) :]
+    for i, r in enumerate(results):
+        if skipped > 0 and i == 3:
+            parts.append(f"… {skipped} more …")
+        what = f"{r.step_id} ({r.kind}"
+        if r.command is not None:
+            target = f" {r.command.target}" if r.command.target else ""
+            what += f" {r.command.action}{target}"
+        parts.append(f"{what}): {r.outcome}" + (f" ({r.detail})" if r.detail else ""))
+    return "; ".join(parts)

@@ -137,3 +137,16 @@ def test_the_summary_names_each_step_its_command_and_outcome() -> None:
     assert summarize(run) == "no step ran"
     run, _ = next_step(RESTART, run, CommandResult(1, "error", "unit not found"), 1.0)
     assert summarize(run) == "restart (act restart web): failed (error: unit not found)"
+
+
+def test_a_long_loop_is_cut_in_the_middle_of_the_summary() -> None:
+    runbook = StepRunbook(
+        "loop", (Step("restart", Act("restart"), OnFailure("goto", "restart")),), max_executions=30
+    )
+    run, _ = next_step(runbook, new_run("r", runbook, FACTS, 0.0), Start(), 0.0)
+    for seq in range(1, 31):
+        run, _ = next_step(runbook, run, CommandResult(seq, "error"), float(seq))
+    assert len(run.results) == 30 and run.outcome == "escalated"
+    clauses = summarize(run).split("; ")
+    assert len(clauses) == 13 and clauses[3] == "… 18 more …"
+    assert all(c == "restart (act restart web): failed (error)" for c in clauses[:3] + clauses[4:])
