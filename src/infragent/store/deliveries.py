@@ -186,6 +186,13 @@ def claim_due(conn: sa.Connection, worker: str, lease_s: float, now: float, limi
     return [_row(r) for r in rows]
 
 
+def has_due(conn: sa.Connection, now: float) -> bool:
+    """Whether a claim could find a delivery (a read: an idle round takes no write lock)."""
+    d = notify_deliveries
+    q = sa.select(d.c.id).where(d.c.status.in_(CLAIMABLE), d.c.next_attempt_at <= now).limit(1)
+    return conn.execute(q).first() is not None
+
+
 def finish(
     conn: sa.Connection,
     delivery_id: str,

@@ -119,6 +119,14 @@ def claim_change(conn: sa.Connection, skip: Collection[int] = ()) -> Change | No
     return Change(row.id, row.client_id, row.incident_id, row.kind, row.at, dict(row.detail or {}))
 
 
+def has_pending_change(conn: sa.Connection, skip: Collection[int] = ()) -> bool:
+    """Whether a claim could find a change: a read, so an idle round takes no write lock (SQLite)."""
+    q = sa.select(notify_changes.c.id).where(notify_changes.c.processed_at.is_(None))
+    if skip:
+        q = q.where(notify_changes.c.id.not_in(list(skip)))
+    return conn.execute(q.limit(1)).first() is not None
+
+
 def mark_processed(conn: sa.Connection, change_id: int, now: float) -> None:
     conn.execute(notify_changes.update().where(notify_changes.c.id == change_id).values(processed_at=now))
 
@@ -214,6 +222,12 @@ def claim_due_group(conn: sa.Connection, now: float) -> GroupRow | None:
     return None if row is None else _group(row)
 
 
+def has_due_group(conn: sa.Connection, now: float) -> bool:
+    """Whether a group is due (a read; see ``has_pending_change``)."""
+    q = sa.select(notify_groups.c.id).where(notify_groups.c.next_flush_at <= now).limit(1)
+    return conn.execute(q).first() is not None
+
+
 def set_next_flush(conn: sa.Connection, group_id: str, next_flush_at: float | None) -> None:
     conn.execute(
         notify_groups.update().where(notify_groups.c.id == group_id).values(next_flush_at=next_flush_at)
@@ -240,6 +254,29 @@ def record_flush(
             sent_resolved=sorted(set(sent_resolved)),
             sent_at=sent_at,
             flush_count=flush_count,
+            next_flush_at=next_flush_at,
+        )
+    )
+    drop_members(conn, group_id, drop)
+
+
+def record_hold(
+    conn: sa.Connection,
+    group_id: str,
+    *,
+    sent_firing: Iterable[str],
+    sent_resolved: Iterable[str],
+    next_flush_at: float | None,
+    drop: Iterable[str] = (),
+) -> None:
+    """A flush that sent nothing: the log forgets the members dropped (``sent_at`` and the flush
+    count stay: nothing was sent), and the group is due again at ``next_flush_at``."""
+    conn.execute(
+        notify_groups.update()
+        .where(notify_groups.c.id == group_id)
+        .values(
+            sent_firing=sorted(set(sent_firing)),
+            sent_resolved=sorted(set(sent_resolved)),
             next_flush_at=next_flush_at,
         )
     )
