@@ -44,7 +44,7 @@ from infragent.backoff import jittered_delay
 from infragent.config import Settings
 from infragent.notify.errors import NotifyNotFoundError
 from infragent.notify.failpoints import Failpoints
-from infragent.notify.model import Channel, ChannelConfig, DeliveryResult, Message
+from infragent.notify.model import Channel, ChannelConfig, ChannelKind, DeliveryResult, Message
 from infragent.notify.telemetry import NotifyMetrics
 from infragent.store import audit, deliveries, notify_config, users
 from infragent.store.base import Database
@@ -52,7 +52,7 @@ from infragent.store.base import Database
 logger = logging.getLogger(__name__)
 
 ChannelFactory = Callable[[ChannelConfig], Channel]
-Renderer = Callable[[Message, str, float], Message]
+Renderer = Callable[[Message, ChannelKind, float], Message]
 #: The actor of the worker's audit entries.
 ACTOR = "notify"
 #: Deliveries in flight (sending or queued for the pool) per pool thread.

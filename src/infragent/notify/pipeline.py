@@ -126,7 +126,7 @@ def _route(conn: sa.Connection, settings: Settings, change: outbox.Change, now: 
     labels = incident_labels(incident)
     matches = match_routes(view.root, labels)
     if change.kind in _GROUPED:
-        _place(conn, incident, labels, matches, now)
+        _place(conn, incident, labels, matches, now, min(change.at, now))
     else:
         _notify_now(view, change, incident, labels, matches)
 
@@ -136,15 +136,22 @@ def _member_status(incident: Incident) -> str:
 
 
 def _place(
-    conn: sa.Connection, incident: Incident, labels: dict[str, str], matches: list[RouteMatch], now: float
+    conn: sa.Connection,
+    incident: Incident,
+    labels: dict[str, str],
+    matches: list[RouteMatch],
+    now: float,
+    happened_at: float,
 ) -> None:
+    """``happened_at``: when the change happened. A group created now counts its ``group_wait``
+    from then, so a backlog routed late (the pipeline was down) is not held a second time."""
     status = _member_status(incident)
     client_id = incident.client_id
     by_route = {m.route_id: m for m in matches}
     if status == "firing":
         for match in matches:
             key, group_labels = group_key(match, labels)
-            group = outbox.lock_group(conn, client_id, match.route_id, key, group_labels, now)
+            group = outbox.lock_group(conn, client_id, match.route_id, key, group_labels, happened_at)
             _set(conn, group, match, incident.id, status, now)
         return
     for group_id in outbox.groups_of(conn, client_id, incident.id):

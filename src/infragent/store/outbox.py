@@ -166,9 +166,10 @@ def lock_group(
     route_id: str,
     group_key: str,
     group_labels: Mapping[str, str],
-    now: float,
+    created_at: float,
 ) -> GroupRow:
-    """The group of (tenant, route, key), created if new, locked until the transaction ends."""
+    """The group of (tenant, route, key), created if new (``created_at``: when its first member's
+    change happened), locked until the transaction ends."""
     conn.execute(
         insert_ignoring(conn, notify_groups, "client_id", "route_id", "group_key").values(
             id=str(uuid.uuid4()),
@@ -176,7 +177,7 @@ def lock_group(
             route_id=route_id,
             group_key=group_key,
             group_labels=dict(group_labels),
-            created_at=now,
+            created_at=created_at,
             next_flush_at=None,
             sent_firing=[],
             sent_resolved=[],
