@@ -221,33 +221,42 @@ def escalate(store: Database, settings: Settings, now: float) -> int:
     each route it matches with an ``escalation`` policy, each step past its ``after`` and not yet
     fired. Returns how many steps fired. A step fires once per incident (``notify_escalations``);
     one that would be suppressed is recorded as a ``suppressed`` delivery and fires when it no
-    longer is."""
+    longer is. A tenant whose steps fail is logged and tried again at the next look; the others go on."""
     with store.read() as conn:
-        tenants = [client_id for client_id, _tree in notify_inputs.routed_tenants(conn)]
+        tenants = notify_inputs.routed_tenants(conn)
     fired = 0
     for client_id in tenants:
-        with store.read() as conn:
-            view = TenantView(conn, client_id, settings, now)
-            longest = _longest_step(view)
-            if longest is None:
-                continue
-            candidates = notify_inputs.unacknowledged(conn, client_id, now - longest - ESCALATION_HORIZON_S)
-            due = [
-                (incident, match, step)
-                for incident in candidates
-                for match in match_routes(view.root, incident_labels(incident))
-                if match.escalation
-                for step in due_escalations(
-                    match,
-                    _episode_start(incident),
-                    False,
-                    deliveries.fired_steps(conn, incident.id, match.route_id),
-                    now,
-                )
-            ]
-        for incident, match, step in due:
-            with store.write() as conn:
-                fired += _fire(TenantView(conn, client_id, settings, now), incident, match, step)
+        try:
+            fired += _escalate_tenant(store, settings, client_id, now)
+        except Exception:
+            logger.exception("escalation steps of tenant %s failed; retrying at the next look", client_id)
+    return fired
+
+
+def _escalate_tenant(store: Database, settings: Settings, client_id: str, now: float) -> int:
+    with store.read() as conn:
+        view = TenantView(conn, client_id, settings, now)
+        longest = _longest_step(view)
+        if longest is None:
+            return 0
+        candidates = notify_inputs.unacknowledged(conn, client_id, now - longest - ESCALATION_HORIZON_S)
+        due = [
+            (incident, match, step)
+            for incident in candidates
+            for match in match_routes(view.root, incident_labels(incident))
+            if match.escalation
+            for step in due_escalations(
+                match,
+                _episode_start(incident),
+                False,
+                deliveries.fired_steps(conn, incident.id, match.route_id),
+                now,
+            )
+        ]
+    fired = 0
+    for incident, match, step in due:
+        with store.write() as conn:
+            fired += _fire(TenantView(conn, client_id, settings, now), incident, match, step)
     return fired
 
 

@@ -117,7 +117,12 @@ class Notifier:
         flushed = flush_due(self.store, self.settings, now, batch)
         if time.monotonic() >= self._next_escalation:
             self._next_escalation = time.monotonic() + ESCALATE_EVERY_S
-            pipeline.escalate(self.store, self.settings, now)
+            try:
+                pipeline.escalate(self.store, self.settings, now)
+            except Exception:  # deliveries must still go out when escalation cannot be looked at
+                logger.exception(
+                    "looking for due escalation steps failed; retrying in %.0f s", ESCALATE_EVERY_S
+                )
         room = self.worker.capacity()
         claimed = self.worker.run_due(now)
         return routed >= batch or flushed >= batch or (room > 0 and claimed >= room)

@@ -52,13 +52,12 @@ def unresolved(conn: sa.Connection, client_id: str, limit: int = MAX_INHIBITING)
     return [incident_from_row(r) for r in rows]
 
 
-def routed_tenants(conn: sa.Connection) -> list[tuple[str, dict[str, Any]]]:
-    """Tenants with a stored route tree, and the tree: only those can have escalation policies
-    (the default tree has none)."""
-    rows = conn.execute(
-        sa.select(notify_routing.c.client_id, notify_routing.c.tree).order_by(notify_routing.c.client_id)
+def routed_tenants(conn: sa.Connection) -> list[str]:
+    """Tenants with a stored route tree: only those can have escalation policies (the default
+    tree has none)."""
+    return list(
+        conn.execute(sa.select(notify_routing.c.client_id).order_by(notify_routing.c.client_id)).scalars()
     )
-    return [(r.client_id, dict(r.tree)) for r in rows]
 
 
 def unacknowledged(
