@@ -52,7 +52,8 @@ def flush_due(store: Database, settings: Settings, now: float, limit: int) -> in
         if not outbox.has_due_group(conn, now):
             return 0
     done = 0
-    while done < limit:
+    more = True
+    while more and done < limit:
         claimed: str | None = None
         try:
             with store.write() as conn:
@@ -61,6 +62,7 @@ def flush_due(store: Database, settings: Settings, now: float, limit: int) -> in
                     return done
                 claimed = group.id
                 flush_group(conn, settings, group, now)
+                more = outbox.has_due_group(conn, now)  # this one is no longer due (``_sooner``)
         except Exception:
             if claimed is None:
                 raise  # the claim itself failed: the database, not this group

@@ -95,7 +95,8 @@ def route_changes(
     with store.read() as conn:
         if not outbox.has_pending_change(conn, quarantine.skipped(now)):
             return 0
-    while done < limit:
+    more = True
+    while more and done < limit:
         claimed: int | None = None
         try:
             with store.write() as conn:
@@ -105,6 +106,8 @@ def route_changes(
                 claimed = change.id
                 _route(conn, settings, change, now)
                 outbox.mark_processed(conn, change.id, now)
+                # asked here, not by another claim: an idle end costs no transaction of its own
+                more = outbox.has_pending_change(conn, quarantine.skipped(now))
         except Exception:
             if claimed is None:
                 raise  # the claim itself failed: the database, not this change
