@@ -129,7 +129,7 @@ def _route(conn: sa.Connection, settings: Settings, change: outbox.Change, now: 
     labels = incident_labels(incident)
     matches = match_routes(view.root, labels)
     if change.kind in _GROUPED:
-        _place(conn, incident, labels, matches, now, min(change.at, now))
+        _place(conn, incident, labels, matches, min(change.at, now))
     else:
         _notify_now(view, change, incident, labels, matches)
 
@@ -143,11 +143,11 @@ def _place(
     incident: Incident,
     labels: dict[str, str],
     matches: list[RouteMatch],
-    now: float,
     happened_at: float,
 ) -> None:
     """``happened_at``: when the change happened. A group created now counts its ``group_wait``
-    from then, so a backlog routed late (the pipeline was down) is not held a second time."""
+    from then, so a backlog routed late (the pipeline was down) is not held a second time, and
+    members are ordered by it (a message lists the oldest first)."""
     status = _member_status(incident)
     client_id = incident.client_id
     by_route = {m.route_id: m for m in matches}
@@ -155,24 +155,32 @@ def _place(
         for match in matches:
             key, group_labels = group_key(match, labels)
             group = outbox.lock_group(conn, client_id, match.route_id, key, group_labels, happened_at)
-            _set(conn, group, match, incident.id, status, now)
+            _set(conn, group, match, incident.id, status, happened_at)
         return
     for group_id in outbox.groups_of(conn, client_id, incident.id):
         member_of = outbox.lock_group_by_id(conn, group_id)
         if member_of is not None:  # its timings: the route as the incident reaches it now (or the first)
-            _set(conn, member_of, by_route.get(member_of.route_id, matches[0]), incident.id, status, now)
+            _set(
+                conn,
+                member_of,
+                by_route.get(member_of.route_id, matches[0]),
+                incident.id,
+                status,
+                happened_at,
+            )
 
 
 def _set(
-    conn: sa.Connection, group: outbox.GroupRow, match: RouteMatch, incident_id: str, status: str, now: float
+    conn: sa.Connection, group: outbox.GroupRow, match: RouteMatch, incident_id: str, status: str, at: float
 ) -> None:
-    previous = outbox.set_member(conn, group.id, group.client_id, incident_id, status, now)
+    """The member's new status (changed ``at``), and the group's next flush if it moved."""
+    previous = outbox.set_member(conn, group.id, group.client_id, incident_id, status, at)
     if previous == status:
         return
     state = GroupState(
         group.created_at, group.next_flush_at, group.sent_firing, group.sent_resolved, group.sent_at
     )
-    due = on_member_change(state, match, now)
+    due = on_member_change(state, match, at)
     if due != group.next_flush_at:
         outbox.set_next_flush(conn, group.id, due)
 
