@@ -115,7 +115,14 @@ class DeliveryWorker:
             if not deliveries.has_due(conn, now):
                 return 0
         with self.store.write() as conn:
-            rows = deliveries.claim_due(conn, self.worker_id, self.settings.notify_lease_s, now, limit)
+            rows = deliveries.claim_due(
+                conn,
+                self.worker_id,
+                self.settings.notify_lease_s,
+                now,
+                limit,
+                per_incident_s=self.settings.notify_timeout_s,
+            )
             jobs = []
             for row in rows:
                 try:

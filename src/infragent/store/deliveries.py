@@ -154,35 +154,53 @@ def get_delivery(conn: sa.Connection, delivery_id: str) -> DeliveryRow | None:
 # -- claiming and recording ------------------------------------------------------------------------
 
 
-def claim_due(conn: sa.Connection, worker: str, lease_s: float, now: float, limit: int) -> list[DeliveryRow]:
+def claim_due(
+    conn: sa.Connection,
+    worker: str,
+    lease_s: float,
+    now: float,
+    limit: int,
+    *,
+    per_incident_s: float = 0.0,
+) -> list[DeliveryRow]:
     """Lease up to ``limit`` due deliveries to ``worker``: pending ones whose time has come and
     sending ones whose lease expired, the longest due first. Each is ``sending`` with its attempt
-    counted when this returns; commit before sending."""
+    counted when this returns; commit before sending.
+
+    The lease is ``lease_s``, or longer for a message about many incidents: ``per_incident_s``
+    (one request's timeout) for each incident and two more, since some channels send one request
+    per incident (PagerDuty events, Slack threads). A lease must outlast the send it covers, or a
+    slow send would be taken over and sent twice."""
     d = notify_deliveries
     q = (
-        sa.select(d.c.id)
+        sa.select(d.c.id, d.c.message)
         .where(d.c.status.in_(CLAIMABLE), d.c.next_attempt_at <= now)
         .order_by(d.c.next_attempt_at, d.c.id)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
-    ids = [r.id for r in conn.execute(q)]
-    if not ids:
+    leases: dict[float, list[str]] = {}
+    for r in conn.execute(q):
+        incidents = len((r.message or {}).get("incidents") or ())
+        until = now + max(lease_s, per_incident_s * (incidents + 2))
+        leases.setdefault(until, []).append(r.id)
+    if not leases:
         return []
-    until = now + lease_s
-    conn.execute(
-        d.update()
-        .where(d.c.id.in_(ids))
-        .values(
-            status="sending",
-            lease_owner=worker,
-            lease_until=until,
-            next_attempt_at=until,
-            attempts=d.c.attempts + 1,
+    for until, ids in leases.items():
+        conn.execute(
+            d.update()
+            .where(d.c.id.in_(ids))
+            .values(
+                status="sending",
+                lease_owner=worker,
+                lease_until=until,
+                next_attempt_at=until,
+                attempts=d.c.attempts + 1,
+            )
         )
-    )
-    rows = conn.execute(sa.select(d).where(d.c.id.in_(ids)).order_by(d.c.created_at, d.c.id))
+    claimed = [i for ids in leases.values() for i in ids]
+    rows = conn.execute(sa.select(d).where(d.c.id.in_(claimed)).order_by(d.c.created_at, d.c.id))
     return [_row(r) for r in rows]
 
 

@@ -214,3 +214,21 @@ def test_threads_escalation_steps_and_inbox_rows_are_written_once(store: SqlStor
         kw = {"kind": "firing", "title": "t", "body": "b", "now": NOW}
         assert deliveries.add_inbox(conn, tenant, user.id, message.id, **kw)  # type: ignore[arg-type]
         assert not deliveries.add_inbox(conn, tenant, user.id, message.id, **kw)  # type: ignore[arg-type]
+
+
+def test_a_message_about_many_incidents_gets_a_lease_long_enough_to_send_each(
+    store: SqlStore, tenant: str
+) -> None:
+    many = _message(tenant, tuple(f"i-{n}" for n in range(10)))
+    one = _message(tenant)
+    with store.write() as conn:
+        for i, message in enumerate((many, one)):
+            deliveries.insert_delivery(
+                conn, message, channel_id="ch-1", cause=f"c{i}", now=NOW, deadline_at=NOW + 60
+            )
+        claimed = deliveries.claim_due(conn, "w1", 60.0, NOW, 10, per_incident_s=10.0)
+    assert len(claimed) == 2
+    with store.write() as conn:  # the one-incident lease (60 s) ended; the ten-incident one (120 s) holds
+        assert [d.id for d in deliveries.claim_due(conn, "w2", 60.0, NOW + 60, 10)] == [one.id]
+        assert deliveries.claim_due(conn, "w2", 60.0, NOW + 119, 10) == []
+        assert many.id in {d.id for d in deliveries.claim_due(conn, "w2", 60.0, NOW + 120, 10)}
