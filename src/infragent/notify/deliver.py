@@ -265,7 +265,8 @@ class DeliveryWorker:
         )
         if now + delay > row.deadline_at:
             spent = max(0.0, now - row.created_at)
-            return "dead", None, f"gave up after {row.attempts} attempts over {spent:.0f} s: {error}"
+            tries = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
+            return "dead", None, f"gave up after {tries} over {spent:.0f} s: {error}"
         return "pending", now + delay, error
 
     def _inbox(

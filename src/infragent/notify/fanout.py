@@ -10,7 +10,9 @@ and the default tree is used rather than dropping the notification.
 
 Receivers are channel names. A receiver that names no enabled channel still gets a delivery: a
 ``dead`` one whose ``last_error`` says ``no enabled channel named 'x'``, so a route pointing at a
-deleted or disabled channel shows up in the dead-letter list instead of going quiet.
+deleted or disabled channel shows up in the dead-letter list instead of going quiet. (It gets no
+``notify.delivery.dead`` audit entry: the audit chain's lock is the tenant's lock, which a flush —
+holding its group's row — must not wait for; ``notify/pipeline.py`` explains the lock order.)
 """
 
 from __future__ import annotations
