@@ -167,10 +167,11 @@ def claim_due(
     sending ones whose lease expired, the longest due first. Each is ``sending`` with its attempt
     counted when this returns; commit before sending.
 
-    The lease is ``lease_s``, or longer for a message about many incidents: ``per_incident_s``
-    (one request's timeout) for each incident and two more, since some channels send one request
-    per incident (PagerDuty events, Slack threads). A lease must outlast the send it covers, or a
-    slow send would be taken over and sent twice."""
+    The lease is ``lease_s`` (``notify_lease_s``: the operator's bound on a crash's delay), or
+    longer for a message about several incidents: ``per_incident_s`` (one request's timeout) per
+    incident and one more, since some channels send one request per incident (PagerDuty events,
+    Slack threads). A lease must outlast the send it covers, or a slow send would be taken over
+    and sent twice."""
     d = notify_deliveries
     q = (
         sa.select(d.c.id, d.c.message)
@@ -183,7 +184,7 @@ def claim_due(
     leases: dict[float, list[str]] = {}
     for r in conn.execute(q):
         incidents = len((r.message or {}).get("incidents") or ())
-        until = now + max(lease_s, per_incident_s * (incidents + 2))
+        until = now + (max(lease_s, per_incident_s * (incidents + 1)) if incidents > 1 else lease_s)
         leases.setdefault(until, []).append(r.id)
     if not leases:
         return []
