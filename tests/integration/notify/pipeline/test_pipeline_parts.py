@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from infragent.config import load_settings
 from infragent.notify.failpoints import Failpoints
 from infragent.notify.fanout import missing_channel_key
 from infragent.notify.pipeline import Quarantine
@@ -22,6 +23,12 @@ def test_failpoints_parse_the_known_points_and_refuse_anything_else() -> None:
     for bad in ("notify.before_sned=kill", "notify.before_send=crash", "notify.before_send"):
         with pytest.raises(ValueError, match="INFRAGENT_FAILPOINTS"):
             Failpoints.parse(bad)
+
+
+def test_the_failpoints_variable_is_not_taken_for_an_unknown_setting() -> None:
+    """The server refuses unknown ``INFRAGENT_*`` variables; the e2e tests set this one."""
+    settings = load_settings(environ={"INFRAGENT_FAILPOINTS": "notify.before_send=kill"})
+    assert settings.notify_enabled
 
 
 def test_an_unarmed_failpoint_is_passed_through() -> None:
