@@ -67,8 +67,17 @@ def message_to_doc(message: Message) -> dict[str, Any]:
     return doc
 
 
+_SUMMARY_FIELDS = frozenset(f.name for f in dataclasses.fields(IncidentSummary))
+
+
 def message_from_doc(doc: Mapping[str, Any]) -> Message:
-    incidents = tuple(IncidentSummary(**dict(i)) for i in doc.get("incidents", ()))
+    """The stored snapshot as a ``Message``; keys this version does not know are ignored (a
+    snapshot written by a newer or older server still reads). ``KeyError``/``TypeError``/
+    ``ValueError`` when it lacks what a message needs."""
+    incidents = tuple(
+        IncidentSummary(**{k: v for k, v in dict(i).items() if k in _SUMMARY_FIELDS})
+        for i in doc.get("incidents", ())
+    )
     return Message(
         id=doc["id"],
         client_id=doc["client_id"],
@@ -182,10 +191,10 @@ def claim_due(
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
     leases: dict[float, list[str]] = {}
-    for r in conn.execute(q):
-        incidents = len((r.message or {}).get("incidents") or ())
+    for due in conn.execute(q):
+        incidents = len((due.message or {}).get("incidents") or ())
         until = now + (max(lease_s, per_incident_s * (incidents + 1)) if incidents > 1 else lease_s)
-        leases.setdefault(until, []).append(r.id)
+        leases.setdefault(until, []).append(due.id)
     if not leases:
         return []
     for until, ids in leases.items():
@@ -201,8 +210,20 @@ def claim_due(
             )
         )
     claimed = [i for ids in leases.values() for i in ids]
-    rows = conn.execute(sa.select(d).where(d.c.id.in_(claimed)).order_by(d.c.created_at, d.c.id))
-    return [_row(r) for r in rows]
+    rows = conn.execute(sa.select(d).where(d.c.id.in_(claimed)).order_by(d.c.created_at, d.c.id)).all()
+    readable = []
+    for r in rows:
+        try:
+            readable.append(_row(r))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # never sendable: dead now, rather than claimed first (and failing) in every round
+            error = f"the stored message cannot be read ({type(exc).__name__})"
+            conn.execute(
+                d.update()
+                .where(d.c.id == r.id)
+                .values(status="dead", lease_owner=None, lease_until=None, last_error=error)
+            )
+    return readable
 
 
 def has_due(conn: sa.Connection, now: float) -> bool:

@@ -12,9 +12,11 @@ import threading
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from infragent.notify.model import IncidentSummary, Message
 from infragent.store import deliveries, outbox, users
+from infragent.store.notify_schema import notify_deliveries
 from infragent.store.sql import SqlStore
 
 NOW = 10_000.0
@@ -232,3 +234,25 @@ def test_a_message_about_many_incidents_gets_a_lease_long_enough_to_send_each(
         assert [d.id for d in deliveries.claim_due(conn, "w2", 60.0, NOW + 60, 10)] == [one.id]
         assert deliveries.claim_due(conn, "w2", 60.0, NOW + 109, 10) == []
         assert [d.id for d in deliveries.claim_due(conn, "w2", 60.0, NOW + 110, 10)] == [many.id]
+
+
+def test_an_unreadable_message_is_dead_lettered_at_its_claim_and_the_others_are_claimed(
+    store: SqlStore, tenant: str
+) -> None:
+    good, _ = _deliver(store, tenant, "good")
+    bad, _ = _deliver(store, tenant, "bad")
+    with store.write() as conn:
+        conn.execute(
+            notify_deliveries.update().where(notify_deliveries.c.id == bad.id).values(message={"id": bad.id})
+        )
+        assert [d.id for d in deliveries.claim_due(conn, "w1", 60.0, NOW, 10)] == [good.id]
+    with store.read() as conn:
+        row = conn.execute(sa.select(notify_deliveries).where(notify_deliveries.c.id == bad.id)).one()
+    assert row.status == "dead" and row.last_error == "the stored message cannot be read (KeyError)"
+
+
+def test_a_snapshot_with_fields_this_version_does_not_know_still_reads() -> None:
+    doc = deliveries.message_to_doc(_message("t"))
+    doc["incidents"][0]["added_later"] = "x"
+    doc["added_later"] = 1
+    assert deliveries.message_from_doc(doc).incidents[0].id == "i-1"
