@@ -8,10 +8,11 @@ times. Incidents: the first firing opens one, each later firing reopens it (it e
 Notifications (the route: ``group_wait`` 0 s, ``group_interval`` 30 s, one group per incident):
 
 * the group's first flush is at its creation + ``group_wait``: the opening is sent at once;
-* every later flush is due ``group_interval`` after the previous one was sent, never earlier, and a
-  flush sends one notification at most (what changed since the last one sent: firing again, or
-  resolved), so within the 120 s of flapping that starts at the first flush there are at most
-  ``ceil(120 / 30)`` flushes more;
+* a change to a group that has sent before is flushed no sooner than ``group_interval`` after that
+  send (``grouping.on_member_change``), and a flush sends one message at most, only when something
+  changed since the last one sent (firing again after a sent resolution, or resolved after a sent
+  firing): so messages are at least 30 s apart, and within the 120 s of flapping that follow the
+  first one there are at most ``ceil(120 / 30)`` more;
 * when the flapping stops (below the threshold), the resolution is sent at the next flush: one more
   (or none, when the last message sent already said resolved).
 
