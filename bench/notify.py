@@ -33,6 +33,7 @@ A benchmark reports; it asserts nothing and exits 0 whatever the figures are.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import signal
@@ -42,13 +43,14 @@ from pathlib import Path
 from typing import Any
 
 from notify_common import REPO, incident_of, pctl, registered_server, signing_secret, summary
-from notify_load import outage, throughput
+from notify_load import Outage, Throughput, outage, throughput
 from rule_eval_cost import create_rule, database
 
 from support.standins import SlackStandIn, WebhookReceiver
 
 DEFAULT_ANCHORS = REPO.parent / "shared" / "anchors"
 GOAL_MS = 50.0
+PARTS = ("latency", "flip", "throughput", "outage")
 
 
 def latency(db: str, n: int) -> dict[str, list[float]]:
@@ -181,6 +183,11 @@ def main() -> None:
     ap.add_argument("--outage-s", type=float, help="receiver outage in seconds (default 600; 60 quick)")
     ap.add_argument("--outage-incidents", type=int, default=20, help="incidents opened during the outage")
     ap.add_argument("--skip-outage", action="store_true")
+    ap.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"which parts to run, comma-separated (default {','.join(PARTS)})",
+    )
     ap.add_argument("--databases", default="sqlite,pg", help="latency databases: sqlite,pg")
     ap.add_argument("--anchors", default=str(DEFAULT_ANCHORS), help="anchors dir, or 'none'")
     args = ap.parse_args()
@@ -192,25 +199,49 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so finally-blocks stop every server
     anchors = None if args.anchors == "none" else Path(args.anchors)
 
+    load_before = os.getloadavg()
+    parts = set(args.parts.split(","))
+    if args.skip_outage:
+        parts.discard("outage")
     results: dict[str, dict[str, list[float]]] = {}
-    for db in args.databases.split(","):
+    for db in args.databases.split(",") if "latency" in parts else ():
         print(f"latency on {db}: {n} incidents …", flush=True)
         results[db] = latency(db, n)
-    print(f"gauge flip → webhook, ours: {flips} trials …", flush=True)
-    ours_flip = flip_latency(flips)
-    print(f"gauge flip → webhook, theirs: {flips} trials …", flush=True)
-    theirs = anchor(anchors, flips, 1 if quick else 4)
-    print(f"throughput: {tp} notifications, 2 server processes on PostgreSQL …", flush=True)
-    tput = throughput(tp)
+    ours_flip: list[float] | None = None
+    theirs: dict[str, Any] = {}
+    if "flip" in parts:
+        print(f"gauge flip → webhook, ours: {flips} trials …", flush=True)
+        ours_flip = flip_latency(flips)
+        print(f"gauge flip → webhook, theirs: {flips} trials …", flush=True)
+        theirs = anchor(anchors, flips, 1 if quick else 4)
+    tput = None
+    if "throughput" in parts:
+        print(f"throughput: {tp} notifications, 2 server processes on PostgreSQL …", flush=True)
+        tput = throughput(tp)
     out = None
-    if not args.skip_outage:
+    if "outage" in parts:
         print(f"outage: {outage_s:.0f} s …", flush=True)
         out = outage("sqlite", outage_s, args.outage_incidents)
+    report(results, ours_flip, theirs, tput, out)
+    load = ", ".join(f"{a:.1f} → {b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
+    print(f"\nload average (1, 5, 15 min) at the start → the end: {load} on {os.cpu_count()} cores")
 
+
+def report(
+    results: dict[str, dict[str, list[float]]],
+    ours_flip: list[float] | None,
+    theirs: dict[str, Any],
+    tput: Throughput | None,
+    out: Outage | None,
+) -> None:
     print("\n## Notifications\n")
     for db, lat in results.items():
         report_latency("SQLite" if db == "sqlite" else "PostgreSQL", lat)
-    report_flip(ours_flip, theirs)
+    if ours_flip is not None:
+        report_flip(ours_flip, theirs)
+    if tput is None:
+        print("\n### throughput: not run")
+        return _report_outage(out)
     print("\n### throughput (PostgreSQL, 2 server processes sharing the outbox)\n")
     print(f"  produced {tput.produced} deliveries, received {tput.received} posts, {tput.unique} unique")
     print(f"  {tput.rate:.0f} notifications/s over {tput.seconds:.1f} s (both servers ready → last arrival)")
@@ -218,6 +249,10 @@ def main() -> None:
         print(f"    delivered by {worker}: {count}")
     if tput.note:
         print(f"  NOTE: {tput.note}")
+    _report_outage(out)
+
+
+def _report_outage(out: Outage | None) -> None:
     if out is not None:
         print(f"\n### receiver outage of {out.outage_s:.0f} s (SQLite, notify settings at their defaults)\n")
         lost = len(out.lost)
@@ -228,7 +263,7 @@ def main() -> None:
                 f"(goal every one ≤ 60 s: {'met' if max(out.delays) <= 60 else 'NOT met'})"
             )
     else:
-        print("\n### receiver outage: skipped (--skip-outage)")
+        print("\n### receiver outage: not run")
 
 
 if __name__ == "__main__":
