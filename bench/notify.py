@@ -245,6 +245,10 @@ def report(
     print("\n### throughput (PostgreSQL, 2 server processes sharing the outbox)\n")
     print(f"  produced {tput.produced} deliveries, received {tput.received} posts, {tput.unique} unique")
     print(f"  {tput.rate:.0f} notifications/s over {tput.seconds:.1f} s (both servers ready → last arrival)")
+    for stage, (first, last) in tput.phases.items():
+        print(
+            f"    {stage:9}: from +{first - tput.ready_at:.1f} s to +{last - tput.ready_at:.1f} s after ready"
+        )
     for worker, count in sorted(tput.per_worker.items()):
         print(f"    delivered by {worker}: {count}")
     if tput.note:

@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 from notify_common import Tenant, database, incident_of, registered_server, server_process, signing_secret
+
 from support.standins import WebhookReceiver
 
 
@@ -37,6 +38,9 @@ class Throughput:
     unique: int = 0
     seconds: float = 0.0
     per_worker: dict[str, int] = field(default_factory=dict)
+    #: stage → (first, last) wall time, and when both servers were ready
+    phases: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ready_at: float = 0.0
     note: str = ""
 
     @property
@@ -52,6 +56,25 @@ def _delivered_by_worker(url: str) -> dict[str, int]:
             "SELECT worker, count(*) FROM notify_attempts WHERE outcome = 'delivered' GROUP BY worker"
         ).fetchall()
     return {str(w): int(n) for w, n in rows}
+
+
+def _phases(url: str) -> dict[str, tuple[float, float]]:
+    """(first, last) time of each stage in the outbox: changes routed, deliveries created (group
+    flushes), deliveries recorded delivered; which stage the rate is bound by."""
+    dsn, _, options = url.partition("?options=")
+    search_path = options.replace("-csearch_path%3D", "")
+    queries = {
+        "routed": "SELECT min(processed_at), max(processed_at) FROM notify_changes",
+        "flushed": "SELECT min(created_at), max(created_at) FROM notify_deliveries",
+        "delivered": "SELECT min(delivered_at), max(delivered_at) FROM notify_deliveries",
+    }
+    out: dict[str, tuple[float, float]] = {}
+    with psycopg.connect(dsn, autocommit=True, options=f"-csearch_path={search_path}") as c:
+        for name, query in queries.items():
+            row = c.execute(query).fetchone()
+            if row and row[0] is not None:
+                out[name] = (float(row[0]), float(row[1]))
+    return out
 
 
 def _produced(url: str) -> int:
@@ -88,6 +111,8 @@ def throughput(n: int, processes: int = 2, timeout_s: float = 600.0) -> Throughp
         out.seconds = (max(arrivals) - ready) if arrivals else 0.0
         out.produced = _produced(url)
         out.per_worker = _delivered_by_worker(url)
+        out.phases = _phases(url)
+        out.ready_at = ready
         if out.unique < n:
             out.note = f"only {out.unique} of {n} received within {timeout_s:.0f} s"
     return out
