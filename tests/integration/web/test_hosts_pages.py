@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
+from infragent.config import Settings
 from infragent.server import charts
 from support.dashboard_data import add_hosts, host_metrics, incident, one, rows
 from support.web import Site
@@ -23,6 +24,13 @@ NOW = float(int(time.time()))
 def clock() -> Callable[[], float]:
     """The app's time stands still at ``NOW``: the seed's "10 s ago" is the page's too."""
     return lambda: NOW
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """No notifier: its thread polls the store every ``notify_tick_s``, and the cost test counts
+    every statement on the store's engine during a request."""
+    return Settings(notify_enabled=False)
 
 
 def test_search_filter_and_pages_over_1200_hosts(site: Site, acme: str, other: str) -> None:
