@@ -14,6 +14,8 @@ one". A refusal never repeats a secret URL: the outbound check names the host, a
 adapters' errors do. A webhook channel created without a signing secret gets one generated,
 shown once on the answer, like an API key's.
 
+A test send of an ``inapp`` channel is written in the person's own inbox, as the API's is.
+
 Permissions: reading ``notify.read``; create, edit, enable, delete ``channels.write`` (admin);
 Send test ``channels.test`` (operator).
 """
@@ -22,21 +24,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from infragent.notify import config as notify_config
+from infragent.notify import testsend
+from infragent.notify.channels.base import deps_from_settings
 from infragent.notify.errors import NotifyConfigError, NotifyConflictError, NotifyNotFoundError
-from infragent.notify.model import CHANNEL_KINDS, ChannelKind
+from infragent.notify.model import CHANNEL_KINDS, ChannelKind, DeliveryResult
 from infragent.server.api.deps import AppServices, services
+from infragent.server.api.notify_channels import address_problems, referenced_channels
 from infragent.server.auth import Principal
 from infragent.server.web import formats
 from infragent.server.web.deps import page
-from infragent.server.web.pages.notify_actions import check_urls, receivers_in_use, run_test_send
+from infragent.server.web.pages.inbox import CHANGED_EVENT as INBOX_CHANGED
 from infragent.server.web.pages.notify_forms import FormData, channel_kind, channel_values, fields, form_data
 from infragent.server.web.templating import is_htmx, render, render_part
 from infragent.signing import new_secret
 from infragent.store import notify_config as store
+from infragent.store import notify_reads
 
 router = APIRouter()
 
@@ -47,6 +54,43 @@ Tester = Annotated[Principal, Depends(page("channels.test"))]
 Form = Annotated[FormData, Depends(form_data)]
 
 DEFAULT_KIND: ChannelKind = "slack"
+
+
+def receivers_in_use(conn: sa.Connection, client_id: str) -> set[str]:
+    """Every channel name the tenant's stored route tree names (a channel among them stays)."""
+    routing = store.get_routing(conn, client_id)
+    return referenced_channels(routing.tree) if routing is not None else set()
+
+
+def run_test_send(svc: AppServices, who: Principal, channel_id: str) -> tuple[str, DeliveryResult]:
+    """(the channel's kind, what one test message through it came to), sent now, no retry.
+    ``NotifyNotFoundError`` for another tenant's or a missing channel."""
+    now = svc.clock()
+    with svc.store.read() as conn:
+        channel = store.get_channel(conn, who.client_id, channel_id)
+    public_url = svc.settings.public_url
+    if channel.kind == "inapp":
+        if who.user_id is None:
+            return channel.kind, DeliveryResult("failed", error="in-app notifications belong to users")
+        message = testsend.test_message(channel, now=now, public_url=public_url)
+        with svc.store.write() as conn:
+            notify_reads.inbox_add(
+                conn,
+                who.client_id,
+                who.user_id,
+                delivery_id=message.id,
+                kind="test",
+                title=message.title,
+                body=message.text,
+                incident_id=None,
+                now=now,
+            )
+        return channel.kind, DeliveryResult("delivered")
+    deps = deps_from_settings(svc.settings)
+    try:
+        return channel.kind, testsend.test_send(channel, deps, now=now, public_url=public_url)
+    finally:
+        deps.close()
 
 
 def _section(
@@ -111,7 +155,8 @@ def create_channel(request: Request, who: Writer, svc: Svc, form: Form) -> HTMLR
         settings, secrets = notify_config.parse_channel(kind, settings, secrets)
     except NotifyConfigError as exc:
         problems += exc.problems
-    problems += check_urls(kind, settings, secrets, svc)
+    if not problems:
+        problems += address_problems(kind, settings, secrets, svc.outbound)
     if not problems and kind == "webhook" and "secret" not in secrets:
         generated = secrets["secret"] = new_secret()
     if problems:
@@ -187,7 +232,9 @@ def update_channel(request: Request, channel_id: str, who: Writer, svc: Svc, for
     except NotifyConfigError as exc:
         problems += exc.problems
         secrets = {}
-    problems += check_urls(current.kind, settings, {k: v for k, v in secrets.items() if k in given}, svc)
+    if not problems:  # the addresses changed are judged again, as a PATCH's are
+        changed = {f"settings.{k}" for k in settings} | {f"secrets.{k}" for k in given}
+        problems += address_problems(current.kind, settings, secrets, svc.outbound, only=changed)
     if not problems:
         try:
             with svc.store.write() as conn:
@@ -250,9 +297,10 @@ def delete(request: Request, channel_id: str, who: Writer, svc: Svc) -> HTMLResp
 @router.post("/notify/channels/{channel_id}/test", response_class=HTMLResponse)
 def send_test(request: Request, channel_id: str, who: Tester, svc: Svc) -> HTMLResponse:
     """One immediate send of a test message, no retry; the outcome is the answer (200 even when the
-    receiver refused it: the test did its job)."""
+    receiver refused it: the test did its job). An in-app test lands in the person's own inbox,
+    whose count in the menu then refreshes."""
     try:
-        result = run_test_send(svc, who, channel_id)
+        kind, result = run_test_send(svc, who, channel_id)
     except NotifyNotFoundError as exc:
         return render(
             request,
@@ -263,7 +311,7 @@ def send_test(request: Request, channel_id: str, who: Tester, svc: Svc) -> HTMLR
             error=exc.message,
             status_code_seen=None,
         )
-    return render(
+    answer = render(
         request,
         "notify/test_result.html",
         who,
@@ -271,3 +319,6 @@ def send_test(request: Request, channel_id: str, who: Tester, svc: Svc) -> HTMLR
         error=result.error,
         status_code_seen=result.status_code,
     )
+    if kind == "inapp":
+        answer.headers["HX-Trigger"] = INBOX_CHANGED
+    return answer
