@@ -23,6 +23,7 @@ from infragent.store import incident_reads, notify_config
 from support.dashboard_data import incident
 from support.dom import by_test, one
 from support.notify_pages import SECRET_TOKEN, Browser, dead_delivery, slack_url
+from support.standins import SlackStandIn
 from support.web import Site
 
 NOW = float(int(time.time()))
@@ -274,3 +275,27 @@ def test_the_inbox_counts_and_marks_read_per_user(site: Site, acme: str) -> None
     alice.post("/inbox/read", {})
     assert by_test(alice.get("/inbox/count").text, "inbox-count") == []
     assert [r.attrs["class"] for r in by_test(alice.get("/inbox").text, "inbox-row")] == ["read"] * 3
+
+
+def test_send_test_shows_the_receivers_answer_and_an_in_app_test_lands_in_the_inbox(
+    site: Site, acme: str
+) -> None:
+    admin, operator = _browser(site, acme, "admin"), _browser(site, acme, "operator")
+    with SlackStandIn() as slack:
+        slack_id = admin.create_channel("ops", "slack", {"secrets.url": slack.webhook_url})
+        sent = operator.post(f"/notify/channels/{slack_id}/test", {})
+        assert one(sent.text, "test-outcome").attrs["data-outcome"] == "delivered"
+        assert len(slack.wait_for(1)) == 1
+        slack.fail_next(1, 404)  # the webhook was revoked: Slack's no_service
+        refused = operator.post(f"/notify/channels/{slack_id}/test", {})
+        assert one(refused.text, "test-outcome").attrs["data-outcome"] == "failed"
+        assert "404" in refused.text and slack.webhook_url not in refused.text
+        assert SECRET_TOKEN not in refused.text
+    inapp = admin.create_channel("in-app", "inapp", {})
+    tested = operator.post(f"/notify/channels/{inapp}/test", {})
+    assert one(tested.text, "test-outcome").attrs["data-outcome"] == "delivered"
+    assert tested.headers["HX-Trigger"] == "inbox-changed"  # the menu's badge re-asks
+    assert one(operator.get("/inbox/count").text, "inbox-count").attrs["data-count"] == "1"
+    assert by_test(admin.get("/inbox/count").text, "inbox-count") == []
+    other = _browser(site, acme, "viewer")
+    assert other.post(f"/notify/channels/{slack_id}/test", {}).status_code == 403
