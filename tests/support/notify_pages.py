@@ -73,8 +73,10 @@ def dead_delivery(
     *,
     error: str = "HTTP 400 from 127.0.0.1: invalid_payload",
     title: str = "web-1 down",
+    status: str = "dead",
 ) -> str:
-    """A delivery the worker gave up on: one failed attempt (HTTP 400), status ``dead``."""
+    """A delivery the worker gave up on: one failed attempt (HTTP 400), status ``dead`` (or
+    ``status``, for a delivery in another state with the same history)."""
     delivery_id = str(uuid.uuid4())
     message = {"id": delivery_id, "client_id": client_id, "kind": "firing", "title": title, "incidents": []}
     with store.write() as conn:
@@ -85,7 +87,7 @@ def dead_delivery(
                 channel_id=channel_id,
                 kind="firing",
                 message=message,
-                status="dead",
+                status=status,
                 attempts=1,
                 created_at=at,
                 next_attempt_at=at,

@@ -252,8 +252,10 @@ def test_a_dead_delivery_is_listed_with_its_error_and_retried(site: Site, acme: 
     retried = operator.post(f"/notify/deliveries/{dead}/retry", {})
     assert one(retried.text, "delivery-row").attrs["data-status"] == "pending"
     assert retried.headers.get("HX-Trigger") == "notify-retried"
-    again = operator.post(f"/notify/deliveries/{dead}/retry", {})
-    assert "only a dead delivery" in one(again.text, "delivery-error").text
+    delivered = dead_delivery(site.store, acme, channel_id, NOW - 40, status="delivered")
+    refused = operator.post(f"/notify/deliveries/{delivered}/retry", {})
+    assert "only a dead delivery" in one(refused.text, "delivery-error").text
+    assert "HX-Trigger" not in refused.headers
     viewer = _browser(site, acme, "viewer")
     assert viewer.post(f"/notify/deliveries/{dead}/retry", {}).status_code == 403
 

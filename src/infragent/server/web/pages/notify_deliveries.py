@@ -119,8 +119,9 @@ def delivery_page(request: Request, delivery_id: str, who: Reader, svc: Svc, par
 
 @router.post("/notify/deliveries/{delivery_id}/retry", response_class=HTMLResponse)
 def retry(request: Request, delivery_id: str, who: Retrier, svc: Svc) -> HTMLResponse:
-    """Hand a dead delivery back to the worker (woken at once). The answer is the refreshed row
-    (from the list) or the refreshed detail; a delivery that is not dead is refused, shown."""
+    """Hand a dead delivery back to the worker, woken once the answer is ready (so the answer shows
+    the delivery as the retry left it: pending). The answer is the refreshed row (from the list) or
+    the refreshed detail; a delivery that is not dead is refused, shown."""
     error = ""
     try:
         with svc.store.write() as conn:
@@ -136,15 +137,16 @@ def retry(request: Request, delivery_id: str, who: Retrier, svc: Svc) -> HTMLRes
         error = exc.message
     except NotifyNotFoundError as exc:
         return render(request, "notify/missing.html", who, status_code=404, message=exc.message)
-    if not error and svc.notifier is not None:
-        svc.notifier.wake()
     if request.headers.get("HX-Target") == "delivery-detail":
-        return _detail(request, who, svc, delivery_id, "notify/delivery_body.html", error)
-    with svc.store.read() as conn:
-        view, _ = notify_reads.get_delivery(conn, who.client_id, delivery_id)
-    answer = render(
-        request, "notify/delivery_row.html", who, d=view, error=error, now=svc.clock(), fmt=formats
-    )
-    if not error:  # the list re-asks, and keeps asking while the delivery is on its way
-        answer.headers["HX-Trigger"] = RETRIED_EVENT
+        answer = _detail(request, who, svc, delivery_id, "notify/delivery_body.html", error)
+    else:
+        with svc.store.read() as conn:
+            view, _ = notify_reads.get_delivery(conn, who.client_id, delivery_id)
+        answer = render(
+            request, "notify/delivery_row.html", who, d=view, error=error, now=svc.clock(), fmt=formats
+        )
+    if not error:
+        answer.headers["HX-Trigger"] = RETRIED_EVENT  # the list re-asks, and keeps asking meanwhile
+        if svc.notifier is not None:
+            svc.notifier.wake()
     return answer
