@@ -6,7 +6,9 @@ Why the badge asks for its count rather than being told it: the stream's ``notif
 carries what it is about, not anyone's count; each badge then asks for its own user's count, so one
 user's reading never shows in another's menu and the event needs no per-user state. The badge
 asks on page load, on ``live:notification``, on ``live:reset`` (the stream missed too much) and on
-``inbox-changed`` (this page marked something read: the answer's ``HX-Trigger``).
+``inbox-changed`` (this page marked something read: the answer's ``HX-Trigger``). An ask made
+while one is in flight runs after it (``hx-sync="this:queue last"``): htmx's default would drop
+the newer, leaving the count of before the change on screen.
 
 In-app notifications belong to people: an API key cannot sign in to a page, so ``who.user_id`` is
 always set here; the rows are the store's (``store/notify_reads.py``), read for this user and
