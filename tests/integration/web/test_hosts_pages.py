@@ -21,6 +21,18 @@ NOW = float(int(time.time()))
 
 
 @pytest.fixture
+def settings() -> Settings:
+    """No background work on the store (rule ticks, notifications, upkeep): the cost test counts
+    the statements a page request runs, and these would be counted with them."""
+    return Settings(
+        rules_enabled=False,
+        notify_enabled=False,
+        metrics_compact_interval_s=0,
+        metrics_retention_interval_s=0,
+    )
+
+
+@pytest.fixture
 def clock() -> Callable[[], float]:
     """The app's time stands still at ``NOW``: the seed's "10 s ago" is the page's too."""
     return lambda: NOW
