@@ -38,13 +38,6 @@ def clock() -> Callable[[], float]:
     return lambda: NOW
 
 
-@pytest.fixture
-def settings() -> Settings:
-    """No notifier: its thread polls the store every ``notify_tick_s``, and the cost test counts
-    every statement on the store's engine during a request."""
-    return Settings(notify_enabled=False)
-
-
 def test_search_filter_and_pages_over_1200_hosts(site: Site, acme: str, other: str) -> None:
     # even hosts reported 10 s ago (online), odd ones 10 minutes ago (offline)
     add_hosts(site.store, acme, [(f"host-{i:04d}", NOW - (10 if i % 2 == 0 else 600)) for i in range(1200)])
