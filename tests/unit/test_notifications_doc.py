@@ -57,3 +57,27 @@ def test_the_documented_verifier_refuses_what_the_server_did_not_sign(tamper: st
         headers["webhook-id"] = "d-3"
     with pytest.raises(ValueError, match=r"signature|timestamp"):
         verify(secret, headers, body)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return {_slug(h) for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+
+
+def test_every_link_of_the_page_leads_somewhere() -> None:
+    text = re.sub(r"```.*?```", "", PAGE.read_text(), flags=re.S)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        name, _, anchor = target.partition("#")
+        page = PAGE if not name else PAGE.parent / name
+        if not page.exists() or (anchor and anchor not in _anchors(page)):
+            broken.append(target)
+    assert broken == []
