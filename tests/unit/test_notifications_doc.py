@@ -1,19 +1,26 @@
 """The examples of docs/notifications.md work: the webhook verification snippet verifies what the
-server signs and refuses what it did not.
+server signs and refuses what it did not; every channel example is a valid channel of its kind; the
+complete route tree parses and routes the incidents the page walks through where the page says;
+every link leads to a page and heading that exist.
 
-Why: a reader copies these blocks into a receiver; a snippet that drifted from the signing code
-would make every notification look forged.
+Why: a reader copies these blocks into a receiver or a ``curl``; a snippet that drifted from the
+code would make every notification look forged, or a documented tree a 422.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from infragent.notify.config import DEFAULT_TIMINGS, parse_channel, parse_route_tree
+from infragent.notify.model import CHANNEL_KINDS
+from infragent.notify.route import match_routes
 from infragent.signing import new_secret, signed_headers
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
@@ -81,3 +88,49 @@ def test_every_link_of_the_page_leads_somewhere() -> None:
         if not page.exists() or (anchor and anchor not in _anchors(page)):
             broken.append(target)
     assert broken == []
+
+
+def _channel_bodies() -> list[dict[str, Any]]:
+    """The JSON bodies of the page's ``curl … /notify/channels -d '{…}'`` examples."""
+    bodies = []
+    for block in _blocks("sh"):
+        for command in re.split(r"\n(?=curl )", block):
+            if '/api/v1/notify/channels"' in command and " -d '" in command:
+                bodies.append(json.loads(command.split(" -d '", 1)[1].split("'", 1)[0]))
+    return bodies
+
+
+def test_every_channel_example_is_a_valid_channel_of_its_kind() -> None:
+    bodies = _channel_bodies()
+    assert {b["kind"] for b in bodies} == set(CHANNEL_KINDS)
+    for body in bodies:
+        parse_channel(body["kind"], body.get("settings", {}), body.get("secrets", {}))
+
+
+def _yaml_block(first_line: str) -> Any:
+    (block,) = [b for b in _blocks("yaml") if b.startswith(first_line)]
+    return yaml.safe_load(block)
+
+
+def test_the_complete_routing_example_routes_as_the_page_says() -> None:
+    doc = _yaml_block("receivers: [ops-slack]")
+    names = {"ops-slack", "pager", "cto-mail", "dba-slack", "dev-discord"}
+    root = parse_route_tree(doc, DEFAULT_TIMINGS, channel_names=names)
+
+    def reached(**labels: str) -> list[str]:
+        return [m.route_id for m in match_routes(root, labels)]
+
+    assert reached(severity="critical", host="web-1", alertname="HighCpu") == ["critical"]
+    assert reached(severity="warning", service="postgres", env="dev") == ["databases", "dev"]
+    assert reached(severity="warning", service="postgres", env="prod") == ["databases"]
+    assert reached(severity="warning", host="web-1") == ["root"]
+    (critical,) = match_routes(root, {"severity": "critical"})
+    assert (critical.group_wait_s, critical.group_by) == (10.0, ("alertname", "host"))
+    assert critical.receivers == ("pager", "ops-slack")
+
+
+@pytest.mark.parametrize("first_line", ["mute_times:", "escalation:"])
+def test_the_routing_snippets_parse(first_line: str) -> None:
+    doc = _yaml_block(first_line)
+    root = parse_route_tree(doc, DEFAULT_TIMINGS, channel_names={"pager", "cto-mail"})
+    assert root.mute_times or root.escalation
