@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from infragent import __version__
 from infragent.auth.scopes import ScopeError
 from infragent.config import Settings
+from infragent.notify.errors import NotifyError
 from infragent.server.api import (
     agents,
     alerts,
@@ -36,6 +37,11 @@ from infragent.server.api import (
     incidents,
     keys,
     metrics,
+    notify_channels,
+    notify_deliveries,
+    notify_inbox,
+    notify_routes,
+    notify_silences,
     otlp,
     query,
     rules,
@@ -45,7 +51,13 @@ from infragent.server.api import (
 )
 from infragent.server.auth import scope_refused
 from infragent.server.docs import install_docs
-from infragent.server.errors import ROUTE_INTERNAL_ERROR, Answer, answer_for, retry_after_header
+from infragent.server.errors import (
+    ROUTE_INTERNAL_ERROR,
+    Answer,
+    answer_for,
+    notify_refusal,
+    retry_after_header,
+)
 from infragent.server.headers import SecurityHeaders
 from infragent.server.limits import BodyLimitMiddleware
 from infragent.server.services import build_services
@@ -90,6 +102,13 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return _answer(answer)
 
 
+async def _notify_refused(_request: Request, exc: Exception) -> JSONResponse:
+    """A notification request refused (``notify/errors.py``): its status, and the fields at fault."""
+    assert isinstance(exc, NotifyError)
+    status, body = notify_refusal(exc)
+    return JSONResponse(body, status_code=status)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     """Any other exception: a JSON 500 in the API's error shape. Starlette re-raises the exception
     after this answer is sent, so the server logs it with its traceback once, there."""
@@ -130,6 +149,7 @@ def create_app(
     app.state.services = services  # the only thing on app.state: routes read it via api/deps.py
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ScopeError, scope_refused)
+    app.add_exception_handler(NotifyError, _notify_refused)
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     routers = (
@@ -149,6 +169,11 @@ def create_app(
         users.router,
         audit.router,
         stream.router,
+        notify_channels.router,
+        notify_routes.router,
+        notify_silences.router,
+        notify_deliveries.router,
+        notify_inbox.router,
     )
     for router in routers:
         app.include_router(router)

@@ -16,6 +16,9 @@ The table (failure → status, ``Retry-After``, counted as a refusal with reason
 * SQLAlchemy ``OperationalError`` (storage down), any driver error SQLAlchemy recognised as a lost
   connection (``connection_invalidated``) and pool ``TimeoutError`` (pool exhausted) → 503,
   ``Retry-After: RETRY_AFTER_S``, not a refusal (a retry);
+* ``notify.errors.NotifyError`` and its subclasses (a notification request refused) → its own
+  ``status`` (404, 409, 422) with ``{"detail": message}``, and for a ``NotifyConfigError`` every
+  field at fault as ``"problems": [{"field": path, "message": ...}]`` (``notify_refusal``);
 * anything else (a bug) → 500, logged with its traceback, not a refusal.
 
 Every HTTP route answers through this map too, not only ingest: ``server/app.py`` installs it as the
@@ -34,10 +37,12 @@ their retries out, while a momentary one (a full pool, a worker being replaced) 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from infragent.notify.errors import NotifyConfigError, NotifyError
 from infragent.server.ingest.admission import SeriesCapError
 from infragent.wire import WireError
 
@@ -94,3 +99,12 @@ def unavailable(reason: str) -> Answer:
 def retry_after_header(retry_after_s: int) -> dict[str, str] | None:
     """The ``Retry-After`` header of an answer that has one."""
     return {"Retry-After": str(retry_after_s)} if retry_after_s else None
+
+
+def notify_refusal(exc: NotifyError) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of a refused notification request; a 422 lists every field at fault.
+    The messages never hold a secret (``notify/config.py`` and the store word them without one)."""
+    body: dict[str, Any] = {"detail": exc.message}
+    if isinstance(exc, NotifyConfigError):
+        body["problems"] = [{"field": path, "message": message} for path, message in exc.problems]
+    return exc.status, body

@@ -41,14 +41,16 @@ from infragent.auth.registration import mint_key, register_client
 from infragent.config import Settings
 from infragent.incidents.model import IncidentPolicy
 from infragent.model import ActionSpec, Decision, Severity
+from infragent.notify.model import Matcher
 from infragent.rules.files import parse_rule_text
 from infragent.server import auth as server_auth
 from infragent.server.app import create_app
 from infragent.server.auth import declared_scopes, require
 from infragent.server.web import deps as web_deps
-from infragent.store import agents, events, incidents
+from infragent.store import agents, events, incidents, notify_config
 from infragent.store import commands as command_store
 from infragent.store import rules as rule_store
+from infragent.store.notify_schema import notify_deliveries
 from infragent.store.sql import SqlStore, open_store
 from support.route_table import (
     OPERATION_ATTR,
@@ -88,6 +90,8 @@ class Tenant:
     user_id: str  # a user no caller is: the one changed and removed
     user_email: str
     keys: dict[str, str] = field(default_factory=dict)  # scope -> plaintext of a key holding only it
+    #: notification ids by kind (channel, route, silence, inhibit, delivery): ``_seed_notify``
+    notify: dict[str, str] = field(default_factory=dict)
 
     def markers(self) -> list[str]:
         """Identifiers unique to this tenant: none may appear in another tenant's answers."""
@@ -101,9 +105,12 @@ class Tenant:
             self.key_id,
             self.user_id,
             self.user_email,
+            *self.notify.values(),
         ]
 
     def value(self, kind: str) -> str:
+        if kind in NOTIFY_KINDS:
+            return self.notify[kind]
         return {
             "host": self.host,
             "incident": self.incident_id,
@@ -162,13 +169,75 @@ def _seed(store: SqlStore, tag: str) -> Tenant:
         rule_store.create_rule(conn, cid, rule, origin="api", now=now, actor="test")
     assert command_id is not None
     email = f"target-{tag}-{suffix}@example.com"
-    return Tenant(cid, host, incident_id, event.id, command_id, rule_name, target_key, "", email, keys)
+    notify = _seed_notify(store, cid, f"{tag}-{suffix}", now)
+    return Tenant(
+        cid, host, incident_id, event.id, command_id, rule_name, target_key, "", email, keys, notify
+    )
+
+
+NOTIFY_KINDS = ("channel", "route", "silence", "inhibit", "delivery")
+
+
+def _seed_notify(store: SqlStore, cid: str, tag: str, now: float) -> dict[str, str]:
+    """A channel, a route tree, a silence, an inhibit rule and a dead delivery (``NOTIFY_KINDS``)."""
+    route = f"route-{tag}"
+    with store.write() as conn:
+        channel = notify_config.create_channel(
+            conn, cid, name=f"matrix-{tag}", kind="inapp", settings={}, secrets={}, actor="test", now=now
+        )
+        silence = notify_config.create_silence(
+            conn,
+            cid,
+            matchers=(Matcher("host", "=", f"host-{tag}"),),
+            starts_at=now,
+            ends_at=now + 3600,
+            created_by="test",
+            comment="matrix",
+            now=now,
+        )
+        rule = notify_config.create_inhibit_rule(
+            conn,
+            cid,
+            name=f"matrix-{tag}",
+            source=(Matcher("alertname", "=", "HostSilent"),),
+            target=(),
+            equal=("host",),
+            actor="test",
+            now=now,
+        )
+        tree = {"routes": [{"id": route, "matchers": ['team="matrix"']}]}
+        notify_config.put_routing(conn, cid, tree, expected_version=None, actor="test", now=now)
+        delivery = str(uuid.uuid4())
+        conn.execute(
+            notify_deliveries.insert().values(
+                id=delivery,
+                client_id=cid,
+                channel_id=channel.id,
+                kind="firing",
+                message={"id": delivery, "incidents": []},
+                status="dead",
+                created_at=now,
+                next_attempt_at=now,
+                deadline_at=now,
+                cause=f"matrix:{delivery}",
+            )
+        )
+    return {
+        "channel": channel.id,
+        "route": route,
+        "silence": silence.id,
+        "inhibit": rule.id,
+        "delivery": delivery,
+    }
 
 
 def _ghost() -> Tenant:
     """Ids of every kind that no tenant has."""
     x = f"missing-{uuid.uuid4().hex[:8]}"
-    return Tenant(x, x, str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), x, "missing0000x", x, x)
+    notify = dict.fromkeys(NOTIFY_KINDS, x)
+    return Tenant(
+        x, x, str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), x, "missing0000x", x, x, {}, notify
+    )
 
 
 # -- callers -------------------------------------------------------------------------------------------
@@ -206,6 +275,11 @@ SEGMENT_KINDS = {
     "rules": "rule",
     "keys": "key",
     "users": "user",
+    "channels": "channel",
+    "routes": "route",
+    "silences": "silence",
+    "inhibit-rules": "inhibit",
+    "deliveries": "delivery",
 }
 NAME_KINDS = {
     "host": "host",
@@ -253,6 +327,21 @@ BODIES: dict[tuple[str, str], Example] = {
         "role": "viewer",
     },
     ("PATCH", "/api/v1/users/{user_id}"): lambda t: {"role": "operator"},
+    ("POST", "/api/v1/notify/inbox/read"): lambda t: {},
+    ("POST", "/api/v1/notify/channels"): lambda t: {"name": f"matrix-new-{next(_unique)}", "kind": "inapp"},
+    ("PATCH", "/api/v1/notify/channels/{channel_id}"): lambda t: {"enabled": True},
+    ("PUT", "/api/v1/notify/routes"): lambda t: {"routes": [{"id": t.notify["route"]}]},
+    ("POST", "/api/v1/notify/routes"): lambda t: {"route": {"matchers": ['team="new"']}},
+    ("PUT", "/api/v1/notify/routes/{route_id}"): lambda t: {"route": {"matchers": ['team="matrix"']}},
+    ("POST", "/api/v1/notify/silences"): lambda t: {
+        "matchers": ['host="matrix"'],
+        "duration": "1h",
+        "comment": "matrix",
+    },
+    ("POST", "/api/v1/notify/inhibit-rules"): lambda t: {
+        "name": f"matrix-new-{next(_unique)}",
+        "source": ['alertname="HostSilent"'],
+    },
 }
 #: Form bodies of the dashboard's form handlers (sent form-encoded, as htmx does).
 FORMS: dict[tuple[str, str], Example] = {
