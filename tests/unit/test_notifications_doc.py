@@ -20,6 +20,7 @@ import yaml
 
 from infragent.notify.config import DEFAULT_TIMINGS, parse_channel, parse_route_tree
 from infragent.notify.model import CHANNEL_KINDS
+from infragent.notify.render import preview, validate_template
 from infragent.notify.route import match_routes
 from infragent.signing import new_secret, signed_headers
 
@@ -134,3 +135,17 @@ def test_the_routing_snippets_parse(first_line: str) -> None:
     doc = _yaml_block(first_line)
     root = parse_route_tree(doc, DEFAULT_TIMINGS, channel_names={"pager", "cto-mail"})
     assert root.mute_times or root.escalation
+
+
+def test_the_template_example_is_a_valid_route_template() -> None:
+    (route,) = _yaml_block("routes:\n  - id: prod")["routes"]
+    for source in route["template"].values():
+        assert validate_template(source) is None
+    message = preview("email", route["template"], 1_750_000_000.0)
+    assert message.title.endswith("[prod]") and "(template error" not in message.text
+
+
+def test_the_sample_text_is_what_the_default_templates_render() -> None:
+    (sample,) = [b for b in _blocks("text") if b.startswith("[FIRING:2]")]
+    message = preview("webhook", {}, 1_750_000_000.0)
+    assert f"{message.title}\n{message.text}\n" == sample
