@@ -27,6 +27,8 @@ _ENV_NOT_SETTINGS = {
     "INFRAGENT_CONFIG",
     "INFRAGENT_TEST_PG_DSN",
     "INFRAGENT_RELIABILITY_OUTAGE_S",
+    # test-only crash points of the delivery worker (notify/failpoints.py)
+    "INFRAGENT_FAILPOINTS",
     # the host agent's own variables (docs/agent.md), often set in the same environment
     "INFRAGENT_SERVER_URL",
     "INFRAGENT_API_KEY",

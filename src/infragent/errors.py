@@ -48,6 +48,8 @@ descend from the root.
     │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
     │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]
     │   └── CursorError           a paging cursor this server did not give out: 422  [store.incident_reads]
+    ├── ApprovalError             an answer to an approval refused: ``code`` role 403, decided or
+    │                             expired 409  [responder.approval]
     ├── LlmError                  an LLM provider failed (transport, status, shape, timeout)
     ├── ProtoError                a remote-write protobuf cannot be encoded or read  [remote_write.proto]
     ├── ReportError               the SDK could not report to the server  [sdk.client]

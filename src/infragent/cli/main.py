@@ -17,7 +17,7 @@ import uvicorn
 
 from infragent import __version__
 from infragent.auth import accounts
-from infragent.cli import agent, demo, metrics, notify, rules, users
+from infragent.cli import agent, demo, metrics, notify, rules, runbooks, users
 from infragent.cli.options import ConfigOpt, settings_or_exit
 from infragent.errors import ConfigError
 from infragent.server.app import create_app
@@ -169,6 +169,7 @@ def main() -> None:
     app.add_typer(agent.agent_app, name="agent")
     app.add_typer(metrics.metrics_app, name="metrics")
     app.add_typer(rules.rules_app, name="rules")
+    app.add_typer(runbooks.runbooks_app, name="runbooks")
     app.add_typer(users.users_app, name="users")
     app.add_typer(notify.notify_app, name="notify")
     app.add_typer(notify.silences_app, name="silences")

@@ -13,6 +13,9 @@ YAML anchors there); each runbook a mapping of ``name`` (default ``runbook-<inde
 critical or ``*``), ``action`` (required, a non-empty string), ``target`` (a string or null) and
 ``params`` (names to strings). ``target`` and ``params`` may name ``{service}``, ``{type}`` and
 ``{node_id}`` only: any other placeholder would fail when the runbook decides, not when it loads.
+
+The step runbook file (``step_file.py``) reads its single-action entries with ``read_runbook``, so
+both formats accept and refuse the same single-action runbooks.
 """
 
 from __future__ import annotations
@@ -70,13 +73,13 @@ def check_runbook_text(text: str, source: str = "runbooks") -> RunbookCheck:
         r.problem(None, f"the text is over {MAX_RUNBOOK_BYTES // 1024} KB ({MAX_RUNBOOK_BYTES} bytes)")
     else:
         root = r.compose(text)
-        if root is not None and _merge_keys(r, root):
+        if root is not None and merge_keys(r, root):
             runbooks = _read_file(r, root)
     problems = sorted(r.problems, key=lambda p: (p.line, p.column))
     return RunbookCheck(problems, [] if problems else runbooks)
 
 
-def _merge_keys(r: Reader, root: Node) -> bool:
+def merge_keys(r: Reader, root: Node) -> bool:
     """Apply YAML merge keys (``<<: *defaults``) in place, as ``safe_load`` does, so a file that
     loads also checks; False, with the problem recorded, when a merge is malformed."""
     seen: set[int] = set()
@@ -117,15 +120,15 @@ def _read_file(r: Reader, root: Node) -> list[Runbook]:
         r.problem(listing, f"{_EXPECTED}; 'runbooks' is {kind_of(listing)}")
         return []
     names: dict[str, str] = {}
-    read = [_read_runbook(r, node, i, names) for i, node in enumerate(listing.value)]
+    read = [read_runbook(r, node, i, names) for i, node in enumerate(listing.value)]
     return [rb for rb in read if rb is not None]
 
 
-def _is_null(node: Node | None) -> bool:
+def is_null(node: Node | None) -> bool:
     return node is None or (isinstance(node, ScalarNode) and node.tag == _NULL_TAG)
 
 
-def _read_runbook(r: Reader, node: Node, i: int, names: dict[str, str]) -> Runbook | None:
+def read_runbook(r: Reader, node: Node, i: int, names: dict[str, str]) -> Runbook | None:
     """Runbook ``i``; ``names`` maps each name seen so far to where, to refuse a second one."""
     where = f"runbooks[{i}]"
     items = r.mapping(node, where)
@@ -143,7 +146,7 @@ def _read_runbook(r: Reader, node: Node, i: int, names: dict[str, str]) -> Runbo
         return items[key][1] if key in items else None
 
     name, name_node = f"runbook-{i}", node
-    if not _is_null(n := get("name")):
+    if not is_null(n := get("name")):
         assert n is not None
         got = r.text(n, f"{where}.name")
         if got:
@@ -163,12 +166,12 @@ def _read_runbook(r: Reader, node: Node, i: int, names: dict[str, str]) -> Runbo
 
     target: str | None = "{service}"
     if (n := get("target")) is not None:
-        target = None if _is_null(n) else r.string(n, f"{where}.target", allow_empty=True)
+        target = None if is_null(n) else r.string(n, f"{where}.target", allow_empty=True)
         if target is not None:
             _check_template(r, n, target, f"{where}.target")
 
     params: dict[str, str] = {}
-    if not _is_null(n := get("params")):
+    if not is_null(n := get("params")):
         assert n is not None
         for param, (_, value) in (r.mapping(n, f"{where}.params") or {}).items():
             got = r.string(value, f"{where}.params.{param}", allow_empty=True)
@@ -185,7 +188,7 @@ def _read_match(
     r: Reader, node: Node | None, where: str
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[Severity, ...]]:
     """(types, services, severities); each absent or null one matches everything."""
-    if _is_null(node):
+    if is_null(node):
         return ("*",), ("*",), tuple(Severity)
     assert node is not None
     items = r.mapping(node, f"{where}.match") or {}
@@ -195,7 +198,7 @@ def _read_match(
     types = _globs(r, items.get("type"), f"{where}.match.type")
     services = _globs(r, items.get("service"), f"{where}.match.service")
     severities: list[Severity] = []
-    for value, value_node in _glob_nodes(r, items.get("severity"), f"{where}.match.severity"):
+    for value, value_node in glob_nodes(r, items.get("severity"), f"{where}.match.severity"):
         if value in SEVERITY_NAMES:
             severities.append(Severity(value))
         elif value != "*":
@@ -204,13 +207,13 @@ def _read_match(
 
 
 def _globs(r: Reader, entry: Entry | None, what: str) -> tuple[str, ...]:
-    return tuple(value for value, _ in _glob_nodes(r, entry, what)) or ("*",)
+    return tuple(value for value, _ in glob_nodes(r, entry, what)) or ("*",)
 
 
-def _glob_nodes(r: Reader, entry: Entry | None, what: str) -> list[tuple[str, Node]]:
+def glob_nodes(r: Reader, entry: Entry | None, what: str) -> list[tuple[str, Node]]:
     """A string or a list of strings, each with its node; [] when absent or null (match all)."""
     node = entry[1] if entry is not None else None
-    if node is None or _is_null(node):
+    if node is None or is_null(node):
         return []
     if isinstance(node, ScalarNode) and node.tag == _STR_TAG:
         return [(str(node.value), node)]

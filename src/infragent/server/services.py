@@ -10,12 +10,14 @@ Now ``create_app(settings)`` calls ``build_services`` once; routes reach the res
 What is shared and why it must be one instance: the metric store (its series-id cache, and on
 SQLite the writer lock that ingest and compaction take in turn), the series cap (its per-tenant
 counts), the key cache, the ingest worker pool, the remote-write exporter (one queue, one sender
-thread), the responder's wake-up (``on_event``) and the alert evaluator (``alerting``: its windows
-and leases; None when ``rules_enabled`` is off).
+thread), the responder's wake-up (``on_event``), the alert evaluator (``alerting``: its windows
+and leases; None when ``rules_enabled`` is off) and the notifier (``notifier``: the notification
+pipeline and delivery worker, woken by this process's commits; None when ``notify_enabled`` is off).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 from infragent.actions.webhook import WebhookDispatcher
 from infragent.alerting import Evaluator, build_evaluator
 from infragent.config import Settings
+from infragent.notify.service import Notifier, build_notifier
 from infragent.outbound.policy import OutboundPolicy
 from infragent.server import charts
 from infragent.server.auth import KeyCache
@@ -89,6 +92,8 @@ class AppServices:
     #: The alert evaluator (streaming at ingest, timers on a tick); None when ``rules_enabled`` is off.
     #: The events path calls ``alerting.claims_event`` and ``alerting.observe_event``.
     alerting: Evaluator | None = None
+    #: The notification pipeline and delivery worker; None when ``notify_enabled`` is off.
+    notifier: Notifier | None = None
 
     @property
     def command_ttl_s(self) -> float:
@@ -103,12 +108,16 @@ class AppServices:
         self.maintenance.start()
         if self.alerting is not None:
             self.alerting.start()
+        if self.notifier is not None:
+            self.notifier.start()
 
     def stop(self) -> None:
         """Stop in the reverse order; close the store if it was opened here."""
         self.stream.stop()
         if self.alerting is not None:
             self.alerting.stop()  # gives its leases up: another server takes over at once
+        if self.notifier is not None:
+            self.notifier.stop()  # waits a little for sends in flight; leases cover the rest
         self.maintenance.stop()
         self.remote.stop()  # finishes the pushes under way while the store is still open
         if self.ingest_pool is not None:
@@ -154,6 +163,12 @@ def build_services(
     alerting = (
         build_evaluator(settings, the_store, metrics, clock=clock, registry=telemetry.registry)
         if settings.rules_enabled
+        else None
+    )
+
+    notifier = (
+        build_notifier(settings, the_store, clock=clock, registry=telemetry.registry, environ=os.environ)
+        if settings.notify_enabled
         else None
     )
 
@@ -207,6 +222,7 @@ def build_services(
         owns_store=store is None,
         outbound=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
         alerting=alerting,
+        notifier=notifier,
     )
 
 
