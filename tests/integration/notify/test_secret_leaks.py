@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,7 +133,8 @@ class Recorder:
     answers: list[httpx.Response] = field(default_factory=list)
 
     def call(self, method: str, path: str, scope: str = "admin", **kw: Any) -> httpx.Response:
-        r = self.site.http.request(method, f"{API}{path}", headers=self.tenant.auth(scope), **kw)
+        url = path if path.startswith("/api/") else f"{API}{path}"
+        r = self.site.http.request(method, url, headers=self.tenant.auth(scope), **kw)
         self.answers.append(r)
         return r
 
@@ -235,13 +237,67 @@ def _prompt(store: SqlStore, client_id: str, now: float) -> str:
     return SYSTEM + "\n" + build_user_prompt(item.node_id, item.events, allowed)
 
 
+def _deliver_and_retry(api: Recorder, v: Vendors, store: SqlStore) -> None:
+    """An incident notified through the real pipeline to every channel, acknowledged and resolved,
+    with receivers refusing (dead at once), failing once (retried), and one down until its
+    deliveries die; the deliveries read one by one; a dead one retried once its receiver is back."""
+    tenant = api.tenant.client_id
+    v.discord.fail_next(1000, 400)  # refused every time: dead at once, an error quoted
+    v.teams.fail_next(1, 500)
+    v.pagerduty.fail_next(1, 429, retry_after=1)
+    v.smtp.fail_next(1, 451)
+    v.hook.down()  # the slack bot's rotated token is refused too: invalid_auth
+    opened = incident(store, tenant, time.time(), node="web-1")
+    _settled(api, at_least=9)
+    assert api.call("POST", f"/api/v1/incidents/{opened}/acknowledge", scope="operate").status_code == 200
+    _settled(api, at_least=18)
+    assert api.call("POST", f"/api/v1/incidents/{opened}/resolve", scope="operate").status_code == 200
+    views = _settled(api, at_least=27)
+
+    by_status = {d["status"] for d in views}
+    assert {"delivered", "dead"} <= by_status, by_status
+    for d in views:
+        one = api.call("GET", f"/deliveries/{d['id']}", scope="read")
+        assert one.status_code == 200 and one.json()["attempts_made"], one.text
+    dead = api.call("GET", "/dead-letters", scope="read").json()["deliveries"]
+    assert {d["channel_name"] for d in dead} >= {"discord", "slack-bot", "hook"}
+    v.hook.up()
+    hook_dead = next(d for d in dead if d["channel_name"] == "hook")
+    again = api.call("POST", f"/deliveries/{hook_dead['id']}/retry", scope="operate")
+    assert again.status_code == 200, again.text
+    _settled(api, at_least=27)
+    assert api.call("GET", f"/deliveries/{hook_dead['id']}", scope="read").json()["status"] == "delivered"
+
+
+def _settled(api: Recorder, at_least: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """The tenant's deliveries once there are ``at_least`` and none is pending or being sent."""
+    deadline = time.monotonic() + timeout_s
+    views: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        r = api.site.http.get(f"{API}/deliveries", params={"limit": 200}, headers=api.tenant.auth("read"))
+        views = r.json()["deliveries"]
+        if len(views) >= at_least and all(d["status"] not in ("pending", "sending") for d in views):
+            api.answers.append(r)
+            return views
+        time.sleep(0.05)
+    raise AssertionError(f"deliveries not settled: {[(d['channel_name'], d['status']) for d in views]}")
+
+
 def test_channel_secrets_appear_in_no_answer_log_audit_entry_or_prompt(
     store: SqlStore, vendors: Vendors, caplog: pytest.LogCaptureFixture
 ) -> None:
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
     tenant = make_tenant(store, "Leaky")
-    settings = Settings(webhook_allowed_networks=("127.0.0.0/8",), notify_group_wait_s=0.0)
+    settings = Settings(
+        webhook_allowed_networks=("127.0.0.0/8",),
+        notify_group_wait_s=0.0,
+        notify_group_interval_s=0.5,  # the resolution follows the opening this soon
+        notify_backoff_base_s=0.05,
+        notify_backoff_cap_s=0.2,
+        notify_retry_for_s=2.0,
+        notify_timeout_s=5.0,
+    )
     with serve_site(store, settings) as site:
         api = Recorder(site, tenant)
         ids = _create_test_and_change(api, vendors)
@@ -263,22 +319,23 @@ def test_channel_secrets_appear_in_no_answer_log_audit_entry_or_prompt(
             labels={},
             now=1.0,
         )
-        incident(store, tenant.client_id, 2.0, node="web-1")
-        prompt = _prompt(store, tenant.client_id, 3.0)
+        _deliver_and_retry(api, vendors, store)
+        prompt = _prompt(store, tenant.client_id, time.time())
 
-        api.call("GET", "/deliveries", scope="read")
-        api.call("GET", "/dead-letters", scope="read")
         api.call("PUT", "/routes", json={"receivers": ["hook"]})
         gone = api.call("DELETE", f"/channels/{ids['teams']}")
         assert gone.status_code == 204, gone.text
+        api.call("GET", "/deliveries", scope="read")
 
     with store.read() as conn:
         entries = audit.entries(conn, tenant.client_id)
-    assert entries, "the channel changes are audited"
+    kinds = {e.kind for e in entries}
+    assert {"notify.channel.created", "notify.delivery.dead", "notify.delivery.retried"} <= kinds, kinds
     audit_text = orjson.dumps([(e.kind, e.subject, e.detail) for e in entries]).decode()
     log_text = caplog.text + "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
     haystacks = {"audit": audit_text, "logs": log_text, "prompt": prompt}
     haystacks |= {f"{r.request.method} {r.request.url.path} → {r.status_code}": r.text for r in api.answers}
     assert _search(haystacks, vendors.secrets()) == []
-    # the logs were there to search: httpx's request lines name the host, not the secret path
+    # the logs were there to search: httpx's request lines name the host, and the failures were logged
     assert any(r.name == "httpx" and "127.0.0.1" in r.getMessage() for r in caplog.records)
+    assert any(r.name.startswith("infragent.notify") and "refused" in r.getMessage() for r in caplog.records)
