@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from infragent.incidents.model import Incident
+from infragent.incidents.model import Incident, IncidentStatus
 from infragent.notify.model import IncidentSummary, Message, NotificationKind
 from infragent.store import notify_inputs
 
@@ -82,7 +82,9 @@ def summaries(
                 labels=dict(incident.labels),
                 opened_at=incident.opened_at,
                 rule_name=incident.rule_name,
-                resolved_at=incident.resolved_at,
+                # an escalated episode ended too (``resolved_at`` set), but nothing recovered:
+                # a message says "resolved" only of a resolved incident
+                resolved_at=incident.resolved_at if incident.status is IncidentStatus.RESOLVED else None,
                 acknowledged_by=incident.acknowledged_by,
                 value=format_value(alert[1].get("value")) if alert else None,
                 responder=responder_line(decision[1] if decision else None, result[1] if result else None),

@@ -14,7 +14,10 @@ is reused without a new lookup, which is safe: it is connected to an address tha
 
 What else is closed here: proxies from the environment (a proxy would resolve the name itself) and
 ``.netrc`` credentials are not used (``trust_env=False``); redirects are the client's to refuse
-(``follow_redirects=False``), see ``actions/webhook.py``.
+(``follow_redirects=False``), see ``actions/webhook.py``. And httpx's own log line per request
+(``HTTP Request: POST <url> …``, at INFO, the server's default level) shows a URL's scheme and
+host only (``HostOnlyUrls``): Slack, Discord and Teams webhook URLs are credentials in their path or
+query, and a log is no place for them (``tests/integration/notify/test_secret_leaks.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,27 @@ import httpx
 from infragent.outbound.policy import Address, OutboundPolicy, OutboundRefusedError, Resolver
 
 logger = logging.getLogger(__name__)
+
+
+class HostOnlyUrls(logging.Filter):
+    """Cuts the path and query off the URL in httpx's request lines (the module docstring says why).
+
+    A filter acts on the records of the logger it is added to, so it is added to ``httpx``'s once,
+    when this module is imported: every httpx client of the process is covered, which costs nothing
+    (the host, method and status stay; a path is not worth a secret in a log line).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2 and isinstance(args[1], httpx.URL):
+            url = args[1]
+            if url.raw_path not in (b"", b"/"):
+                port = f":{url.port}" if url.port is not None else ""
+                record.args = (args[0], f"{url.scheme}://{url.host}{port}/…", *args[2:])
+        return True
+
+
+logging.getLogger("httpx").addFilter(HostOnlyUrls())
 
 
 def system_resolver(host: str, port: int) -> Sequence[str]:

@@ -1,5 +1,6 @@
-"""The live stream's reads (``server/stream``): tail positions, the incident timeline and command
-audit entries between two positions, the hosts' last-seen times and one host's newest values.
+"""The live stream's reads (``server/stream``): tail positions, the incident timeline and the audit
+entries the stream tells of (command status changes, in-app notifications) between two positions,
+the hosts' last-seen times and one host's newest values.
 
 Why positions are ids of ``incident_timeline`` and ``audit_log``: both are written under the tenant's
 lock (``audit.lock_tenant``), so within a tenant their ids grow in commit order. A reader that takes
@@ -14,11 +15,13 @@ Every read is scoped by ``client_id``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from infragent.store.notify_schema import inbox
 from infragent.store.schema import agents, audit_log, commands, incident_timeline, incidents, metric_hosts
 
 #: The audit kinds that change a command's status, with the status they mean. A ``decision.*``
@@ -30,6 +33,9 @@ COMMAND_STATUS_OF_KIND = {
     "command.sent": "sent",
     "command.expired": "expired",
 }
+
+#: The audit kind the delivery worker writes with the inbox rows of an in-app notification.
+INAPP_KIND = "notify.inapp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,26 @@ class CommandChange:
     output: str | None
     requested_by: str | None
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationChange:
+    """One in-app notification (an audit entry ``notify.inapp``) and the users it was written for.
+
+    ``users`` are the ids of the inbox rows of its delivery, read in the same snapshot: the stream
+    tells only them (each then fetches their own unread count), so a notification's title never
+    reaches a member it was not for.
+    """
+
+    audit_id: int
+    delivery_id: str
+    incident_ids: tuple[str, ...]
+    title: str
+    users: frozenset[str]
+    at: float
+
+
+AuditChange = CommandChange | NotificationChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +135,11 @@ def timeline_between(
     ]
 
 
-def commands_between(
+def audit_between(
     conn: sa.Connection, client_id: str, after: int, upto: int, limit: int
-) -> tuple[list[CommandChange], int]:
-    """Command status changes among audit entries ``after < id <= upto``, oldest first.
+) -> tuple[list[AuditChange], int]:
+    """Command status changes and in-app notifications among audit entries ``after < id <= upto``,
+    in audit order.
 
     Returns (changes, the last audit id examined): at most ``limit`` entries are examined, so a
     caller that got back less than ``upto`` reads again from there. A decision that does not act
@@ -127,7 +154,7 @@ def commands_between(
             a.client_id == client_id,
             a.id > after,
             a.id <= upto,
-            sa.or_(a.kind.like("command.%"), a.kind.like("decision.%")),
+            sa.or_(a.kind.like("command.%"), a.kind.like("decision.%"), a.kind == INAPP_KIND),
         )
         .order_by(a.id)
         .limit(limit)
@@ -135,8 +162,27 @@ def commands_between(
     if not entries:
         return [], upto
     examined = int(entries[-1].id) if len(entries) == limit else upto
+    of_command, of_decision = _commands_of(conn, client_id, entries)
+    recipients = _recipients(conn, client_id, [_delivery_id(e) for e in entries if e.kind == INAPP_KIND])
+    changes: list[AuditChange] = []
+    for e in entries:
+        if e.kind == INAPP_KIND:
+            changes.append(_notification(e, recipients.get(_delivery_id(e), frozenset())))
+            continue
+        row = (of_command if e.kind.startswith("command.") else of_decision).get(e.subject)
+        if row is not None:
+            changes.append(_change(e, row))
+    return changes, examined
+
+
+def _commands_of(
+    conn: sa.Connection, client_id: str, entries: Sequence[Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The commands the entries name, by command id and by decision id (one query)."""
     by_command = [e.subject for e in entries if e.kind.startswith("command.")]
     by_decision = [e.subject for e in entries if e.kind.startswith("decision.")]
+    if not by_command and not by_decision:
+        return {}, {}
     rows = conn.execute(
         sa.select(commands, agents.c.node_id)
         .join(agents, agents.c.id == commands.c.agent_id)
@@ -145,14 +191,40 @@ def commands_between(
             sa.or_(commands.c.id.in_(by_command), commands.c.decision_id.in_(by_decision)),
         )
     ).all()
-    of_command = {r.id: r for r in rows}
-    of_decision = {r.decision_id: r for r in rows}
-    changes: list[CommandChange] = []
-    for e in entries:
-        row = (of_command if e.kind.startswith("command.") else of_decision).get(e.subject)
-        if row is not None:
-            changes.append(_change(e, row))
-    return changes, examined
+    return {r.id: r for r in rows}, {r.decision_id: r for r in rows}
+
+
+def _delivery_id(entry: Any) -> str:
+    detail = entry.detail if isinstance(entry.detail, dict) else {}
+    return str(detail.get("delivery_id") or entry.subject)
+
+
+def _recipients(conn: sa.Connection, client_id: str, delivery_ids: list[str]) -> dict[str, frozenset[str]]:
+    """The users each delivery's inbox rows were written for (one query)."""
+    if not delivery_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(inbox.c.delivery_id, inbox.c.user_id).where(
+            inbox.c.client_id == client_id, inbox.c.delivery_id.in_(delivery_ids)
+        )
+    )
+    found: dict[str, set[str]] = {}
+    for delivery_id, user_id in rows:
+        found.setdefault(str(delivery_id), set()).add(str(user_id))
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+def _notification(entry: Any, users: frozenset[str]) -> NotificationChange:
+    detail = entry.detail if isinstance(entry.detail, dict) else {}
+    ids = detail.get("incident_ids") or []
+    return NotificationChange(
+        audit_id=int(entry.id),
+        delivery_id=_delivery_id(entry),
+        incident_ids=tuple(str(i) for i in ids) if isinstance(ids, list) else (),
+        title=str(detail.get("title") or ""),
+        users=users,
+        at=float(entry.at),
+    )
 
 
 def _change(entry: Any, row: Any) -> CommandChange:

@@ -12,11 +12,24 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
+from infragent.config import Settings
 from infragent.server import charts
 from support.dashboard_data import add_hosts, host_metrics, incident, one, rows
 from support.web import Site
 
 NOW = float(int(time.time()))
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """No background work on the store (rule ticks, notifications, upkeep): the cost test counts
+    the statements a page request runs, and these would be counted with them."""
+    return Settings(
+        rules_enabled=False,
+        notify_enabled=False,
+        metrics_compact_interval_s=0,
+        metrics_retention_interval_s=0,
+    )
 
 
 @pytest.fixture

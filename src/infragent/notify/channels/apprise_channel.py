@@ -153,10 +153,11 @@ def apprise_url_problem(url: str, policy: OutboundPolicy, resolve: Resolver) -> 
     scheme = _scheme(url)
     if scheme in LOCAL_SCHEMES:
         return _LOCAL.format(scheme=scheme)
-    plugin = apprise.Apprise.instantiate(url, asset=_asset(), suppress_exceptions=True)
-    if plugin is None:
-        return f"apprise cannot read it (scheme {scheme!r})"
-    return _plugin_problem(scheme, plugin, policy, resolve)
+    with _SCRUBBER.hiding(secret_parts(url)):  # apprise logs the URLs it loads
+        plugin = apprise.Apprise.instantiate(url, asset=_asset(), suppress_exceptions=True)
+        if plugin is None:
+            return f"apprise cannot read it (scheme {scheme!r})"
+        return _plugin_problem(scheme, plugin, policy, resolve)
 
 
 def _plugin_problem(scheme: str, plugin: Any, policy: OutboundPolicy, resolve: Resolver) -> str | None:

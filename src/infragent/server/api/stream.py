@@ -33,7 +33,10 @@ RETRY_AFTER_S = 5
 RECONNECT_MS = 2000
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Server-Sent Events: incident, command, host, metrics, reset, ready; comments"},
+    200: {
+        "description": "Server-Sent Events: incident, command, notification, host, metrics, reset, "
+        "ready; comments"
+    },
     404: {"description": "``host`` is not one of the tenant's hosts"},
     429: {"description": "the user or key already holds ``stream_max_connections`` streams"},
     503: {"description": "the database cannot be read; try again"},
@@ -86,8 +89,9 @@ async def stream(
     opened: Annotated[Opened, Depends(_subscription)],
     svc: Annotated[AppServices, Depends(services)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """The tenant's incident changes, command status changes and host online/offline changes, and
-    with ``?host=`` that host's live chart values. Each resumable event's ``id`` is a cursor; send
+    """The tenant's incident changes, command status changes, host online/offline changes and (to
+    the users they were written for) in-app notifications, and with ``?host=`` that host's live
+    chart values. Each resumable event's ``id`` is a cursor; send
     it back as ``Last-Event-ID`` to get what was missed (``reset`` when that is too much)."""
     hub, sub = svc.stream, opened.sub
     yield ServerSentEvent(retry=RECONNECT_MS, comment="infragent live stream")

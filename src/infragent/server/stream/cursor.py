@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 _CURSOR = re.compile(r"t(\d{1,18})\.a(\d{1,18})\.h(\d{1,15})")
 
-EventName = Literal["incident", "command", "host", "metrics", "reset", "ready"]
+EventName = Literal["incident", "command", "notification", "host", "metrics", "reset", "ready"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -70,10 +70,17 @@ class Event:
     seq: int = 0
     #: tenant-wide, or only for the subscribers of one host (metrics)
     host: str | None = field(default=None, compare=False)
+    #: tenant-wide (None), or only for these owners (``user:<id>``): an in-app notification is told
+    #: only to the users it was written for
+    owners: frozenset[str] | None = field(default=None, compare=False)
 
     @property
     def id(self) -> str | None:
         return None if self.cursor is None else self.cursor.encode()
+
+    def for_owner(self, owner: str) -> bool:
+        """Whether a stream held by ``owner`` (``user:<id>``/``key:<id>``) may be sent this event."""
+        return self.owners is None or owner in self.owners
 
     def seen_by(self, floor: Cursor) -> bool:
         """Whether a client whose cursor is ``floor`` already had this event."""

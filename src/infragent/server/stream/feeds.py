@@ -78,7 +78,7 @@ class Feed:
         """Fan ``events`` out, in order, without waiting; a full subscriber is dropped."""
         for event in events:
             for sub in list(self.subscribers):
-                if event.host is not None and sub.host != event.host:
+                if (event.host is not None and sub.host != event.host) or not event.for_owner(sub.owner):
                     continue
                 if not sub.offer(event):
                     self.subscribers.discard(sub)

@@ -139,6 +139,8 @@ class StreamHub:
             self.source.replay, sub.client_id, resume, here, self.config.replay_max, self._clock()
         )
         last = here.max(resume)
+        if events is not None:
+            events = [e for e in events if e.for_owner(sub.owner)]
         if events is None:
             reset = Event("reset", {"reason": "more events were missed than a reconnect replays"}, last)
             return [reset, self._ready(last, resumed=True)]

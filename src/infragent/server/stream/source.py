@@ -14,7 +14,7 @@ from infragent.server.stream.cursor import Cursor, Event
 from infragent.store import stream_reads as reads
 from infragent.store.base import Database
 from infragent.store.metrics import MetricReader
-from infragent.store.stream_reads import CommandChange, Positions, TimelineChange
+from infragent.store.stream_reads import CommandChange, NotificationChange, Positions, TimelineChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,19 @@ def command_event(change: CommandChange, cursor: Cursor) -> Event:
     return Event("command", data, cursor, "a", change.audit_id)
 
 
+def notification_event(change: NotificationChange, cursor: Cursor) -> Event:
+    """An in-app notification, for its recipients' streams only. The data says what it is about
+    (no channel, no secret); the page fetches the user's own unread count (``/inbox/count``)."""
+    data = {
+        "delivery_id": change.delivery_id,
+        "incident_ids": list(change.incident_ids),
+        "title": change.title,
+        "at": change.at,
+    }
+    owners = frozenset(f"user:{u}" for u in change.users)
+    return Event("notification", data, cursor, "a", change.audit_id, owners=owners)
+
+
 @dataclass
 class StreamSource:
     """The stream's reads over the server's store and metric store."""
@@ -96,19 +109,23 @@ class StreamSource:
             return reads.positions(conn, client_id)
 
     def tail(self, client_id: str, start: Cursor, upto: Positions, limit: int | None = None) -> Tail:
-        """Incident and command events after ``start`` up to ``upto``: timeline rows first, then
-        command entries, each event's cursor the position right after it."""
+        """Incident, command and notification events after ``start`` up to ``upto``: timeline rows
+        first, then audit entries, each event's cursor the position right after it."""
         n = limit or self.batch
         with self.store.read() as conn:
             changes = reads.timeline_between(conn, client_id, start.timeline, upto.timeline, n)
-            commands, examined = reads.commands_between(conn, client_id, start.audit, upto.audit, n)
+            audited, examined = reads.audit_between(conn, client_id, start.audit, upto.audit, n)
         events: list[Event] = []
         t_done = upto.timeline if len(changes) < n else changes[-1].id
         for c in changes:
             events.append(incident_event(c, Cursor(c.id, start.audit, start.hosts_ms)))
         t_done = max(t_done, start.timeline)
-        for cmd in commands:
-            events.append(command_event(cmd, Cursor(t_done, cmd.audit_id, start.hosts_ms)))
+        for change in audited:
+            after = Cursor(t_done, change.audit_id, start.hosts_ms)
+            if isinstance(change, NotificationChange):
+                events.append(notification_event(change, after))
+            else:
+                events.append(command_event(change, after))
         a_done = max(examined, start.audit)
         more = t_done < upto.timeline or a_done < upto.audit
         return Tail(events, Cursor(t_done, a_done, start.hosts_ms), more)

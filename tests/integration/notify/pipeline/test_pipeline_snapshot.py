@@ -4,7 +4,7 @@ link, and a large group listed up to its cap with the full counts."""
 
 from __future__ import annotations
 
-from infragent.incidents.model import TimelineEntry
+from infragent.incidents.model import IncidentStatus, TimelineEntry
 from infragent.notify.snapshot import MAX_LISTED
 from infragent.store import incidents
 from infragent.store.sql import SqlStore
@@ -86,3 +86,23 @@ def test_a_large_group_lists_its_first_incidents_and_counts_them_all(store: SqlS
         assert got.json["firing_count"] == MAX_LISTED + 5
         listed = [i["labels"]["node_id"] for i in got.json["incidents"]]
         assert listed == [f"web-{i:02d}" for i in range(MAX_LISTED)]  # oldest change first
+
+
+def test_an_escalated_incident_is_not_told_as_resolved(store: SqlStore, tenant: str) -> None:
+    """An escalation ends the episode (the incident records when), but nothing recovered: the
+    message carries no resolution time, so no template says "resolved" of it."""
+    clock = Clock(T0)
+    with WebhookReceiver(SECRET) as hook, notifier(store, pipeline_settings(), clock) as n:
+        webhook_channel(store, tenant, "hook", hook.hook_url)
+        set_routes(store, tenant, {"receivers": ["hook"], "group_by": ["..."], "group_wait": "0s"})
+        incident = open_incident(store, tenant, T0)
+        drive(n, T0 + 1)
+        hook.wait_for(1)
+        with store.write() as conn:
+            incidents.set_status(conn, tenant, incident, IncidentStatus.ESCALATED, "responder", T0 + 2)
+        drive(n, T0 + 3)
+        escalated = [r for r in hook.wait_for(2) if r.json["kind"] == "escalated"]
+        assert len(escalated) == 1
+        [shown] = escalated[0].json["incidents"]
+        assert shown["status"] == "escalated" and shown["resolved_at"] is None
+        assert "resolved" not in escalated[0].json["text"].lower()

@@ -7,7 +7,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from infragent.server.web.pages import access, audit, home, hosts, incidents, keys, remote, rules, users
+from infragent.server.web.pages import (
+    access,
+    audit,
+    home,
+    hosts,
+    inbox,
+    incidents,
+    keys,
+    notify_channels,
+    notify_deliveries,
+    notify_routes,
+    notify_silences,
+    remote,
+    rules,
+    users,
+)
 
 PAGES: tuple[APIRouter, ...] = (
     home.router,
@@ -16,6 +31,11 @@ PAGES: tuple[APIRouter, ...] = (
     remote.router,
     incidents.router,
     rules.router,
+    notify_deliveries.router,
+    notify_channels.router,
+    notify_routes.router,
+    notify_silences.router,
+    inbox.router,
     keys.router,
     users.router,
     audit.router,

@@ -7,6 +7,11 @@ Why the buttons post to page handlers and not to the API: a page answer is the r
 handlers call the same store functions as ``server/api/incidents.py`` under the same permission
 row, so the page and the API cannot disagree on who may do what or which move is allowed.
 
+The detail also says when a silence currently holds back the incident's notifications (the same
+``notify.mute.silenced_by`` over the labels ``notify.route.incident_labels`` gives the router), and
+offers those allowed (``silences.write``) a "Silence" link to a silence pre-filled from those
+labels (``pages/notify_silences.py``).
+
 Live: the list's first page re-asks itself on every ``incident`` event of the stream; the detail
 re-asks on ``live:this-incident``, which ``app.js`` fires when an ``incident`` event names the
 incident on screen (htmx's own event filters would need ``eval``, which the CSP forbids).
@@ -22,12 +27,14 @@ from fastapi.responses import HTMLResponse
 from infragent.incidents.core import MOVES, IncidentNotFoundError, StatusChangeError
 from infragent.incidents.model import ACTIVE_STATUSES, IncidentStatus
 from infragent.model import Severity
+from infragent.notify.mute import silenced_by
+from infragent.notify.route import incident_labels
 from infragent.server.api.deps import AppServices, services
 from infragent.server.auth import Principal
 from infragent.server.web import formats
 from infragent.server.web.deps import page
 from infragent.server.web.templating import render
-from infragent.store import dashboard, incidents
+from infragent.store import dashboard, incidents, notify_config
 from infragent.store.incidents import CursorError
 
 router = APIRouter()
@@ -103,6 +110,10 @@ def _detail(
         entries = incidents.timeline(conn, who.client_id, incident_id)
         ids = [str(e.entry.detail["command_id"]) for e in entries if e.entry.detail.get("command_id")]
         commands = dashboard.commands_by_id(conn, who.client_id, ids)
+        now = svc.clock()
+        silence = silenced_by(
+            notify_config.active_silences(conn, who.client_id, now), incident_labels(found), now
+        )
     return render(
         request,
         template,
@@ -111,7 +122,8 @@ def _detail(
         entries=entries,
         commands=commands,
         error=error,
-        now=svc.clock(),
+        silence=silence,
+        now=now,
         fmt=formats,
         # the buttons are the status machine's moves: an escalated incident is one for people
         can_ack=IncidentStatus.ACKNOWLEDGED in MOVES[found.status],
