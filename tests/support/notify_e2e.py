@@ -35,7 +35,7 @@ from infragent.store.sql import SqlStore
 from support.detect import Api, Deployment, DetectServer, Feeder
 from support.standins import Check, WebhookReceiver
 
-#: The root route's timings of these tests (the route tree sets them; Alertmanager's names).
+#: ``group_by`` every label: one aggregation group, so one notification, per incident.
 ONE_PER_INCIDENT = ("...",)
 #: What the tests' routes notify on: the status changes the rules make. ``escalated`` and
 #: ``acknowledged`` are left out: the responder may escalate an event incident on its own, and
@@ -144,14 +144,6 @@ class NotifyApi(Api):
     def all_incidents(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._get("/api/v1/incidents", limit=200)["incidents"]
         return found
-
-
-def setup_channels(
-    api: NotifyApi, channels: Mapping[str, tuple[str, Mapping[str, Any], Mapping[str, Any]]]
-) -> None:
-    """Create ``{name: (kind, settings, secrets)}`` through the API."""
-    for name, (kind, settings, secrets) in channels.items():
-        api.create_channel(name, kind, settings=settings, secrets=secrets)
 
 
 class FlappingFeeder(Feeder):
