@@ -1,4 +1,5 @@
-"""Secrets of channels never appear in API answers, logs, the audit log or the LLM prompt.
+"""Secrets of channels never appear in API answers, dashboard pages, logs, the audit log or the LLM
+prompt.
 
 A channel of every kind is created through the API with a distinctive secret (a webhook signing
 secret, the Slack, Discord and Teams webhook URLs, a Slack bot token, a PagerDuty routing key, an
@@ -6,9 +7,10 @@ SMTP password, apprise URLs), each pointing at a local stand-in of its vendor. T
 what people and the server do with channels: list, read, change, test (receivers answering,
 refusing, down), route, notify an incident through the real pipeline with some receivers failing
 so errors are logged and deliveries die, read the deliveries and their attempts, retry a dead one,
-delete. Every answer body, every log record of every logger (at DEBUG, ``httpx``, ``httpcore``,
-``urllib3`` and ``apprise`` included), the tenant's whole audit log and the responder's LLM prompt
-for an incident of the tenant are then searched for every secret and every secret URL path.
+delete; the dashboard's notification pages are read as an admin. Every answer body and page,
+every log record of every logger (at DEBUG, ``httpx``, ``httpcore``, ``urllib3`` and ``apprise``
+included), the tenant's whole audit log and the responder's LLM prompt for an incident of the
+tenant are then searched for every secret and every secret URL path.
 
 Why grep rather than check each field: a leak comes from where nobody thought to look (a library's
 debug line, an error quoting a URL, an audit entry of a PATCH), and only a search of everything
@@ -269,6 +271,19 @@ def _deliver_and_retry(api: Recorder, v: Vendors, store: SqlStore) -> None:
     assert api.call("GET", f"/deliveries/{hook_dead['id']}", scope="read").json()["status"] == "delivered"
 
 
+def _pages(api: Recorder, ids: dict[str, str]) -> None:
+    """The dashboard's notification pages as a signed-in admin sees them (and the inbox)."""
+    admin = api.site.person(api.tenant.client_id, "admin")
+    deliveries = api.call("GET", "/deliveries", scope="read", params={"limit": 200}).json()["deliveries"]
+    paths = ["/notify/channels", "/notify/routes", "/notify/silences", "/notify/deliveries", "/inbox"]
+    paths += [f"/notify/channels/{cid}" for cid in ids.values()]
+    paths += [f"/notify/deliveries/{d['id']}" for d in deliveries]
+    for path in paths:
+        page = api.site.http.get(path, headers=admin.browser_headers)
+        assert page.status_code == 200, (path, page.status_code)
+        api.answers.append(page)
+
+
 def _settled(api: Recorder, at_least: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
     """The tenant's deliveries once there are ``at_least`` and none is pending or being sent."""
     deadline = time.monotonic() + timeout_s
@@ -321,6 +336,7 @@ def test_channel_secrets_appear_in_no_answer_log_audit_entry_or_prompt(
         )
         _deliver_and_retry(api, vendors, store)
         prompt = _prompt(store, tenant.client_id, time.time())
+        _pages(api, ids)
 
         api.call("PUT", "/routes", json={"receivers": ["hook"]})
         gone = api.call("DELETE", f"/channels/{ids['teams']}")
