@@ -37,7 +37,7 @@ from infragent.auth.scopes import ALL_ROLES
 from infragent.responder.approval import ApprovalPolicy
 from infragent.responder.breaker import BreakerConfig
 from infragent.responder.guardrails import Budget, GuardSettings
-from infragent.rules.errors import Problem
+from infragent.rules.errors import Problem, ProblemReport
 from infragent.rules.nodes import Reader
 
 SECTIONS: Final = {
@@ -52,20 +52,11 @@ Items = dict[str, tuple[ScalarNode, Node]]
 
 
 @dataclass(frozen=True, slots=True)
-class GuardCheck:
+class GuardCheck(ProblemReport):
     """The problems of a text in order of place, and its settings when there are none."""
 
     problems: list[Problem] = field(default_factory=list)
     settings: GuardSettings | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def lines(self) -> list[str]:
-        """Each problem as ``line:column: message``."""
-        return [f"{p.line}:{p.column}: {p.message}" for p in self.problems]
 
 
 def check_guard_text(text: str, source: str = "guardrails") -> GuardCheck:

@@ -30,7 +30,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from infragent.model import Severity
 from infragent.responder.runbook_model import TEMPLATE_FIELDS, Runbook
-from infragent.rules.errors import Problem
+from infragent.rules.errors import Problem, ProblemReport
 from infragent.rules.nodes import Reader, kind_of
 
 #: The largest file checked (UTF-8 bytes); a runbook file is a few hundred lines at most.
@@ -46,21 +46,12 @@ Entry = tuple[ScalarNode, Node]
 
 
 @dataclass(frozen=True, slots=True)
-class RunbookCheck:
+class RunbookCheck(ProblemReport):
     """The problems of a text in order of place (1-based line and column), and its runbooks when
     there are none (empty otherwise: a file with a mistake loads nothing)."""
 
     problems: list[Problem] = field(default_factory=list)
     runbooks: list[Runbook] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def lines(self) -> list[str]:
-        """Each problem as ``line:column: message``."""
-        return [f"{p.line}:{p.column}: {p.message}" for p in self.problems]
 
 
 def check_runbook_text(text: str, source: str = "runbooks") -> RunbookCheck:

@@ -42,7 +42,7 @@ from infragent.responder.schedule import (
     cron_problem,
     timezone_problem,
 )
-from infragent.rules.errors import Problem
+from infragent.rules.errors import Problem, ProblemReport
 from infragent.rules.nodes import Reader, kind_of
 
 KINDS: Final = ("cron", "interval", "once")
@@ -55,20 +55,11 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
 @dataclass(frozen=True, slots=True)
-class ScheduleCheck:
+class ScheduleCheck(ProblemReport):
     """The problems of a text in order of place, and its schedule when there are none."""
 
     problems: list[Problem] = field(default_factory=list)
     schedule: Schedule | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def lines(self) -> list[str]:
-        """Each problem as ``line:column: message``."""
-        return [f"{p.line}:{p.column}: {p.message}" for p in self.problems]
 
 
 def check_schedule_text(text: str, source: str = "schedule") -> ScheduleCheck:

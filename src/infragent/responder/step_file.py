@@ -54,7 +54,7 @@ from infragent.responder.steps import (
     Step,
     StepRunbook,
 )
-from infragent.rules.errors import Problem
+from infragent.rules.errors import Problem, ProblemReport
 from infragent.rules.kinds import choice, positive_duration
 from infragent.rules.nodes import Reader, kind_of
 
@@ -66,21 +66,12 @@ _EXPECTED = "expected a mapping with a 'runbooks' list"
 
 
 @dataclass(frozen=True, slots=True)
-class StepCheck:
+class StepCheck(ProblemReport):
     """The problems of a text in order of place (1-based line and column), and its runbooks when
     there are none (a file with a mistake loads nothing)."""
 
     problems: list[Problem] = field(default_factory=list)
     runbooks: list[StepRunbook] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def lines(self) -> list[str]:
-        """Each problem as ``line:column: message``."""
-        return [f"{p.line}:{p.column}: {p.message}" for p in self.problems]
 
 
 def check_step_text(text: str, source: str = "runbooks") -> StepCheck:

@@ -25,6 +25,23 @@ class Problem:
         return f"{self.source}:{self.line}:{self.column}: {self.message}"
 
 
+class ProblemReport:
+    """What every file check answers besides its value: its ``problems`` in order of place, whether
+    there are none, and each as ``line:column: message`` (runbooks, steps, schedules, guardrails)."""
+
+    __slots__ = ()
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def lines(self) -> list[str]:
+        """Each problem as ``line:column: message``."""
+        return [f"{p.line}:{p.column}: {p.message}" for p in self.problems]
+
+
 class RuleFileError(InfrAgentError):
     """A rule file, rule text or rule test file that does not validate; ``problems`` lists each
     mistake in the order of the text. The HTTP edge answers 422 with them, the CLI exits 2."""
