@@ -73,9 +73,11 @@ __all__ = [
 
 MASK = "********"
 
-#: The inhibit rule every tenant has unless it replaces it: while a host is silent (the default
-#: pack's absence rule ``HostSilent``, which carries the ``host`` label), every other incident of
-#: that host is not notified: they are symptoms of the one cause the HostSilent message already tells.
+#: The inhibit rule docs/notifications.md proposes, for a tenant to store
+#: (``POST /api/v1/notify/inhibit-rules``): while a host is silent (the default pack's absence rule
+#: ``HostSilent``, which carries the ``host`` label), every other incident of that host is not
+#: notified: they are symptoms of the one cause the HostSilent message already tells. It is not
+#: applied unless stored: the pipeline applies a tenant's stored rules only.
 DEFAULT_INHIBIT_RULES: tuple[InhibitRule, ...] = (
     InhibitRule(
         id="default-host-silent",
