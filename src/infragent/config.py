@@ -118,6 +118,22 @@ class Settings(BaseModel):
     webhook_allowed_networks: tuple[str, ...] = ()
     runbooks_path: Path | None = None
     command_ttl_s: float = Field(default=300.0, gt=0)
+    # -- runbooks as steps (docs/runbooks.md, docs/responder.md "Guardrails")
+    #: stops every automatic action at once, whatever the database says (the API's switch adds to it)
+    responder_kill_switch: bool = False
+    #: how long a responder holds a runbook run before another may take it over (after a crash)
+    run_lease_s: float = Field(default=30.0, gt=0)
+    #: how often running runbooks are looked at without news (results, approvals, recoveries)
+    run_poll_s: float = Field(default=0.5, gt=0)
+    #: the budget's defaults: at most this many automatic actions per host and action per window
+    budget_max_actions: int = Field(default=3, ge=0)
+    budget_window_s: float = Field(default=1800.0, gt=0)
+    #: the circuit breaker: this share of a tenant's hosts unhealthy at once stops automatic actions
+    breaker_share: float = Field(default=0.4, gt=0, lt=1)
+    breaker_min_hosts: int = Field(default=3, ge=1)
+    #: scheduled runbooks: claimed by the server processes (one each due run), looked at every tick
+    schedules_enabled: bool = True
+    schedule_tick_s: float = Field(default=1.0, gt=0)
 
     # scale-out: forward accepted samples to a Prometheus remote-write endpoint (e.g. VictoriaMetrics)
     remote_write_url: str = ""

@@ -63,12 +63,16 @@ OPERATIONS: Final[dict[str, Scope]] = {
     "session.read": "read",  # GET /api/v1/session: who is asking (every role holds read)
     "notify.read": "read",  # GET channels (never a secret), routes, silences, inhibit rules, deliveries
     "inbox.read": "read",  # GET/POST /api/v1/notify/inbox: a signed-in user's own in-app notifications
+    "runs.read": "read",  # GET /api/v1/runs, /api/v1/approvals, /api/v1/effectiveness, /api/v1/schedules,
+    #                       /api/v1/guardrails: runbook executions, approvals, MTTR, schedules, guards
     # operate: act on the tenant's incidents and hosts
     "incidents.write": "operate",  # acknowledge, resolve, add a note
     "commands.send": "operate",  # POST /api/v1/agents/{node}/commands: remote control
     "silences.write": "operate",  # POST/DELETE /api/v1/notify/silences
     "channels.test": "operate",  # POST /api/v1/notify/channels/{id}/test
     "deliveries.retry": "operate",  # POST /api/v1/notify/deliveries/{id}/retry (a dead letter)
+    "runs.cancel": "operate",  # POST /api/v1/runs/{id}/cancel
+    "approvals.decide": "operate",  # POST /api/v1/approvals/{id}/approve|reject (operators approve)
     # admin: credentials, people, what is watched
     "keys.read": "admin",  # GET /api/v1/keys: prefix, scopes, created, last use; never a secret
     "keys.create": "admin",  # POST /api/v1/keys
@@ -80,6 +84,8 @@ OPERATIONS: Final[dict[str, Scope]] = {
     "rules.write": "admin",  # POST/PUT/DELETE /api/v1/rules
     "channels.write": "admin",  # POST/PATCH/DELETE /api/v1/notify/channels
     "routes.write": "admin",  # PUT/POST/DELETE /api/v1/notify/routes, /api/v1/notify/inhibit-rules
+    "guardrails.write": "admin",  # PUT /api/v1/guardrails (shadow mode, budget), /api/v1/kill-switch
+    "schedules.write": "admin",  # POST/PATCH/DELETE /api/v1/schedules
 }
 
 #: role → the scopes a signed-in user with that role holds in the tenant.

@@ -12,6 +12,7 @@ from infragent.responder.ports import LeaseLostError
 from infragent.store import (
     claims,
     notify_schema,  # noqa: F401  (its tables join the metadata)
+    runbook_schema,  # noqa: F401  (its tables join the metadata)
     tenants,
 )
 from infragent.store.audit import verify_chain

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from infragent.store import notify_schema  # noqa: F401  (its tables join the metadata)
+from infragent.store import notify_schema, runbook_schema  # noqa: F401  (their tables join the metadata)
 from infragent.store.schema import metadata
 
 connection = context.config.attributes["connection"]
