@@ -223,12 +223,13 @@ def save_run(
         )
         stored.add(result.seq)
     before = row.run
+    detail: dict[str, Any]
     if run.ended and not before.ended:
         detail = {"status": run.status.value, "outcome": run.outcome, "summary": run.summary[:2000]}
         audit.append(conn, row.client_id, actor, "run.ended", row.id, detail | {"mttr_s": mttr_s}, now)
     elif run.status is not before.status or run.cursor != before.cursor:
         cursor = run.cursor
-        detail: dict[str, Any] = {"status": run.status.value}
+        detail = {"status": run.status.value}
         if cursor is not None:
             detail |= {"seq": cursor.seq, "step": cursor.step_id, "kind": cursor.instruction.kind}
         audit.append(conn, row.client_id, actor, "run.progress", row.id, detail, now)
