@@ -90,6 +90,9 @@ class Executor:
         #: run id → the (seq, instruction kind) this executor carried out last
         self._carried: dict[str, tuple[int, str]] = {}
 
+    def close(self) -> None:
+        self.dispatcher.close()
+
     # -- the loop ----------------------------------------------------------------------------------
 
     def drain(self) -> int:
@@ -175,9 +178,11 @@ class Executor:
             resumed = False
             if follow is None:
                 return row
-            run, instruction = next_step(runbook, row.run, follow, self.clock())
-            if run == row.run:
+            # from ``run``: a refused command's state was never saved, the refusal follows from it
+            after, instruction = next_step(runbook, run, follow, self.clock())
+            if after == run:
                 return row
+            run = after
         logger.error("run %s: more than %d core calls in one pass; stopping here", row.id, MAX_CALLS)
         return row
 

@@ -87,6 +87,8 @@ class Responder:
 
     def close(self) -> None:
         self.dispatcher.close()
+        if self.executor is not None:
+            self.executor.close()
 
     # -- decide ------------------------------------------------------------------------------------
 

@@ -132,7 +132,7 @@ def claim_runs(conn: sa.Connection, worker: str, lease_s: float, now: float, lim
                 conn, r.client_id, f"responder:{worker}", "run.taken_over", r.id,
                 {"from": r.lease_owner, "lease_until": r.lease_until}, now,
             )  # fmt: skip
-        out.append(_row(r._replace(lease_owner=worker, lease_epoch=epoch)))
+        out.append(replace(_row(r), lease_owner=worker, lease_epoch=epoch))
     return out
 
 
