@@ -50,6 +50,12 @@ descend from the root.
     │   └── CursorError           a paging cursor this server did not give out: 422  [store.incident_reads]
     ├── ApprovalError             an answer to an approval refused: ``code`` role 403, decided or
     │                             expired 409  [responder.approval]
+    ├── RunError                  a request about runs, approvals or guardrails refused: its HTTP
+    │   │                         ``status`` and ``code``  [store.run_errors]
+    │   ├── RunNotFoundError      no such run or approval here: 404  [store.run_errors]
+    │   ├── RunConflictError      the run has ended, the approval was answered or expired: 409
+    │   │                         (``code``)  [store.run_errors]
+    │   └── GuardInputError       guardrail settings refused: 422 with ``problems``  [store.run_errors]
     ├── LlmError                  an LLM provider failed (transport, status, shape, timeout)
     ├── ProtoError                a remote-write protobuf cannot be encoded or read  [remote_write.proto]
     ├── ReportError               the SDK could not report to the server  [sdk.client]
