@@ -16,6 +16,7 @@ would-send's next instruction kind; a key ending in ``_has`` is a substring of t
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 import yaml
 
 from infragent.model import Decision
+from infragent.responder.run_codec import decode_run, encode_run
 from infragent.responder.step_core import new_run, next_step, resume
 from infragent.responder.step_file import check_step_text
 from infragent.responder.step_run import (
@@ -164,6 +166,8 @@ def test_case(path: Path, case: dict[str, Any]) -> None:
         where = f"{path.name}: {case['name']}: call {i + 1} ({call['observe']})"
         run, instruction = next_step(runbook, run, _observation(call["observe"], run), float(call["at"]))
         _compare(instruction, call.get("expect", {}), run, where)
+        # what the store keeps of the run reads back as the same run (``runbook_runs.state``)
+        assert decode_run(json.loads(json.dumps(encode_run(run)))) == run, f"{where}: codec round trip"
         if not run.ended and instruction.kind != "idle":
             waiting = instruction
             while isinstance(waiting, WouldSend):
