@@ -45,6 +45,7 @@ from infragent.server.api import (
     otlp,
     query,
     rules,
+    schedules,
     selfmetrics,
     stream,
     users,
@@ -174,6 +175,7 @@ def create_app(
         notify_silences.router,
         notify_deliveries.router,
         notify_inbox.router,
+        schedules.router,
     )
     for router in routers:
         app.include_router(router)
