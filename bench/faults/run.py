@@ -132,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         if wanted("poll"):
             say(f"crash, agent process check polled every 1 s (no exit watch), {trials} trials ...")
             polled = crash_series(work / "poll", db_url(), trials, watch_exit=False)
-        stack = Stack(work / "main", db_url(), say=say)
+        rules = work / "rules.yaml"
+        work.mkdir(exist_ok=True)
+        rules.write_text(scenarios.RULES)
+        stack = Stack(work / "main", db_url(), rule_file=rules, say=say)
         try:
             say("starting server + responder, agent (exit watch on), service ...")
             stack.up()
@@ -146,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
             if wanted("hung"):
                 say("hung service ...")
                 outcomes.append(scenarios.hung(stack, say))
+            if wanted("server"):
+                say("server restarted mid-incident ...")
+                outcomes.append(scenarios.server_restart(stack, say))
+            if wanted("agent"):
+                say("agent offline ...")
+                outcomes.append(scenarios.agent_offline(stack, say))
             if wanted("loop"):
                 say("crash loop (observed 25 s) ...")
                 outcomes.append(scenarios.crash_loop(stack, say))
@@ -171,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 p50, p95 = pctl(xs, 50), pctl(xs, 95)
                 ratio = f", p95 ratio to Monit {p95 / m95:.2f}x" if m95 else ""
                 say(f"  {label}: p50 {p50:.3f} s, p95 {p95:.3f} s ({len(xs)} trials){ratio}")
+        say("not run in this version: CPU hog, memory leak, disk filling, database restarted mid-incident")
         say(f"total time {time.monotonic() - started:.0f} s")
     finally:
         for s in schemas:

@@ -232,3 +232,62 @@ def pctl(values: list[float], pct: float) -> float:
 
 def work_file(stack: Stack) -> Path:
     return stack.work / "fill.bin"
+
+
+RULES = """groups:
+  - name: faults
+    rules:
+      - alert: FaultsAgentGone
+        kind: absence
+        silent: 3s
+        by: [host]
+        severity: critical
+"""
+
+
+def agent_offline(stack: Stack, say: callable, timeout_s: float = 30) -> Outcome:  # type: ignore[valid-type]
+    """SIGKILL the agent: the server must notice its silence (an absence rule) and escalate."""
+    out = Outcome("agent offline (SIGKILL)", remediable=False)
+    settle(stack)
+    t0 = time.time()
+    stack.agent.stop(signal.SIGKILL)
+    rule = "FaultsAgentGone"
+    try:
+        wait_until(lambda: any(i.get("rule_name") == rule for i in _incidents_since(stack, t0)), timeout_s,
+                   "the silence incident", 0.25)
+        out.detected = True
+        try:
+            wait_until(lambda: _escalated(stack, t0, rule), 10, "its escalation", 0.25)
+        except TimeoutError:
+            out.note = "incident opened, not escalated (alert incidents: no runbook acts on them yet)"
+    except TimeoutError:
+        out.note = f"no {rule} incident in {timeout_s:g} s"
+    _count(stack, t0, out, set())
+    out.escalated = _escalated(stack, t0, rule)
+    stack.start_agent()
+    wait_until(stack.agent_registered, 60, "the agent back", 0.1)
+    say(f"  agent offline: detected={out.detected} escalated={out.escalated}")
+    return out
+
+
+def server_restart(stack: Stack, say: callable) -> Outcome:  # type: ignore[valid-type]
+    """Crash the service, then SIGKILL the server+responder at once and start it again."""
+    out = Outcome("server restarted mid-incident", remediable=True)
+    settle(stack)
+    pid = stack.service_pid()
+    assert pid is not None
+    t0, t_kill = time.time(), time.monotonic()
+    signal_pid(pid, signal.SIGKILL)
+    time.sleep(0.05)  # the agent's app_down is on its way or stored
+    stack.server.stop(signal.SIGKILL)
+    stack.start_server()
+    try:
+        wait_until(stack.healthy, 60, "the service healed after the server restart", 0.01)
+        out.mttr_s = time.monotonic() - t_kill
+        out.healed = out.detected = True
+    except TimeoutError as exc:
+        out.note = str(exc)
+    _count(stack, t0, out, {"restart"})
+    say(f"  server restart: healed={out.healed} in {out.mttr_s}")
+    _restore(stack)
+    return out

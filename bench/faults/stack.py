@@ -154,12 +154,14 @@ class Stack:
                 "INFRAGENT_NOTIFY_ENABLED": "false",
             }
         )
-        if self.rule_file is not None:
-            env["INFRAGENT_RULE_FILES"] = json.dumps([str(self.rule_file)])
         return env
 
     def start_server(self) -> None:
         argv = [sys.executable, "-m", "infragent", "up", "--no-agent", "--port", str(self.reservation.port)]
+        if self.rule_file is not None:  # the variable form of rule_files is refused as a tuple
+            config = self.work / "server.json"
+            config.write_text(json.dumps({"rule_files": [str(self.rule_file)]}))
+            argv += ["--config", str(config)]
         self.server.start(argv, self.server_env())
 
         def ready() -> bool:
