@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import scenarios  # noqa: E402
-from scenarios import Outcome, pctl  # noqa: E402
-from stack import Stack, wait_until  # noqa: E402
+import scenarios
+from scenarios import Outcome, pctl
+from stack import Stack
 
 ANCHOR = Path("/work/shared/anchors/monit_heal.py")
 PG = os.environ.get("INFRAGENT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -63,9 +63,12 @@ def monit(trials: int) -> dict[str, object] | str:
     if not ANCHOR.exists():
         return f"Monit anchor not run: {ANCHOR} is missing"
     try:
-        done = subprocess.run(  # noqa: S603 - the shared anchor script
+        done = subprocess.run(
             [sys.executable, str(ANCHOR), "--cycle", "1", "--trials", str(trials)],
-            capture_output=True, text=True, timeout=60 + 15 * trials, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60 + 15 * trials,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         return "Monit anchor did not finish in time"
@@ -89,8 +92,10 @@ def row(o: Outcome) -> str:
     mttr = "-" if o.mttr_s is None else f"{o.mttr_s:.2f} s"
     yn = lambda b: "yes" if b else "no"  # noqa: E731
     healed = yn(o.healed) if o.remediable else "n/a"
-    return (f"| {o.fault} | {yn(o.detected)} | {healed} | {yn(o.escalated)} | {mttr} | {o.actions} | "
-            f"{o.unsafe} | {o.storms} |" + (f" {o.note}" if o.note else ""))
+    return (
+        f"| {o.fault} | {yn(o.detected)} | {healed} | {yn(o.escalated)} | {mttr} | {o.actions} | "
+        f"{o.unsafe} | {o.storms} |" + (f" {o.note}" if o.note else "")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=10, help="crash trials per variant (default 10)")
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs) for a post-mortem")
-    ap.add_argument("--only", help="comma-separated fault keys: crash,poll,monit,loop,hung,agent,server,cpu,memory,disk")
+    ap.add_argument(
+        "--only", help="comma-separated fault keys: crash,poll,monit,loop,hung,agent,server,cpu,memory,disk"
+    )
     a = ap.parse_args(argv)
     trials = 1 if a.quick else a.trials
     only = set(a.only.split(",")) if a.only else None
@@ -119,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
         return url
 
     outcomes: list[Outcome] = []
-    lines: list[str] = []
     started = time.monotonic()
     try:
         say(f"faults: work dir {work}, store {a.db}")
@@ -161,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stack.close()
         say("")
-        say(f"| fault | detected | healed | escalated | MTTR (p50) | actions | unsafe | storms |")
+        say("| fault | detected | healed | escalated | MTTR (p50) | actions | unsafe | storms |")
         say("|---|---|---|---|---|---|---|---|")
         for o in outcomes:
             say(row(o))
@@ -174,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             lat = anchor["latency_s"]
             assert isinstance(lat, dict)
             m95 = float(lat["p95"])
-            say(f"  Monit {anchor.get('version')}, 1 s cycle: p50 {lat['p50']:.3f} s, p95 {m95:.3f} s ({anchor['trials']} trials)")
+            say(
+                f"  Monit {anchor.get('version')}, 1 s cycle: p50 {lat['p50']:.3f} s, "
+                f"p95 {m95:.3f} s ({anchor['trials']} trials)"
+            )
         for label, xs in (("ours, 1 s poll", polled), ("ours, exit watch", ours)):
             if xs:
                 p50, p95 = pctl(xs, 50), pctl(xs, 95)

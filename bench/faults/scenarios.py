@@ -6,6 +6,7 @@ the server's own API (incidents opened, commands sent, escalations), never from 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import subprocess
@@ -45,8 +46,13 @@ def _audit_since(stack: Stack, t0: float) -> list[dict[str, object]]:
 
 def _commands(stack: Stack, t0: float) -> list[dict[str, object]]:
     """The decisions that sent a command (an action taken), from the audit log."""
-    return [e for e in _audit_since(stack, t0) if e["kind"] == "decision.made"
-            and isinstance(e.get("detail"), dict) and e["detail"].get("command_id")]
+    return [
+        e
+        for e in _audit_since(stack, t0)
+        if e["kind"] == "decision.made"
+        and isinstance(e.get("detail"), dict)
+        and e["detail"].get("command_id")
+    ]
 
 
 def _incidents_since(stack: Stack, t0: float) -> list[dict[str, object]]:
@@ -88,19 +94,19 @@ def settle(stack: Stack, timeout_s: float = 30) -> None:
 
 
 def resolve_open(stack: Stack) -> None:
-    found = stack.request("GET", "/api/v1/incidents?status=open&status=acknowledged&status=remediating&limit=200")
+    found = stack.request(
+        "GET", "/api/v1/incidents?status=open&status=acknowledged&status=remediating&limit=200"
+    )
     for incident in found["incidents"]:
-        try:
-            stack.request("POST", f"/api/v1/incidents/{incident['id']}/resolve", {"note": "fault suite: next fault"})
-        except OSError:
-            pass  # moved meanwhile
+        with contextlib.suppress(OSError):  # moved meanwhile
+            stack.request("POST", f"/api/v1/incidents/{incident['id']}/resolve", {"note": "fault suite"})
 
 
 def kill_and_heal(stack: Stack, *, phase: bool = True, timeout_s: float = 30) -> float:
     """SIGKILL the service at a random point of the 1 s check cycle; kill -> HTTP 200 in seconds."""
     wait_until(stack.healthy, timeout_s, "the service before the kill")
     if phase:
-        time.sleep(random.uniform(1.0, 2.0))  # noqa: S311 - a random phase, as monit_heal.py does
+        time.sleep(random.uniform(1.0, 2.0))
     pid = stack.service_pid()
     assert pid is not None
     t_kill = time.monotonic()
@@ -164,7 +170,9 @@ def hung(stack: Stack, say: callable) -> Outcome:  # type: ignore[valid-type]
     t0, t_stop = time.time(), time.monotonic()
     signal_pid(pid, signal.SIGSTOP)
     try:
-        wait_until(lambda: stack.service_pid() != pid and stack.healthy(), 30, "the hung service healed", 0.01)
+        wait_until(
+            lambda: stack.service_pid() != pid and stack.healthy(), 30, "the hung service healed", 0.01
+        )
         out.mttr_s = time.monotonic() - t_stop
         out.healed = True
     except TimeoutError as exc:
@@ -182,17 +190,20 @@ def _restore(stack: Stack) -> None:
     try:
         wait_until(stack.healthy, 10, "the service")
     except TimeoutError:
-        subprocess.Popen(stack.service_argv(), start_new_session=True, stdin=subprocess.DEVNULL)  # noqa: S603
+        subprocess.Popen(stack.service_argv(), start_new_session=True, stdin=subprocess.DEVNULL)
         wait_until(stack.healthy, 20, "the service restarted by the suite")
 
 
-def child_fault(stack: Stack, name: str, argv: list[str], rule: str, say: callable, timeout_s: float = 25) -> Outcome:  # type: ignore[valid-type]
+def child_fault(
+    stack: Stack, name: str, argv: list[str], rule: str, say: callable, timeout_s: float = 25
+) -> Outcome:  # type: ignore[valid-type]
     """A bounded child (hog, leak, fill) that should raise an alert and be escalated, never restarted."""
     out = Outcome(name, remediable=False)
     settle(stack)
     t0 = time.time()
-    child = subprocess.Popen([sys.executable, str(SERVICE), *argv], start_new_session=True)  # noqa: S603
+    child = subprocess.Popen([sys.executable, str(SERVICE), *argv], start_new_session=True)
     try:
+
         def seen() -> bool:
             return any(i.get("rule_name") == rule for i in _incidents_since(stack, t0))
 
@@ -202,10 +213,8 @@ def child_fault(stack: Stack, name: str, argv: list[str], rule: str, say: callab
         except TimeoutError:
             out.note = f"no {rule} incident in {timeout_s:g} s"
         if out.detected:
-            try:
+            with contextlib.suppress(TimeoutError):
                 wait_until(lambda: _escalated(stack, t0, rule), 10, "escalation", 0.25)
-            except TimeoutError:
-                pass
     finally:
         child.kill()
         child.wait(10)
@@ -253,8 +262,12 @@ def agent_offline(stack: Stack, say: callable, timeout_s: float = 30) -> Outcome
     stack.agent.stop(signal.SIGKILL)
     rule = "FaultsAgentGone"
     try:
-        wait_until(lambda: any(i.get("rule_name") == rule for i in _incidents_since(stack, t0)), timeout_s,
-                   "the silence incident", 0.25)
+        wait_until(
+            lambda: any(i.get("rule_name") == rule for i in _incidents_since(stack, t0)),
+            timeout_s,
+            "the silence incident",
+            0.25,
+        )
         out.detected = True
         try:
             wait_until(lambda: _escalated(stack, t0, rule), 10, "its escalation", 0.25)

@@ -46,7 +46,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, step_
 
 def http_ok(url: str, timeout_s: float = 0.3) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
             return bool(r.status == 200)
     except (OSError, urllib.error.URLError):
         return False
@@ -77,8 +77,12 @@ class Child:
 
     def start(self, argv: list[str], env: dict[str, str]) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own argv
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
 
@@ -172,36 +176,66 @@ class Stack:
         wait_until(ready, 60, "the server")
 
     def register(self) -> None:
-        body = {"email": "faults@example.com", "company_name": "Faults", "webhook_url": "http://127.0.0.1:9/unused"}
+        body = {
+            "email": "faults@example.com",
+            "company_name": "Faults",
+            "webhook_url": "http://127.0.0.1:9/unused",
+        }
         reg = self.request("POST", "/api/v1/clients/register", body, auth=False)
         self.api_key, self.secret = reg["api_key"], reg["webhook_secret"]
 
     def request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method)  # noqa: S310
+        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
         req.add_header("Content-Type", "application/json")
         if auth:
             req.add_header("Authorization", f"Bearer {self.api_key}")
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read() or b"null")
 
     # -- the agent ----------------------------------------------------------------------------
     def service_argv(self) -> list[str]:
         return [
-            sys.executable, str(SERVICE), "service", "--port", str(self.service_port),
-            "--pidfile", str(self.pidfile), "--state", str(self.state),
+            sys.executable,
+            str(SERVICE),
+            "service",
+            "--port",
+            str(self.service_port),
+            "--pidfile",
+            str(self.pidfile),
+            "--state",
+            str(self.state),
         ]
 
     def agent_config(self) -> Path:
         checks = [
-            {"type": "process", "name": "svc", "pidfile": str(self.pidfile), "interval_s": 1,
-             "failures_before_down": 1, "watch_exit": self.watch_exit},
-            {"type": "http", "name": "svc-http", "url": self.service_url, "interval_s": 1, "timeout_s": 0.5,
-             "failures_before_down": 2},
+            {
+                "type": "process",
+                "name": "svc",
+                "pidfile": str(self.pidfile),
+                "interval_s": 1,
+                "failures_before_down": 1,
+                "watch_exit": self.watch_exit,
+            },
+            {
+                "type": "http",
+                "name": "svc-http",
+                "url": self.service_url,
+                "interval_s": 1,
+                "timeout_s": 0.5,
+                "failures_before_down": 2,
+            },
         ]
         actions = [
-            {"name": "restart", "kind": "process", "pidfile": str(self.pidfile), "stop_signal": "SIGTERM",
-             "stop_timeout_s": 1, "start": self.service_argv(), "start_grace_s": 0.5},
+            {
+                "name": "restart",
+                "kind": "process",
+                "pidfile": str(self.pidfile),
+                "stop_signal": "SIGTERM",
+                "stop_timeout_s": 1,
+                "start": self.service_argv(),
+                "start_grace_s": 0.5,
+            },
         ]
         path = self.work / "agent.json"
         path.write_text(json.dumps({"node_id": self.node, "checks": checks, "actions": actions}))
@@ -222,7 +256,9 @@ class Stack:
                 "LOG_LEVEL": "warning",
             }
         )
-        self.agent.start([sys.executable, "-m", "infragent.agent", "run", "--config", str(self.agent_config())], env)
+        self.agent.start(
+            [sys.executable, "-m", "infragent.agent", "run", "--config", str(self.agent_config())], env
+        )
 
     def agent_registered(self) -> bool:
         if not self.agent.running:
@@ -232,9 +268,12 @@ class Stack:
 
     # -- the service --------------------------------------------------------------------------
     def start_service(self) -> None:
-        self._first_service = subprocess.Popen(  # noqa: S603 - our own argv
-            self.service_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+        self._first_service = subprocess.Popen(
+            self.service_argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         # Reap it the moment it dies, as an init would: a zombie still counts as running for the
         # restart action's psutil wait (see monit_heal.py's note on reaping).
