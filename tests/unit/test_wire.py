@@ -26,11 +26,11 @@ from infragent.wire import (
 CAP = 1024 * 1024
 
 
-
 def _gzip(data: bytes) -> bytes:
     """gzip with mtime 0: parameter ids made of compressed bytes must be the same on every
     xdist worker (a timestamp in the header would differ across a second boundary)."""
     return gzip.compress(data, mtime=0)
+
 
 def _series(**over: Any) -> dict[str, Any]:
     return {
