@@ -236,7 +236,9 @@ def resolve(conn: sa.Connection, row: RunRow, summary: str, now: float, actor: s
     if incident is None:
         return None
     start = max((incident.opened_at, *incident.reopened_at))
-    mttr = max(0.0, now - start)
+    # an alert's incident is resolved by the evaluator as the alert clears: recovered then
+    end = incident.resolved_at if incident.status == IncidentStatus.RESOLVED and incident.resolved_at else now
+    mttr = max(0.0, end - start)
     text = f"recovery verified by runbook {row.runbook!r} in {mttr:.1f} s: {redact(summary)[:1500]}"
     if can_move(incident.status, IncidentStatus.RESOLVED):
         incident_rows.set_status(
