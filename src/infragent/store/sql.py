@@ -8,7 +8,8 @@ opens, so a use case composes them in one transaction.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,6 +21,16 @@ class SqlStore:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
         self.closed = False
+        sa.event.listen(engine, "checkin", self._closed_checkin)
+
+    def _closed_checkin(self, dbapi_connection: Any, _record: Any) -> None:
+        """A connection handed back after ``close`` (by a thread that outlived the store's owner)
+        is closed, not pooled. Why: ``dispose`` leaves checked-out connections alone, and one
+        returned to the dropped pool later is only closed when the garbage collector finds it,
+        in whatever code runs then (psycopg warns "connection deleted while still open")."""
+        if self.closed and dbapi_connection is not None:
+            with suppress(Exception):  # closing a connection nobody will use again
+                dbapi_connection.close()
 
     def close(self) -> None:
         """Close the pool's connections; later transactions are refused (``StoreError``).
