@@ -42,12 +42,12 @@ from infragent.config import Settings
 from infragent.incidents.model import IncidentPolicy
 from infragent.model import ActionSpec, Decision, Severity
 from infragent.notify.model import Matcher
+from infragent.responder.steps import Act, IncidentFacts, Step, StepRunbook
 from infragent.rules.files import parse_rule_text
 from infragent.server import auth as server_auth
 from infragent.server.app import create_app
 from infragent.server.auth import declared_scopes, require
 from infragent.server.web import deps as web_deps
-from infragent.responder.steps import Act, IncidentFacts, Step, StepRunbook
 from infragent.store import agents, events, incidents, notify_config, runs
 from infragent.store import commands as command_store
 from infragent.store import rules as rule_store
