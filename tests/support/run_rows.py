@@ -11,6 +11,7 @@ writers are not this branch's.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,17 @@ from infragent.responder.steps import Act, IncidentFacts, Step, StepRunbook, Ver
 from infragent.store import runs
 from infragent.store.runbook_schema import action_history, run_approvals, runbook_runs
 from infragent.store.sql import SqlStore
+
+
+@dataclass
+class Clock:
+    """The app's clock, moved by the test (an approval's expiry without waiting for it)."""
+
+    now: float = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
 
 #: restart (needs a person's yes), then verify the signal recovered
 APPROVED_RESTART = StepRunbook(

@@ -17,7 +17,7 @@ import uvicorn
 
 from infragent import __version__
 from infragent.auth import accounts
-from infragent.cli import agent, demo, metrics, notify, rules, runbooks, schedules, users
+from infragent.cli import agent, demo, metrics, notify, rules, runbooks, runs, schedules, users
 from infragent.cli.options import ConfigOpt, settings_or_exit
 from infragent.errors import ConfigError
 from infragent.server.app import create_app
@@ -174,6 +174,9 @@ def main() -> None:
     app.add_typer(notify.notify_app, name="notify")
     app.add_typer(notify.silences_app, name="silences")
     app.add_typer(schedules.schedules_app, name="schedules")
+    app.add_typer(runs.runs_app, name="runs")
+    app.add_typer(runs.approvals_app, name="approvals")
+    app.add_typer(runs.killswitch_app, name="killswitch")
     app.command()(demo.demo)
     try:
         app()

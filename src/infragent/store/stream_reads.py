@@ -90,7 +90,25 @@ class NotificationChange:
     at: float
 
 
-AuditChange = CommandChange | NotificationChange
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """One audit entry about a runbook run or an approval (kinds ``run.*``, ``approval.*``): which
+    run, what happened. The page re-reads the run (``GET /api/v1/runs/{id}``) for the rest."""
+
+    audit_id: int
+    kind: str
+    run_id: str
+    approval_id: str | None
+    status: str | None
+    outcome: str | None
+    seq: int | None
+    step: str | None
+    at: float
+
+
+AuditChange = CommandChange | NotificationChange | RunChange
+#: The audit kinds told as ``run`` events (``RUN_KIND_PREFIXES``: every kind starting so).
+RUN_KIND_PREFIXES = ("run.", "approval.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +156,8 @@ def timeline_between(
 def audit_between(
     conn: sa.Connection, client_id: str, after: int, upto: int, limit: int
 ) -> tuple[list[AuditChange], int]:
-    """Command status changes and in-app notifications among audit entries ``after < id <= upto``,
-    in audit order.
+    """Command status changes, in-app notifications and run changes among audit entries
+    ``after < id <= upto``, in audit order.
 
     Returns (changes, the last audit id examined): at most ``limit`` entries are examined, so a
     caller that got back less than ``upto`` reads again from there. A decision that does not act
@@ -154,7 +172,12 @@ def audit_between(
             a.client_id == client_id,
             a.id > after,
             a.id <= upto,
-            sa.or_(a.kind.like("command.%"), a.kind.like("decision.%"), a.kind == INAPP_KIND),
+            sa.or_(
+                a.kind.like("command.%"),
+                a.kind.like("decision.%"),
+                a.kind == INAPP_KIND,
+                *(a.kind.like(f"{prefix}%") for prefix in RUN_KIND_PREFIXES),
+            ),
         )
         .order_by(a.id)
         .limit(limit)
@@ -168,6 +191,9 @@ def audit_between(
     for e in entries:
         if e.kind == INAPP_KIND:
             changes.append(_notification(e, recipients.get(_delivery_id(e), frozenset())))
+            continue
+        if e.kind.startswith(RUN_KIND_PREFIXES):
+            changes.append(_run_change(e))
             continue
         row = (of_command if e.kind.startswith("command.") else of_decision).get(e.subject)
         if row is not None:
@@ -223,6 +249,28 @@ def _notification(entry: Any, users: frozenset[str]) -> NotificationChange:
         incident_ids=tuple(str(i) for i in ids) if isinstance(ids, list) else (),
         title=str(detail.get("title") or ""),
         users=users,
+        at=float(entry.at),
+    )
+
+
+def _run_change(entry: Any) -> RunChange:
+    detail = entry.detail if isinstance(entry.detail, dict) else {}
+    is_run = entry.kind.startswith("run.")
+    seq = detail.get("seq")
+
+    def text(key: str) -> str | None:
+        value = detail.get(key)
+        return str(value) if value is not None else None
+
+    return RunChange(
+        audit_id=int(entry.id),
+        kind=str(entry.kind),
+        run_id=str(entry.subject) if is_run else str(detail.get("run_id") or ""),
+        approval_id=None if is_run else str(entry.subject),
+        status=text("status"),
+        outcome=text("outcome"),
+        seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+        step=text("step"),
         at=float(entry.at),
     )
 

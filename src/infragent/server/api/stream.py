@@ -34,8 +34,8 @@ RECONNECT_MS = 2000
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "Server-Sent Events: incident, command, notification, host, metrics, reset, "
-        "ready; comments"
+        "description": "Server-Sent Events: incident, command, notification, run, host, metrics, "
+        "reset, ready; comments"
     },
     404: {"description": "``host`` is not one of the tenant's hosts"},
     429: {"description": "the user or key already holds ``stream_max_connections`` streams"},
@@ -89,7 +89,8 @@ async def stream(
     opened: Annotated[Opened, Depends(_subscription)],
     svc: Annotated[AppServices, Depends(services)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """The tenant's incident changes, command status changes, host online/offline changes and (to
+    """The tenant's incident changes, command status changes, runbook run and approval changes
+    (``run``), host online/offline changes and (to
     the users they were written for) in-app notifications, and with ``?host=`` that host's live
     chart values. Each resumable event's ``id`` is a cursor; send
     it back as ``Last-Event-ID`` to get what was missed (``reset`` when that is too much)."""

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 _CURSOR = re.compile(r"t(\d{1,18})\.a(\d{1,18})\.h(\d{1,15})")
 
-EventName = Literal["incident", "command", "notification", "host", "metrics", "reset", "ready"]
+EventName = Literal["incident", "command", "notification", "run", "host", "metrics", "reset", "ready"]
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -14,7 +14,13 @@ from infragent.server.stream.cursor import Cursor, Event
 from infragent.store import stream_reads as reads
 from infragent.store.base import Database
 from infragent.store.metrics import MetricReader
-from infragent.store.stream_reads import CommandChange, NotificationChange, Positions, TimelineChange
+from infragent.store.stream_reads import (
+    CommandChange,
+    NotificationChange,
+    Positions,
+    RunChange,
+    TimelineChange,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,22 @@ def notification_event(change: NotificationChange, cursor: Cursor) -> Event:
     return Event("notification", data, cursor, "a", change.audit_id, owners=owners)
 
 
+def run_event(change: RunChange, cursor: Cursor) -> Event:
+    """A runbook run or one of its approvals changed (audit kinds ``run.*``, ``approval.*``): the
+    kind, the run, and the status, outcome or step the entry names. The page re-reads the run."""
+    data = {
+        "kind": change.kind,
+        "run_id": change.run_id,
+        "approval_id": change.approval_id,
+        "status": change.status,
+        "outcome": change.outcome,
+        "seq": change.seq,
+        "step": change.step,
+        "at": change.at,
+    }
+    return Event("run", data, cursor, "a", change.audit_id)
+
+
 @dataclass
 class StreamSource:
     """The stream's reads over the server's store and metric store."""
@@ -109,7 +131,7 @@ class StreamSource:
             return reads.positions(conn, client_id)
 
     def tail(self, client_id: str, start: Cursor, upto: Positions, limit: int | None = None) -> Tail:
-        """Incident, command and notification events after ``start`` up to ``upto``: timeline rows
+        """Incident, command, notification and run events after ``start`` up to ``upto``: timeline rows
         first, then audit entries, each event's cursor the position right after it."""
         n = limit or self.batch
         with self.store.read() as conn:
@@ -124,6 +146,8 @@ class StreamSource:
             after = Cursor(t_done, change.audit_id, start.hosts_ms)
             if isinstance(change, NotificationChange):
                 events.append(notification_event(change, after))
+            elif isinstance(change, RunChange):
+                events.append(run_event(change, after))
             else:
                 events.append(command_event(change, after))
         a_done = max(examined, start.audit)
