@@ -48,6 +48,8 @@ descend from the root.
     │   ├── StatusChangeError     a move the status machine forbids: 409 (``from_status``, ``to_status``)
     │   ├── IncidentNotFoundError no such incident for this tenant: 404  [incidents.core]
     │   └── CursorError           a paging cursor this server did not give out: 422  [store.incident_reads]
+    ├── ScheduleError             a schedule request refused: its HTTP ``status`` (404, 409, 422) and
+    │                             the ``field`` at fault  [store.schedule_specs]
     ├── ApprovalError             an answer to an approval refused: ``code`` role 403, decided or
     │                             expired 409  [responder.approval]
     ├── RunError                  a request about runs, approvals or guardrails refused: its HTTP
