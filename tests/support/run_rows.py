@@ -71,7 +71,7 @@ def _held(conn: sa.Connection, run_id: str) -> runs.RunRow:
     )  # fmt: skip
 
 
-def _step(store: SqlStore, run_id: str, obs: Observation, now: float, mttr_s: float | None = None) -> Run:
+def advance(store: SqlStore, run_id: str, obs: Observation, now: float, mttr_s: float | None = None) -> Run:
     """One executor turn: claim the run, feed ``obs`` to the core, save what it decided."""
     with store.write() as conn:
         row = _held(conn, run_id)
@@ -89,7 +89,7 @@ def waiting_run(store: SqlStore, client_id: str, incident_id: str, node: str, no
             conn, client_id=client_id, runbook=RESTART_WEB, facts=facts, node_id=node,
             incident_id=incident_id, now=now, actor="responder:test",
         )  # fmt: skip
-    run = _step(store, run_id, Start(), now)
+    run = advance(store, run_id, Start(), now)
     cursor = run.cursor
     assert cursor is not None and isinstance(cursor.instruction, AwaitApproval)
     ask = cursor.instruction
@@ -109,8 +109,8 @@ def waiting_run(store: SqlStore, client_id: str, incident_id: str, node: str, no
 def healed_run(store: SqlStore, client_id: str, incident_id: str, node: str, now: float) -> Made:
     """A run approved, sent, answered ok and verified (the check came back): completed, MTTR 12 s."""
     made = waiting_run(store, client_id, incident_id, node, now)
-    _step(store, made.run_id, ApprovalDecision(1, "approved", "user:test"), now + 1)
-    _step(store, made.run_id, CommandResult(1, "ok", "restarted web"), now + 2)
-    run = _step(store, made.run_id, CheckUp(), now + 3, mttr_s=12.0)
+    advance(store, made.run_id, ApprovalDecision(1, "approved", "user:test"), now + 1)
+    advance(store, made.run_id, CommandResult(1, "ok", "restarted web"), now + 2)
+    run = advance(store, made.run_id, CheckUp(), now + 3, mttr_s=12.0)
     assert run.outcome == "completed" and run.verified_at is not None, run
     return made
