@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -14,11 +15,16 @@ import uvicorn
 
 from infragent.actions.webhook import WebhookDispatcher
 from infragent.config import Settings
+from infragent.errors import ConfigError
 from infragent.outbound.policy import OutboundPolicy
+from infragent.responder.executor import Executor
 from infragent.responder.llm import LlmClient, build_llm_client
-from infragent.responder.loop import Responder, ResponderConfig
-from infragent.responder.runbooks import load_runbooks
+from infragent.responder.loop import Responder, ResponderConfig, default_worker_id
+from infragent.responder.runbooks import Runbook, load_runbooks
+from infragent.responder.step_file import load_step_runbooks
+from infragent.responder.steps import StepRunbook
 from infragent.store.base import Database
+from infragent.store.run_store import SqlRunStore
 from infragent.store.wakeup import Wakeup, start_watcher
 from infragent.store.workqueue import SqlWorkQueue
 
@@ -83,19 +89,64 @@ class RunningResponder:
         self.responder.close()
 
 
+def _dispatcher(settings: Settings) -> WebhookDispatcher:
+    return WebhookDispatcher(
+        policy=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
+        timeout_s=settings.webhook_timeout_s,
+        retries=settings.webhook_retries,
+    )
+
+
+def load_all_runbooks(path: Path | None) -> tuple[list[Runbook], list[StepRunbook]]:
+    """Today's single-action runbooks, or, for a file with at least one step runbook, every
+    runbook of the file as steps (a single-action one as one ``act`` step): (single, steps)."""
+    if path is None:
+        return load_runbooks(None), []
+    try:
+        return load_runbooks(path), []
+    except ConfigError:
+        if not _has_steps(path):
+            raise
+    # a step runbook file: its own check names every problem at its line:column
+    return [], load_step_runbooks(path)
+
+
+def _has_steps(path: Path) -> bool:
+    try:
+        return "steps" in path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def start_responder(
     settings: Settings, store: Database, wakeup: Wakeup, *, watch: bool = True
 ) -> RunningResponder:
     """Start a responder thread; with ``watch`` it also listens for events stored by other processes."""
+    runbooks, step_runbooks = load_all_runbooks(settings.runbooks_path)
+    llm = llm_from_settings(settings)
+    executor = None
+    if step_runbooks:
+        executor = Executor(
+            SqlRunStore(
+                store,
+                kill_switch=settings.responder_kill_switch,
+                budget=(settings.budget_max_actions, settings.budget_window_s),
+                breaker=(settings.breaker_share, settings.breaker_min_hosts),
+            ),
+            _dispatcher(settings),
+            runbooks=step_runbooks,
+            worker=default_worker_id(),
+            llm=llm,
+            lease_s=settings.run_lease_s,
+            poll_s=settings.run_poll_s,
+        )
     responder = Responder(
         SqlWorkQueue(store),
-        WebhookDispatcher(
-            policy=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
-            timeout_s=settings.webhook_timeout_s,
-            retries=settings.webhook_retries,
-        ),
-        runbooks=load_runbooks(settings.runbooks_path),
-        llm=llm_from_settings(settings),
+        _dispatcher(settings),
+        runbooks=runbooks,
+        step_runbooks=step_runbooks,
+        executor=executor,
+        llm=llm,
         config=ResponderConfig(
             lease_s=settings.lease_s,
             cooldown_s=settings.cooldown_s,

@@ -27,6 +27,7 @@ from infragent.errors import LlmError
 from infragent.model import ActionResult, Decision
 from infragent.redact import redact
 from infragent.responder import policy, prompt
+from infragent.responder.executor import Executor
 from infragent.responder.llm.base import LlmClient
 from infragent.responder.plan import plan, resends
 from infragent.responder.ports import (
@@ -38,6 +39,7 @@ from infragent.responder.ports import (
     WorkQueue,
 )
 from infragent.responder.runbooks import Runbook, first_match
+from infragent.responder.steps import IncidentFacts, StepRunbook, first_step_runbook
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class Responder:
         config: ResponderConfig | None = None,
         clock: Callable[[], float] = time.time,
         worker: str | None = None,
+        step_runbooks: Sequence[StepRunbook] = (),
+        executor: Executor | None = None,
     ) -> None:
         self.queue = queue
         self.dispatcher = dispatcher
@@ -76,9 +80,15 @@ class Responder:
         self.worker = worker or default_worker_id()
         self.actor = f"responder:{self.worker}"
         self.handled = 0
+        #: runbooks as steps: an incident one of them matches gets a run (``executor``) instead
+        #: of a single decision
+        self.step_runbooks = tuple(step_runbooks)
+        self.executor = executor
 
     def close(self) -> None:
         self.dispatcher.close()
+        if self.executor is not None:
+            self.executor.close()
 
     # -- decide ------------------------------------------------------------------------------------
 
@@ -112,6 +122,9 @@ class Responder:
         if not item.events:
             return self._join(item)
         prior = item.prior
+        run = self._start_run(item, now) if prior is None else None
+        if run is not None:
+            return run
         if prior is not None and resends(prior):
             # An earlier responder decided and may have sent; re-send the same command id.
             decision = Decision(
@@ -159,6 +172,35 @@ class Responder:
         )
         return processed
 
+    def _start_run(self, item: WorkItem, now: float) -> int | None:
+        """Queue a run when a step runbook matches the item's incident; the events processed, or
+        None when no step runbook matches (the single decision of today follows)."""
+        if not self.step_runbooks or item.incident_id is None:
+            return None
+        latest = item.events[-1]
+        labels = {"type": latest.type, "service": latest.service, "node_id": item.node_id}
+        facts = IncidentFacts(
+            incident_id=item.incident_id,
+            severity=latest.severity.value,
+            event_type=latest.type,
+            service=latest.service,
+            node_id=item.node_id,
+            labels=labels,
+        )
+        runbook = first_step_runbook(self.step_runbooks, facts)
+        if runbook is None:
+            return None
+        try:
+            run_id = self.queue.start_run(item, runbook, facts, now, self.actor)
+        except IncidentDecidedError:
+            return self._join(replace(item, events=(), joined=item.joined + item.events))
+        self.queue.complete(item, self.clock(), None, self.actor, f"run:{runbook.name}")
+        processed = len(item.events) + len(item.joined)
+        self.handled += processed
+        logger.info("incident %s of %s: runbook %r queued as run %s", item.incident_id, redact(item.node_id),
+                    runbook.name, run_id)  # fmt: skip
+        return processed
+
     def _join(self, item: WorkItem) -> int:
         """Mark events whose incident already has a decision processed, deciding nothing."""
         self.queue.complete(item, self.clock(), None, self.actor, "joined")
@@ -198,6 +240,8 @@ class Responder:
         while True:
             item = self.queue.claim_next(self.worker, self.config.lease_s, self.clock())
             if item is None:
+                if self.executor is not None:
+                    count += self.executor.drain()
                 return count
             try:
                 count += self.handle(item)
@@ -212,6 +256,10 @@ class Responder:
                 now = self.clock()
                 timeout = self.config.sweep_interval_s
                 next_end = self.queue.next_due(now)
+                if self.executor is not None:
+                    run_due = self.executor.next_due(now)
+                    if run_due is not None:
+                        next_end = run_due if next_end is None else min(next_end, run_due)
                 if next_end is not None:
                     timeout = min(timeout, max(0.01, next_end - now + 0.01))
             except Exception:

@@ -14,11 +14,14 @@ the write raises ``LeaseLostError`` and changes nothing, so a late writer cannot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from infragent.errors import StoreError
 from infragent.model import ActionResult, ActionSpec, Decision, Event
 from infragent.wire.commands import Command
+
+if TYPE_CHECKING:
+    from infragent.responder.steps import IncidentFacts, StepRunbook
 
 
 class LeaseLostError(StoreError):
@@ -113,6 +116,13 @@ class WorkQueue(Protocol):
         Raises ``IncidentDecidedError`` (and stores nothing) when ``item.incident_id`` got a decision
         since it (re)opened: one decision per incident episode, however its events were claimed.
         """
+        ...
+
+    def start_run(
+        self, item: WorkItem, runbook: StepRunbook, facts: IncidentFacts, now: float, actor: str
+    ) -> str:
+        """Queue a run of the step runbook ``runbook`` for ``item.incident_id``: the episode's
+        decision (``IncidentDecidedError`` as ``record_decision``); the run id."""
         ...
 
     def mark_sent(self, item: WorkItem, command_id: str, now: float, actor: str, url: str) -> Command:

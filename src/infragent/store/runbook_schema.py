@@ -143,6 +143,7 @@ guard_settings = sa.Table(
     sa.Column("approval_llm", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("breaker_open", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("breaker_since", sa.Float),
+    sa.Column("breaker_calm_since", sa.Float),
     sa.Column("breaker_reason", sa.Text, nullable=False, server_default=""),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("updated_by", sa.String(200), nullable=False),

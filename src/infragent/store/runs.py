@@ -22,7 +22,7 @@ now (``store/run_admin.py``); command results, recoveries and deadlines are poll
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from infragent.incidents.model import TimelineEntry
 from infragent.responder.ports import LeaseLostError
 from infragent.responder.run_codec import decode_run, encode_run, encode_value
+from infragent.responder.run_ports import RunRow
 from infragent.responder.step_core import new_run
 from infragent.responder.step_run import ENDED, Run, RunStatus
 from infragent.responder.steps import IncidentFacts, StepRunbook
@@ -38,23 +39,6 @@ from infragent.store import incidents as incident_rows
 from infragent.store.runbook_schema import run_steps, runbook_runs
 
 ACTIVE = tuple(s.value for s in RunStatus if s not in ENDED)
-
-
-@dataclass(frozen=True, slots=True)
-class RunRow:
-    """A claimed run: its row's identity and fence, and the core's ``Run``."""
-
-    id: str
-    client_id: str
-    incident_id: str | None
-    schedule_id: str | None
-    node_id: str | None
-    runbook: str
-    run: Run
-    lease_epoch: int
-    lease_owner: str | None
-    cancel_requested_by: str | None = None
-    cancel_reason: str | None = None
 
 
 def insert_run(
@@ -148,7 +132,7 @@ def claim_runs(conn: sa.Connection, worker: str, lease_s: float, now: float, lim
                 conn, r.client_id, f"responder:{worker}", "run.taken_over", r.id,
                 {"from": r.lease_owner, "lease_until": r.lease_until}, now,
             )  # fmt: skip
-        out.append(_row(r._replace(lease_owner=worker, lease_epoch=epoch)))
+        out.append(replace(_row(r), lease_owner=worker, lease_epoch=epoch))
     return out
 
 
@@ -256,3 +240,15 @@ def command_id_of(key: str) -> str:
     """The command id of a run's command key (``<run id>:<seq>``): stable across re-sends and
     responders, so a receiver refuses a second delivery as a replay."""
     return str(uuid.uuid5(_COMMANDS, key))
+
+
+def release_run(conn: sa.Connection, row: RunRow, next_at: float) -> None:
+    """Give the lease up until ``next_at``; ``LeaseLostError`` when it was taken over."""
+    t = runbook_runs
+    done = conn.execute(
+        t.update()
+        .where(t.c.id == row.id, t.c.lease_epoch == row.lease_epoch)
+        .values(lease_owner=None, lease_until=None, next_at=next_at)
+    )
+    if done.rowcount != 1:
+        raise LeaseLostError(f"run {row.id} was taken over by another responder")

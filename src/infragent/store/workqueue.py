@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from infragent.model import ActionResult, Decision
 from infragent.responder.ports import WorkItem
-from infragent.store import claims, commands, remediation
+from infragent.responder.steps import IncidentFacts, StepRunbook
+from infragent.store import claims, commands, remediation, runs
 from infragent.store.base import Database
 from infragent.store.records import Claim
 from infragent.wire.commands import Command
@@ -68,6 +69,22 @@ class SqlWorkQueue:
                 incident_id=item.incident_id,
             )
         return command_id
+
+    def start_run(
+        self, item: WorkItem, runbook: StepRunbook, facts: IncidentFacts, now: float, actor: str
+    ) -> str:
+        with self.db.write() as conn:
+            claims.check_lease(conn, item.key, item.lease, now)
+            return runs.insert_run(
+                conn,
+                client_id=item.client_id,
+                runbook=runbook,
+                facts=facts,
+                node_id=item.node_id,
+                incident_id=item.incident_id,
+                now=now,
+                actor=actor,
+            )
 
     def mark_sent(self, item: WorkItem, command_id: str, now: float, actor: str, url: str) -> Command:
         with self.db.write() as conn:

@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("approval_llm", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("breaker_open", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("breaker_since", sa.Float(), nullable=True),
+        sa.Column("breaker_calm_since", sa.Float(), nullable=True),
         sa.Column("breaker_reason", sa.Text(), server_default="", nullable=False),
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.Column("updated_by", sa.String(length=200), nullable=False),

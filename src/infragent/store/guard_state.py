@@ -1,0 +1,211 @@
+"""What the guardrails weigh, read from the database: a tenant's settings, the kill switch, the
+action history of the budget's window, the circuit breaker (re-judged and stored when it changes),
+and the approval on record for a command; plus the reads of ``check`` steps.
+
+Why the breaker is judged here, at the moment of a command: it is about the fleet *now* (hosts
+with an active incident among the tenant's hosts), and storing it only when it changes keeps its
+``since`` and ``calm_since`` across restarts, so it closes after its calm period and not before.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from infragent.responder.approval import Approval, ApprovalPolicy
+from infragent.responder.breaker import BreakerConfig, BreakerState, breaker_change, evaluate
+from infragent.responder.guardrails import ActionRecord, Budget, GuardContext, GuardSettings, Proposal
+from infragent.responder.run_ports import Receiver, RunRow
+from infragent.responder.steps import Check, IncidentFacts
+from infragent.store import audit
+from infragent.store.incident_reads import incident_from_row
+from infragent.store.runbook_schema import action_history, guard_settings, run_approvals
+from infragent.store.schema import agents, events, incidents, server_kv
+
+KILL_SWITCH_KEY = "responder.kill_switch"
+ACTIVE_INCIDENT = ("open", "acknowledged", "remediating", "escalated")
+
+
+def kill_switch_on(conn: sa.Connection) -> bool:
+    raw = conn.execute(sa.select(server_kv.c.value).where(server_kv.c.key == KILL_SWITCH_KEY)).scalar()
+    if raw is None:
+        return False
+    try:
+        return bool(json.loads(raw).get("on"))
+    except (ValueError, AttributeError):
+        return True  # unreadable: fail closed
+
+
+def _settings_row(conn: sa.Connection, client_id: str) -> sa.Row[Any] | None:
+    return conn.execute(sa.select(guard_settings).where(guard_settings.c.client_id == client_id)).first()
+
+
+def shadowed(conn: sa.Connection, client_id: str, runbook: str) -> bool:
+    """Whether a run of ``runbook`` starts in shadow mode (the tenant's, or the runbook's)."""
+    row = _settings_row(conn, client_id)
+    return row is not None and (bool(row.shadow) or runbook in (row.shadow_runbooks or []))
+
+
+def settings_of(
+    row: sa.Row[Any] | None, budget: tuple[int, float], breaker: tuple[float, int]
+) -> GuardSettings:
+    limit, window = budget
+    share, minimum = breaker
+    close_at = min(share / 2, share)
+    config = BreakerConfig(open_above=share, close_at=close_at, min_unhealthy=minimum)
+    if row is None:
+        return GuardSettings(budget=Budget(limit, window), breaker=config)
+    return GuardSettings(
+        budget=Budget(
+            row.budget_limit if row.budget_limit is not None else limit,
+            row.budget_window_s if row.budget_window_s is not None else window,
+        ),
+        breaker=config,
+        approval=ApprovalPolicy(actions=frozenset(row.approval_actions or []), llm=bool(row.approval_llm)),
+        shadow=bool(row.shadow),
+        shadow_runbooks=frozenset(row.shadow_runbooks or []),
+    )
+
+
+def _breaker(
+    conn: sa.Connection, client_id: str, row: sa.Row[Any] | None, config: BreakerConfig, now: float
+) -> BreakerState:
+    before = BreakerState(
+        open=bool(row.breaker_open) if row is not None else False,
+        since=row.breaker_since if row is not None else None,
+        calm_since=row.breaker_calm_since if row is not None else None,
+        reason=row.breaker_reason if row is not None else "",
+    )
+    hosts = set(conn.execute(sa.select(agents.c.node_id).where(agents.c.client_id == client_id)).scalars())
+    active = conn.execute(
+        sa.select(incidents).where(
+            incidents.c.client_id == client_id, incidents.c.status.in_(ACTIVE_INCIDENT)
+        )
+    ).all()
+    unhealthy = {IncidentFacts.of(incident_from_row(r)).node_id for r in active} & hosts
+    after = evaluate(before, len(unhealthy), len(hosts), now, config)
+    change = breaker_change(before, after)
+    if change is not None or after.calm_since != before.calm_since:
+        values = {
+            "breaker_open": after.open,
+            "breaker_since": after.since,
+            "breaker_calm_since": after.calm_since,
+            "breaker_reason": after.reason,
+            "updated_at": now,
+        }
+        if row is None:
+            conn.execute(
+                guard_settings.insert().values(
+                    client_id=client_id,
+                    shadow_runbooks=[],
+                    approval_actions=[],
+                    updated_by="responder",
+                    **values,
+                )
+            )
+        else:
+            conn.execute(
+                guard_settings.update().where(guard_settings.c.client_id == client_id).values(**values)
+            )
+    if change is not None:
+        detail = {"unhealthy": after.unhealthy, "total": after.total, "reason": after.reason}
+        audit.append(conn, client_id, "responder", f"breaker.{change}", client_id, detail, now)
+    return after
+
+
+def guard_context(
+    conn: sa.Connection,
+    row: RunRow,
+    proposal: Proposal,
+    receiver: Receiver | None,
+    now: float,
+    *,
+    key: str,
+    kill_switch: bool,
+    budget: tuple[int, float],
+    breaker: tuple[float, int],
+) -> GuardContext:
+    """The context of ``mediate`` for the run's command ``key`` (its own history row excluded:
+    a re-send after a take-over is the same action, not one more)."""
+    settings_row = _settings_row(conn, row.client_id)
+    settings = settings_of(settings_row, budget, breaker)
+    since = now - settings.budget.window_s
+    h = action_history
+    from infragent.store.runs import command_id_of
+
+    own = command_id_of(key)
+    history = [
+        ActionRecord(r.node_id, r.action, r.at, r.automatic, r.shadow)
+        for r in conn.execute(
+            sa.select(h.c.node_id, h.c.action, h.c.at, h.c.automatic, h.c.shadow).where(
+                h.c.client_id == row.client_id,
+                h.c.node_id == proposal.host,
+                h.c.action == proposal.action,
+                h.c.at > since,
+                sa.or_(h.c.command_id.is_(None), h.c.command_id != own),
+            )
+        )
+    ]
+    seq = int(key.rsplit(":", 1)[-1])
+    found = conn.execute(
+        sa.select(run_approvals).where(run_approvals.c.run_id == row.id, run_approvals.c.seq == seq)
+    ).first()
+    approval = None
+    if found is not None:
+        approval = Approval(
+            id=found.id,
+            tenant=found.client_id,
+            host=found.node_id or "",
+            action=found.action,
+            target=found.target,
+            params=dict(found.params),
+            reason=found.reason,
+            requested_at=found.requested_at,
+            expires_at=found.expires_at,
+            status=found.status,
+            decided_by=found.decided_by,
+            decided_at=found.decided_at,
+            note=found.note or "",
+            runbook=found.runbook,
+        )
+    allowed = {a.name: a for a in receiver.actions} if receiver is not None else {}
+    return GuardContext(
+        tenant=row.client_id,
+        allowed=allowed,
+        settings=settings,
+        history=history,
+        breaker=_breaker(conn, row.client_id, settings_row, settings.breaker, now),
+        kill_switch=kill_switch or kill_switch_on(conn),
+        approval=approval,
+    )
+
+
+def record_outcome(conn: sa.Connection, client_id: str, command_id: str, status: str) -> None:
+    conn.execute(
+        action_history.update()
+        .where(action_history.c.client_id == client_id, action_history.c.command_id == command_id)
+        .values(outcome=status[:16])
+    )
+
+
+def probe_state(conn: sa.Connection, row: RunRow, check: Check) -> tuple[str, str]:
+    """A probe step: the last check event of ``check.probe`` on the run's host, against ``expect``."""
+    node = row.node_id
+    last = conn.execute(
+        sa.select(events.c.type, events.c.received_at)
+        .join(agents, agents.c.id == events.c.agent_id)
+        .where(
+            events.c.client_id == row.client_id,
+            agents.c.node_id == node,
+            events.c.service == check.probe,
+            events.c.type.in_(("app_down", "app_recovered")),
+        )
+        .order_by(events.c.received_at.desc())
+        .limit(1)
+    ).first()
+    # the agent reports transitions only: a check that never went down is up
+    state = "up" if last is None or last.type == "app_recovered" else "down"
+    ok = state == check.expect
+    return ("ok" if ok else "failed"), f"check {check.probe!r} on {node} is {state} (expected {check.expect})"
