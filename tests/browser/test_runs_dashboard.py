@@ -33,7 +33,7 @@ from support.browser import (
     until,
 )
 from support.dashboard_data import incident
-from support.run_rows import advance, healed_run, waiting_run
+from support.run_pages import advance, healed_run, waiting_run
 
 pytestmark = pytest.mark.browser
 

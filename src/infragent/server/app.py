@@ -29,10 +29,12 @@ from infragent.notify.errors import NotifyError
 from infragent.server.api import (
     agents,
     alerts,
+    approvals,
     audit,
     clients,
     commands,
     events,
+    guardrails,
     health,
     incidents,
     keys,
@@ -45,6 +47,7 @@ from infragent.server.api import (
     otlp,
     query,
     rules,
+    runs,
     selfmetrics,
     stream,
     users,
@@ -57,6 +60,7 @@ from infragent.server.errors import (
     answer_for,
     notify_refusal,
     retry_after_header,
+    run_refusal,
 )
 from infragent.server.headers import SecurityHeaders
 from infragent.server.limits import BodyLimitMiddleware
@@ -64,6 +68,7 @@ from infragent.server.services import build_services
 from infragent.server.telemetry import RequestCounter
 from infragent.server.web import install_web
 from infragent.store.metrics import SqlMetricStore
+from infragent.store.run_errors import RunError
 from infragent.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -109,6 +114,13 @@ async def _notify_refused(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+async def _run_refused(_request: Request, exc: Exception) -> JSONResponse:
+    """A request about runs, approvals or guardrails refused (``store/run_errors.py``)."""
+    assert isinstance(exc, RunError)
+    status, body = run_refusal(exc)
+    return JSONResponse(body, status_code=status)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     """Any other exception: a JSON 500 in the API's error shape. Starlette re-raises the exception
     after this answer is sent, so the server logs it with its traceback once, there."""
@@ -150,6 +162,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ScopeError, scope_refused)
     app.add_exception_handler(NotifyError, _notify_refused)
+    app.add_exception_handler(RunError, _run_refused)
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
     routers = (
@@ -174,6 +187,9 @@ def create_app(
         notify_silences.router,
         notify_deliveries.router,
         notify_inbox.router,
+        runs.router,
+        approvals.router,
+        guardrails.router,
     )
     for router in routers:
         app.include_router(router)

@@ -19,6 +19,9 @@ The table (failure → status, ``Retry-After``, counted as a refusal with reason
 * ``notify.errors.NotifyError`` and its subclasses (a notification request refused) → its own
   ``status`` (404, 409, 422) with ``{"detail": message}``, and for a ``NotifyConfigError`` every
   field at fault as ``"problems": [{"field": path, "message": ...}]`` (``notify_refusal``);
+* ``store.run_errors.RunError`` and its subclasses (a request about runs, approvals or guardrails
+  refused) → its own ``status`` (404, 409, 422) with ``{"detail": message, "code": code}``, and for
+  a ``GuardInputError`` every field at fault as ``"problems"`` (``run_refusal``);
 * anything else (a bug) → 500, logged with its traceback, not a refusal.
 
 Every HTTP route answers through this map too, not only ingest: ``server/app.py`` installs it as the
@@ -44,6 +47,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from infragent.notify.errors import NotifyConfigError, NotifyError
 from infragent.server.ingest.admission import SeriesCapError
+from infragent.store.run_errors import GuardInputError, RunError
 from infragent.wire import WireError
 
 #: Seconds a client is asked to wait after any 503 (see the module docstring for why one value).
@@ -106,5 +110,14 @@ def notify_refusal(exc: NotifyError) -> tuple[int, dict[str, Any]]:
     The messages never hold a secret (``notify/config.py`` and the store word them without one)."""
     body: dict[str, Any] = {"detail": exc.message}
     if isinstance(exc, NotifyConfigError):
+        body["problems"] = [{"field": path, "message": message} for path, message in exc.problems]
+    return exc.status, body
+
+
+def run_refusal(exc: RunError) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of a refused request about runs, approvals or guardrails: the
+    message, the machine-readable ``code``, and for a 422 every field at fault."""
+    body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
+    if isinstance(exc, GuardInputError):
         body["problems"] = [{"field": path, "message": message} for path, message in exc.problems]
     return exc.status, body

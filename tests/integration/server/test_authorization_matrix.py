@@ -47,10 +47,12 @@ from infragent.server import auth as server_auth
 from infragent.server.app import create_app
 from infragent.server.auth import declared_scopes, require
 from infragent.server.web import deps as web_deps
-from infragent.store import agents, events, incidents, notify_config
+from infragent.responder.steps import Act, IncidentFacts, Step, StepRunbook
+from infragent.store import agents, events, incidents, notify_config, runs
 from infragent.store import commands as command_store
 from infragent.store import rules as rule_store
 from infragent.store.notify_schema import notify_deliveries
+from infragent.store.runbook_schema import run_approvals
 from infragent.store.sql import SqlStore, open_store
 from support.route_table import (
     OPERATION_ATTR,
@@ -109,7 +111,7 @@ class Tenant:
         ]
 
     def value(self, kind: str) -> str:
-        if kind in NOTIFY_KINDS:
+        if kind in NOTIFY_KINDS or kind in RUN_KINDS:
             return self.notify[kind]
         return {
             "host": self.host,
@@ -169,13 +171,35 @@ def _seed(store: SqlStore, tag: str) -> Tenant:
         rule_store.create_rule(conn, cid, rule, origin="api", now=now, actor="test")
     assert command_id is not None
     email = f"target-{tag}-{suffix}@example.com"
-    notify = _seed_notify(store, cid, f"{tag}-{suffix}", now)
+    notify = _seed_notify(store, cid, f"{tag}-{suffix}", now) | _seed_run(store, cid, host, now)
     return Tenant(
         cid, host, incident_id, event.id, command_id, rule_name, target_key, "", email, keys, notify
     )
 
 
 NOTIFY_KINDS = ("channel", "route", "silence", "inhibit", "delivery")
+#: runbook runs and approvals (``_seed_run``), kept in ``Tenant.notify`` beside the notification ids
+RUN_KINDS = ("run", "approval")
+
+
+def _seed_run(store: SqlStore, cid: str, host: str, now: float) -> dict[str, str]:
+    """A queued run of a one-step runbook and a pending approval for its command (``RUN_KINDS``)."""
+    runbook = StepRunbook("matrix", (Step("restart", Act(action="restart")),))
+    facts = IncidentFacts(incident_id="", severity="critical", service="web", node_id=host)
+    approval = str(uuid.uuid4())
+    with store.write() as conn:
+        run_id = runs.insert_run(
+            conn, client_id=cid, runbook=runbook, facts=facts, node_id=host, incident_id=None, now=now,
+            actor="test",
+        )  # fmt: skip
+        conn.execute(
+            run_approvals.insert().values(
+                id=approval, client_id=cid, run_id=run_id, seq=1, node_id=host, runbook="matrix",
+                action="restart", target="web", params={}, source="runbook", reason="matrix",
+                requested_at=now, expires_at=now + 3600, status="pending",
+            )
+        )  # fmt: skip
+    return {"run": run_id, "approval": approval}
 
 
 def _seed_notify(store: SqlStore, cid: str, tag: str, now: float) -> dict[str, str]:
@@ -234,7 +258,7 @@ def _seed_notify(store: SqlStore, cid: str, tag: str, now: float) -> dict[str, s
 def _ghost() -> Tenant:
     """Ids of every kind that no tenant has."""
     x = f"missing-{uuid.uuid4().hex[:8]}"
-    notify = dict.fromkeys(NOTIFY_KINDS, x)
+    notify = dict.fromkeys(NOTIFY_KINDS + RUN_KINDS, x)
     return Tenant(
         x, x, str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), x, "missing0000x", x, x, {}, notify
     )
@@ -279,6 +303,8 @@ SEGMENT_KINDS = {
     "routes": "route",
     "silences": "silence",
     "inhibit-rules": "inhibit",
+    "runs": "run",
+    "approvals": "approval",
     "deliveries": "delivery",
 }
 NAME_KINDS = {
@@ -327,6 +353,7 @@ BODIES: dict[tuple[str, str], Example] = {
         "role": "viewer",
     },
     ("PATCH", "/api/v1/users/{user_id}"): lambda t: {"role": "operator"},
+    ("PUT", "/api/v1/kill-switch"): lambda t: {"on": False, "reason": "matrix"},
     ("POST", "/api/v1/notify/inbox/read"): lambda t: {},
     ("POST", "/api/v1/notify/channels"): lambda t: {"name": f"matrix-new-{next(_unique)}", "kind": "inapp"},
     ("PATCH", "/api/v1/notify/channels/{channel_id}"): lambda t: {"enabled": True},

@@ -19,7 +19,7 @@ from infragent.store import run_reads
 from support.dashboard_data import incident
 from support.dom import by_test, one
 from support.notify_pages import Browser
-from support.run_rows import RESTART_WEB, healed_run, waiting_run
+from support.run_pages import RESTART_WEB, healed_run, waiting_run
 from support.web import Site
 
 NOW = float(int(time.time()))
