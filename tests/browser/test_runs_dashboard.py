@@ -189,6 +189,8 @@ def test_an_operator_approves_on_the_incident_page_and_watches_the_run_finish(
     until(
         lambda: _approval_status(server, reg.client.id, made.approval_id or "") == "approved", 10, "approval"
     )
+    with server.store.read() as conn:
+        assert run_reads.get_approval(conn, reg.client.id, made.approval_id, time.time()).note == "go ahead"
     expect(page.locator("[data-test=runs-error]")).to_have_count(0)
 
     # the executor's turns: the approved restart is sent, answered, and the check recovers

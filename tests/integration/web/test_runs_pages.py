@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from infragent.config import Settings
-from infragent.store import run_reads
+from infragent.store import run_reads, schedules
 from support.dashboard_data import incident
 from support.dom import by_test, one
 from support.notify_pages import Browser
@@ -74,7 +74,8 @@ def test_an_operator_approves_on_the_page_and_the_request_is_answered_once(site:
     assert not by_test(r.text, "runs-error"), r.text
     answered = _approval(site, acme, made.approval_id)
     assert answered.status == "approved"
-    assert answered.decided_by == f"user:{operator.user.email}" or answered.decided_by
+    assert answered.decided_by == f"user:{operator.user.user_id}"
+    assert answered.note == "go"
     assert not by_test(r.text, "approve")  # nothing left to approve on screen
 
     again = _browser(site, acme, "admin").post(
@@ -207,3 +208,27 @@ class TestForcedKillSwitch:
         assert one(page.text, "kill-switch").attrs["data-state"] == "on"
         assert by_test(page.text, "kill-switch-forced")
         assert not by_test(page.text, "kill-switch-toggle")
+
+
+def test_the_schedules_page_lists_each_schedule_with_its_next_run(site: Site, acme: str, other: str) -> None:
+    def add(client_id: str, name: str, spec: dict[str, object], tz: str | None, enabled: bool) -> None:
+        with site.store.write() as conn:
+            schedules.create_schedule(
+                conn, client_id, name=name, runbook="restart-web", spec=spec, tz=tz, missed="skip",
+                node_id="web-1", labels={}, enabled=enabled, known_runbooks=["restart-web"], now=NOW,
+                actor="test",
+            )  # fmt: skip
+
+    add(acme, "nightly", {"cron": "30 2 * * *"}, "Europe/Berlin", True)
+    add(acme, "often", {"every_s": 900, "start": NOW - 100}, None, False)
+    add(other, "theirs", {"every_s": 900}, None, True)
+    page = _browser(site, acme, "viewer").get("/responder/schedules")
+    assert page.status_code == 200
+    rows = {r.attrs["data-schedule-name"]: r for r in by_test(page.text, "schedule-row")}
+    assert set(rows) == {"nightly", "often"}
+    assert (rows["nightly"].attrs["data-enabled"], rows["often"].attrs["data-enabled"]) == ("yes", "no")
+    whens = [w.text for w in by_test(page.text, "schedule-when")]
+    assert any(w.startswith("cron '30 2 * * *' in Europe/Berlin") for w in whens), whens
+    assert any(w.startswith("every 900 s") for w in whens), whens
+    nexts = [n.text for n in by_test(page.text, "schedule-next")]
+    assert sum(1 for n in nexts if n == "—") == 1, nexts  # the disabled one has no next run

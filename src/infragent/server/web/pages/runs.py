@@ -13,8 +13,9 @@ The buttons post to page handlers that call the store functions behind the API
 (``store/run_admin.decide_approval``, ``cancel_run``) under the API's permission rows
 (``approvals.decide``, ``runs.cancel``: operators and admins); a viewer sees no button and a
 viewer's post is the same 403 as the API's. A refusal (the approval expired, someone answered
-first, the run has ended) is shown in the fragment. After an answer the executor is woken, so the
-approved command goes out at once rather than at the next poll.
+first, the run has ended) is shown in the fragment. The store makes the run due at once; the
+executor acts on the answer at its next look at waiting runs (``approval_poll_s``, 5 s), since
+the pages have no handle on the responder thread to wake it.
 """
 
 from __future__ import annotations
@@ -101,7 +102,6 @@ def _decide(
         decided.checked()  # an expired request is stored as expired, then refused
     except RunError as exc:  # expired, answered already, unknown: shown in the fragment
         error = exc.message
-    _wake(svc)
     return _fragment(request, who, svc, incident_id, error)
 
 
@@ -149,13 +149,5 @@ def cancel(
             )
     except RunError as exc:  # ended already, unknown: shown in the fragment
         error = exc.message
-    else:
-        _wake(svc)
     return _fragment(request, who, svc, incident_id, error)
 
-
-def _wake(svc: AppServices) -> None:
-    """Wake the executor, when this process runs one, so an answer is acted on at once."""
-    executor = getattr(svc, "executor", None)
-    if executor is not None and hasattr(executor, "wake"):
-        executor.wake()
