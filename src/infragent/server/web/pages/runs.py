@@ -150,4 +150,3 @@ def cancel(
     except RunError as exc:  # ended already, unknown: shown in the fragment
         error = exc.message
     return _fragment(request, who, svc, incident_id, error)
-
