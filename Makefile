@@ -38,7 +38,7 @@ check: lint typecheck layers
 test: check  ## lint + type check + the whole suite (PostgreSQL at 127.0.0.1:5432)
 	@# unit and integration tests are independent (a PostgreSQL schema and temp dir per test, ports
 	@# from the OS): two workers; the whole-loop and browser tests time real processes: one at a time
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/unit tests/integration
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/unit tests/integration tests/evals
 	$(BIN)/python -m pytest -q tests/e2e tests/browser
 
 unit: $(STAMP)

@@ -11,6 +11,10 @@ happens in between, because the server opens (and closes) one incident per trans
 
 ``unavailable`` results (the check cannot run here, e.g. no systemd) neither count as failures
 nor reset a streak: we do not know the answer, so we do not pretend to.
+
+A ``definite`` failure (the kernel told us the process exited: ``agent/checks/exitwatch.py``) goes
+``down`` at once, whatever ``failures_before_down`` says: the thresholds filter doubtful probes,
+and a death the kernel reported is not in doubt.
 """
 
 from __future__ import annotations
@@ -25,11 +29,16 @@ TransitionKind = Literal["app_down", "app_recovered"]
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """What one probe saw. ``error`` says why it was not ``up``, in words an operator can act on."""
+    """What one probe saw. ``error`` says why it was not ``up``, in words an operator can act on.
+
+    ``definite``: a failure that is certain (an exit reported by the kernel), not a probe that may
+    have been unlucky; it skips ``failures_before_down``.
+    """
 
     status: ProbeStatus
     latency_ms: float | None = None
     error: str | None = None
+    definite: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +118,7 @@ def _on_failure(state: CheckState, result: CheckResult, now: float) -> Step:
         last_result=result,
         last_at=now,
     )
-    if state.status == "down" or failures < state.failures_before_down:
+    if state.status == "down" or (failures < state.failures_before_down and not result.definite):
         return new, None
     transition = CheckTransition(
         kind="app_down",

@@ -26,6 +26,12 @@ from infragent.wire import (
 CAP = 1024 * 1024
 
 
+def _gzip(data: bytes) -> bytes:
+    """gzip with mtime 0: parameter ids made of compressed bytes must be the same on every
+    xdist worker (a timestamp in the header would differ across a second boundary)."""
+    return gzip.compress(data, mtime=0)
+
+
 def _series(**over: Any) -> dict[str, Any]:
     return {
         "name": "system.cpu.utilization",
@@ -51,7 +57,7 @@ def _batch(**over: Any) -> dict[str, Any]:
 
 
 def _gz(obj: Any) -> bytes:
-    return gzip.compress(msgspec.msgpack.encode(obj))
+    return _gzip(msgspec.msgpack.encode(obj))
 
 
 def _decode(body: bytes, encoding: str | None = "gzip", cap: int = CAP) -> MetricBatch:
@@ -71,7 +77,7 @@ def test_round_trip_is_exact_and_deterministic() -> None:
 
 def test_concatenated_gzip_members_are_one_body() -> None:
     raw = msgspec.msgpack.encode(_batch())
-    body = gzip.compress(raw[:10]) + gzip.compress(raw[10:])
+    body = _gzip(raw[:10]) + _gzip(raw[10:])
     assert _decode(body).batch_id == "b-1"
 
 
@@ -84,9 +90,9 @@ def test_unknown_keys_are_ignored_for_forward_compatibility() -> None:
     ("body", "message"),
     [
         (b"not gzip at all", "body is not valid gzip"),
-        (gzip.compress(b"x" * 100)[:-12], "the stream is truncated"),
-        (gzip.compress(b"\xc1\xc1"), "body is not valid msgpack"),
-        (gzip.compress(b"\x93\x01\x02"), "invalid metric batch: Expected `object`, got `array`"),
+        (_gzip(b"x" * 100)[:-12], "the stream is truncated"),
+        (_gzip(b"\xc1\xc1"), "body is not valid msgpack"),
+        (_gzip(b"\x93\x01\x02"), "invalid metric batch: Expected `object`, got `array`"),
         (_gz({k: v for k, v in _batch().items() if k != "node_id"}), "missing required field `node_id`"),
         (_gz(_batch(batch_id="")), "`str` of length >= 1 - at `$.batch_id`"),
         (_gz(_batch(batch_id="   ")), "batch_id is blank"),
@@ -116,7 +122,7 @@ def test_bad_bodies_raise_wire_error_naming_the_problem(body: bytes, message: st
 
 
 def test_gzip_bomb_stops_at_the_cap_without_inflating_whole() -> None:
-    bomb = gzip.compress(b"\0" * (16 * CAP))  # 16 MiB of zeros in ~16 KiB
+    bomb = _gzip(b"\0" * (16 * CAP))  # 16 MiB of zeros in ~16 KiB
     assert len(bomb) < CAP // 8
     with pytest.raises(PayloadTooLargeError) as caught:
         _decode(bomb)
@@ -126,8 +132,8 @@ def test_gzip_bomb_stops_at_the_cap_without_inflating_whole() -> None:
 def test_cap_counts_across_gzip_members_and_applies_uncompressed() -> None:
     raw = msgspec.msgpack.encode(_batch())
     with pytest.raises(PayloadTooLargeError):
-        _decode(gzip.compress(raw) + gzip.compress(raw), cap=len(raw) + 1)
-    assert _decode(gzip.compress(raw), cap=len(raw)).batch_id == "b-1"
+        _decode(_gzip(raw) + _gzip(raw), cap=len(raw) + 1)
+    assert _decode(_gzip(raw), cap=len(raw)).batch_id == "b-1"
     with pytest.raises(PayloadTooLargeError):
         _decode(raw, encoding=None, cap=len(raw) - 1)
 

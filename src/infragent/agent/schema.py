@@ -139,6 +139,15 @@ def integer(*, ge: int | None = None, le: int | None = None) -> Converter:
     return convert
 
 
+def boolean(value: Any) -> bool:
+    """``true``/``false``; the strings ``"true"``/``"false"`` (any case) too, numbers not."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError("Input should be a valid boolean")
+
+
 def choice(*allowed: str) -> Converter:
     """One of fixed strings (a ``Literal``)."""
     quoted = [f"'{a}'" for a in allowed]

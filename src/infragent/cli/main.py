@@ -17,7 +17,7 @@ import uvicorn
 
 from infragent import __version__
 from infragent.auth import accounts
-from infragent.cli import agent, demo, metrics, notify, rules, runbooks, users
+from infragent.cli import agent, demo, metrics, notify, rules, runbooks, schedules, users
 from infragent.cli.options import ConfigOpt, settings_or_exit
 from infragent.errors import ConfigError
 from infragent.server.app import create_app
@@ -173,6 +173,7 @@ def main() -> None:
     app.add_typer(users.users_app, name="users")
     app.add_typer(notify.notify_app, name="notify")
     app.add_typer(notify.silences_app, name="silences")
+    app.add_typer(schedules.schedules_app, name="schedules")
     app.command()(demo.demo)
     try:
         app()

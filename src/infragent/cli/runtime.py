@@ -16,11 +16,12 @@ import uvicorn
 from infragent.actions.webhook import WebhookDispatcher
 from infragent.config import Settings
 from infragent.errors import ConfigError
+from infragent.model import NO_ACTION
 from infragent.outbound.policy import OutboundPolicy
 from infragent.responder.executor import Executor
 from infragent.responder.llm import LlmClient, build_llm_client
 from infragent.responder.loop import Responder, ResponderConfig, default_worker_id
-from infragent.responder.runbooks import Runbook, load_runbooks
+from infragent.responder.runbooks import DEFAULT_RUNBOOKS, Runbook, load_runbooks
 from infragent.responder.step_file import load_step_runbooks
 from infragent.responder.steps import StepRunbook
 from infragent.store.base import Database
@@ -107,8 +108,10 @@ def load_all_runbooks(path: Path | None) -> tuple[list[Runbook], list[StepRunboo
     except ConfigError:
         if not _has_steps(path):
             raise
-    # a step runbook file: its own check names every problem at its line:column
-    return [], load_step_runbooks(path)
+    # a step runbook file: its own check names every problem at its line:column; a recovery
+    # event that no step runbook matches still needs nothing (as with the built-in runbooks)
+    recovered = [rb for rb in DEFAULT_RUNBOOKS if rb.action == NO_ACTION]
+    return recovered, load_step_runbooks(path)
 
 
 def _has_steps(path: Path) -> bool:

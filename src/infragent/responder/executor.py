@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from infragent.errors import LlmError
+from infragent.errors import InfrAgentError, LlmError
 from infragent.model import ESCALATE, ActionResult, Decision
 from infragent.responder import policy
 from infragent.responder.guardrails import Proposal, Verdict, mediate
@@ -282,7 +282,10 @@ class Executor:
         allowed = {a.name: a for a in receiver.actions} if receiver is not None else {}
         if self.llm is None:
             return policy.escalate("llm", "no LLM is configured for this responder")
-        system, user = self.store.llm_context(row, query.question, receiver, self.clock())
+        try:
+            system, user = self.store.llm_context(row, query.question, receiver, self.clock())
+        except InfrAgentError as exc:  # a run without an incident (a schedule's) has no context
+            return policy.escalate("llm", f"no context for the LLM: {exc}")
         audited = f"[system]\n{system}\n[user]\n{user}"
         try:
             raw = self.llm.complete_json(system, user, policy.decision_schema(allowed))

@@ -257,6 +257,9 @@ class Responder:
                 timeout = self.config.sweep_interval_s
                 next_end = self.queue.next_due(now)
                 if self.executor is not None:
+                    # alert incidents (opened by a server's evaluator) and runs queued by a server's
+                    # scheduler are found by polling: nothing wakes this process for them
+                    timeout = min(timeout, self.executor.poll_s)
                     run_due = self.executor.next_due(now)
                     if run_due is not None:
                         next_end = run_due if next_end is None else min(next_end, run_due)

@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from infragent.model import ESCALATE, PASSIVE_ACTIONS, ActionSpec, Decision, DecisionSource
 
 MAX_RATIONALE = 2_000
+#: What a command's target may be: a name (a service, a unit, a container), never shell, a path
+#: climbing out (``..``), whitespace or quotes. Why a fixed pattern and not the action's: an SDK
+#: handler receives the target as is (to pick the service to restart), and a target is chosen by a
+#: runbook template or by the LLM from text the hosts reported, so it is untrusted like a parameter.
+TARGET_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,199}")
 
 
 def escalate(source: DecisionSource, why: str, **kw: Any) -> Decision:
@@ -42,6 +47,12 @@ def check_allowed(decision: Decision, allowed: Mapping[str, ActionSpec]) -> Deci
     spec = allowed.get(decision.action)
     if spec is None:
         why = f"action {decision.action!r} is not on the agent's allowlist {sorted(allowed)}"
+        return escalate(decision.source, why, prompt=decision.prompt, answer=decision.answer)
+    target = decision.target
+    if target is not None and (
+        not isinstance(target, str) or TARGET_PATTERN.fullmatch(target) is None or ".." in target
+    ):
+        why = f"target {target!r} is not a plain name ({TARGET_PATTERN.pattern}, no '..')"
         return escalate(decision.source, why, prompt=decision.prompt, answer=decision.answer)
     for name, value in decision.params.items():
         pattern = spec.params.get(name)

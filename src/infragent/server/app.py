@@ -48,6 +48,7 @@ from infragent.server.api import (
     query,
     rules,
     runs,
+    schedules,
     selfmetrics,
     stream,
     users,
@@ -190,6 +191,7 @@ def create_app(
         runs.router,
         approvals.router,
         guardrails.router,
+        schedules.router,
     )
     for router in routers:
         app.include_router(router)

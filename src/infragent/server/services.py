@@ -12,7 +12,8 @@ SQLite the writer lock that ingest and compaction take in turn), the series cap 
 counts), the key cache, the ingest worker pool, the remote-write exporter (one queue, one sender
 thread), the responder's wake-up (``on_event``), the alert evaluator (``alerting``: its windows
 and leases; None when ``rules_enabled`` is off) and the notifier (``notifier``: the notification
-pipeline and delivery worker, woken by this process's commits; None when ``notify_enabled`` is off).
+pipeline and delivery worker, woken by this process's commits; None when ``notify_enabled`` is off)
+and the scheduler (``scheduler``: claims due scheduled runs; None when ``schedules_enabled`` is off).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from infragent.server.maintenance import Maintenance, build_maintenance
 from infragent.server.public_limits import ApiLimits
 from infragent.server.ratelimit import RateLimit
 from infragent.server.remote import RemoteControl
+from infragent.server.scheduler import Scheduler, load_runbooks
 from infragent.server.sessions import SessionService
 from infragent.server.stream import MetricsPoint, Sampler, StreamHub, build_hub
 from infragent.server.telemetry import MAX_SERIES_TENANTS, Telemetry
@@ -94,6 +96,8 @@ class AppServices:
     alerting: Evaluator | None = None
     #: The notification pipeline and delivery worker; None when ``notify_enabled`` is off.
     notifier: Notifier | None = None
+    #: Claims the due runs of scheduled runbooks; None when ``schedules_enabled`` is off.
+    scheduler: Scheduler | None = None
 
     @property
     def command_ttl_s(self) -> float:
@@ -110,10 +114,14 @@ class AppServices:
             self.alerting.start()
         if self.notifier is not None:
             self.notifier.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
 
     def stop(self) -> None:
         """Stop in the reverse order; close the store if it was opened here."""
         self.stream.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()  # a claim under way commits or rolls back whole
         if self.alerting is not None:
             self.alerting.stop()  # gives its leases up: another server takes over at once
         if self.notifier is not None:
@@ -141,6 +149,7 @@ def build_services(
     """Build every shared service once. The store is opened (and migrated) unless one is handed in;
     the metric store uses the store's engine unless one is handed in (a test's broken database)."""
     limits = ApiLimits.from_settings(settings)  # first: a bad rate_limit_storage fails before anything opens
+    runbooks = load_runbooks(settings) if settings.schedules_enabled else {}  # a bad file, before too
     the_store = store or open_store(settings.resolved_database_url)
     metrics = metric_store or SqlMetricStore(the_store.engine)
     telemetry = Telemetry()
@@ -169,6 +178,12 @@ def build_services(
     notifier = (
         build_notifier(settings, the_store, clock=clock, registry=telemetry.registry, environ=os.environ)
         if settings.notify_enabled
+        else None
+    )
+
+    scheduler = (
+        Scheduler(the_store, runbooks, tick_s=settings.schedule_tick_s, clock=clock)
+        if settings.schedules_enabled
         else None
     )
 
@@ -223,6 +238,7 @@ def build_services(
         outbound=OutboundPolicy.from_cidrs(settings.webhook_allowed_networks),
         alerting=alerting,
         notifier=notifier,
+        scheduler=scheduler,
     )
 
 

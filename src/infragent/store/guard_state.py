@@ -9,7 +9,6 @@ with an active incident among the tenant's hosts), and storing it only when it c
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,22 +19,12 @@ from infragent.responder.guardrails import ActionRecord, Budget, GuardContext, G
 from infragent.responder.run_ports import Receiver, RunRow
 from infragent.responder.steps import Check, IncidentFacts
 from infragent.store import audit
+from infragent.store.guard_reads import read_kill_switch
 from infragent.store.incident_reads import incident_from_row
 from infragent.store.runbook_schema import action_history, guard_settings, run_approvals
-from infragent.store.schema import agents, events, incidents, server_kv
+from infragent.store.schema import agents, events, incidents
 
-KILL_SWITCH_KEY = "responder.kill_switch"
 ACTIVE_INCIDENT = ("open", "acknowledged", "remediating", "escalated")
-
-
-def kill_switch_on(conn: sa.Connection) -> bool:
-    raw = conn.execute(sa.select(server_kv.c.value).where(server_kv.c.key == KILL_SWITCH_KEY)).scalar()
-    if raw is None:
-        return False
-    try:
-        return bool(json.loads(raw).get("on"))
-    except (ValueError, AttributeError):
-        return True  # unreadable: fail closed
 
 
 def _settings_row(conn: sa.Connection, client_id: str) -> sa.Row[Any] | None:
@@ -177,7 +166,7 @@ def guard_context(
         settings=settings,
         history=history,
         breaker=_breaker(conn, row.client_id, settings_row, settings.breaker, now),
-        kill_switch=kill_switch or kill_switch_on(conn),
+        kill_switch=read_kill_switch(conn, kill_switch).on,
         approval=approval,
     )
 

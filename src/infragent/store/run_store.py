@@ -8,16 +8,13 @@ nothing is lost if a responder dies: the next holder reads the same rows.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
 from infragent.model import ActionResult
-from infragent.redact import redact
-from infragent.responder import prompt
+from infragent.responder.context import build_context
 from infragent.responder.guardrails import GuardContext, Proposal
 from infragent.responder.ports import IncidentDecidedError
 from infragent.responder.run_ports import Receiver, RunRow, Sending
@@ -50,6 +47,7 @@ from infragent.store.agents import get_agent
 from infragent.store.base import Database
 from infragent.store.incident_reads import get_incident, incident_from_row
 from infragent.store.incidents import _still_firing
+from infragent.store.llm_inputs import read_context_inputs
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.remediation import decided_incidents
 from infragent.store.runbook_schema import run_approvals
@@ -320,21 +318,14 @@ class SqlRunStore:
     def llm_context(
         self, row: RunRow, question: str, receiver: Receiver | None, now: float
     ) -> tuple[str, str]:
+        """The bounded, redacted context (``responder/context.py``) of the run's incident; the
+        steps run so far join the question. ``IncidentNotFoundError`` for a run without one."""
         facts = row.run.facts
-        data: dict[str, Any] = {
-            "question": question,
-            "incident": {
-                "id": facts.incident_id,
-                "severity": facts.severity,
-                "rule": facts.rule,
-                "event_type": facts.event_type,
-                "service": facts.service,
-                "node_id": facts.node_id,
-                "labels": facts.labels,
-            },
-            "allowlist": {a.name: a.params for a in receiver.actions} if receiver is not None else {},
-            "steps_so_far": [
-                f"{r.step_id} ({r.kind}): {r.outcome} {r.detail[:200]}" for r in row.run.results
-            ],
-        }
-        return prompt.SYSTEM, redact(json.dumps(data, sort_keys=True))[:16000]
+        done = "; ".join(f"{r.step_id} ({r.kind}): {r.outcome}" for r in row.run.results[-10:])
+        asked = question + (f"\nSteps of runbook {row.runbook!r} so far: {done}" if done else "")
+        with self.db.read() as conn:
+            inputs = read_context_inputs(
+                conn, row.client_id, facts.incident_id, row.node_id or facts.node_id or "", asked, now
+            )
+        context = build_context(inputs, now)
+        return context.system, context.user

@@ -42,15 +42,16 @@ from infragent.config import Settings
 from infragent.incidents.model import IncidentPolicy
 from infragent.model import ActionSpec, Decision, Severity
 from infragent.notify.model import Matcher
+from infragent.responder.steps import Act, IncidentFacts, Step, StepRunbook
 from infragent.rules.files import parse_rule_text
 from infragent.server import auth as server_auth
 from infragent.server.app import create_app
 from infragent.server.auth import declared_scopes, require
 from infragent.server.web import deps as web_deps
-from infragent.responder.steps import Act, IncidentFacts, Step, StepRunbook
 from infragent.store import agents, events, incidents, notify_config, runs
 from infragent.store import commands as command_store
 from infragent.store import rules as rule_store
+from infragent.store import schedules as schedule_store
 from infragent.store.notify_schema import notify_deliveries
 from infragent.store.runbook_schema import run_approvals
 from infragent.store.sql import SqlStore, open_store
@@ -94,6 +95,8 @@ class Tenant:
     keys: dict[str, str] = field(default_factory=dict)  # scope -> plaintext of a key holding only it
     #: notification ids by kind (channel, route, silence, inhibit, delivery): ``_seed_notify``
     notify: dict[str, str] = field(default_factory=dict)
+    #: a schedule of the tenant: ``_seed_schedule``
+    schedule_id: str = ""
 
     def markers(self) -> list[str]:
         """Identifiers unique to this tenant: none may appear in another tenant's answers."""
@@ -108,6 +111,7 @@ class Tenant:
             self.user_id,
             self.user_email,
             *self.notify.values(),
+            self.schedule_id,
         ]
 
     def value(self, kind: str) -> str:
@@ -121,6 +125,7 @@ class Tenant:
             "rule": self.rule,
             "key": self.key_id,
             "user": self.user_id,
+            "schedule": self.schedule_id,
         }[kind]
 
 
@@ -173,8 +178,38 @@ def _seed(store: SqlStore, tag: str) -> Tenant:
     email = f"target-{tag}-{suffix}@example.com"
     notify = _seed_notify(store, cid, f"{tag}-{suffix}", now) | _seed_run(store, cid, host, now)
     return Tenant(
-        cid, host, incident_id, event.id, command_id, rule_name, target_key, "", email, keys, notify
+        cid,
+        host,
+        incident_id,
+        event.id,
+        command_id,
+        rule_name,
+        target_key,
+        "",
+        email,
+        keys,
+        notify,
+        _seed_schedule(store, cid, f"{tag}-{suffix}", now),
     )
+
+
+def _seed_schedule(store: SqlStore, cid: str, tag: str, now: float) -> str:
+    with store.write() as conn:
+        return schedule_store.create_schedule(
+            conn,
+            cid,
+            name=f"matrix-{tag}",
+            runbook="matrix-runbook",
+            spec={"every_s": 3600.0, "start": 0.0},
+            tz=None,
+            missed="skip",
+            node_id=None,
+            labels={},
+            enabled=True,
+            known_runbooks={"matrix-runbook"},
+            now=now,
+            actor="test",
+        ).id
 
 
 NOTIFY_KINDS = ("channel", "route", "silence", "inhibit", "delivery")
@@ -260,7 +295,7 @@ def _ghost() -> Tenant:
     x = f"missing-{uuid.uuid4().hex[:8]}"
     notify = dict.fromkeys(NOTIFY_KINDS + RUN_KINDS, x)
     return Tenant(
-        x, x, str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), x, "missing0000x", x, x, {}, notify
+        x, x, str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), x, "missing0000x", x, x, {}, notify, x
     )
 
 
@@ -306,6 +341,7 @@ SEGMENT_KINDS = {
     "runs": "run",
     "approvals": "approval",
     "deliveries": "delivery",
+    "schedules": "schedule",
 }
 NAME_KINDS = {
     "host": "host",

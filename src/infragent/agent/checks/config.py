@@ -15,7 +15,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from infragent.agent.schema import build, choice, integer, number, optional, setting, strings, text, then
+from infragent.agent.schema import (
+    boolean,
+    build,
+    choice,
+    integer,
+    number,
+    optional,
+    setting,
+    strings,
+    text,
+    then,
+)
 from infragent.errors import ConfigError
 
 StatusRanges = tuple[tuple[int, int], ...]
@@ -108,11 +119,16 @@ class TcpCheck(_Check):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProcessCheck(_Check):
-    """A process by executable name, or the pid recorded in a pidfile; exactly one of the two."""
+    """A process by executable name, or the pid recorded in a pidfile; exactly one of the two.
+
+    ``watch_exit``: also hold a pidfd on the process found up, so its exit is known at once and
+    reported as ``app_down`` without waiting for the next poll (``checks/exitwatch.py``).
+    """
 
     type: Literal["process"] = setting(choice("process"), "process")
     process_name: str | None = setting(optional(text(min_length=1)), None)
     pidfile: str | None = setting(optional(text(min_length=1)), None)
+    watch_exit: bool = setting(boolean, False)
 
     def __post_init__(self) -> None:
         if (self.process_name is None) == (self.pidfile is None):

@@ -111,20 +111,27 @@ def probe_process(check: ProcessCheck, *, proc_root: Path = procfs.PROC_ROOT) ->
     start = time.perf_counter()
     if not (proc_root / "self").is_dir():  # not Linux, or /proc not mounted: nothing to look at
         return CheckResult("unavailable", None, f"no process table at {proc_root} on this host")
+    pid, error = locate_process(check, proc_root=proc_root)
+    if pid is None:
+        return CheckResult("down", _elapsed_ms(start), error)
+    return CheckResult("up", _elapsed_ms(start))
+
+
+def locate_process(check: ProcessCheck, *, proc_root: Path = procfs.PROC_ROOT) -> tuple[int | None, str]:
+    """The live pid the check is about, or None and why not (the words of a ``down`` result)."""
     if check.process_name is not None:
-        if procfs.find_process(check.process_name, proc_root) is not None:
-            return CheckResult("up", _elapsed_ms(start))
-        return CheckResult("down", _elapsed_ms(start), f"no running process named {check.process_name!r}")
+        found = procfs.find_process(check.process_name, proc_root)
+        return found, "" if found is not None else f"no running process named {check.process_name!r}"
     assert check.pidfile is not None  # the config guarantees one of the two
     try:
         pid = int(Path(check.pidfile).read_text(encoding="ascii").strip())
     except FileNotFoundError:
-        return CheckResult("down", _elapsed_ms(start), f"pidfile {check.pidfile} does not exist")
+        return None, f"pidfile {check.pidfile} does not exist"
     except (OSError, ValueError) as exc:
-        return CheckResult("down", _elapsed_ms(start), f"pidfile {check.pidfile} unreadable: {exc}")
+        return None, f"pidfile {check.pidfile} unreadable: {exc}"
     if pid <= 0 or not procfs.is_alive(pid, proc_root):
-        return CheckResult("down", _elapsed_ms(start), f"pid {pid} from {check.pidfile} is not running")
-    return CheckResult("up", _elapsed_ms(start))
+        return None, f"pid {pid} from {check.pidfile} is not running"
+    return pid, ""
 
 
 def probe_systemd(

@@ -13,6 +13,11 @@ transition into an event and sends it right away.
 
 Each check runs at most once at a time; a probe slower than its interval simply delays the next
 run instead of piling runs up. ``tick(now)`` is public so tests drive time themselves.
+
+``process`` checks with ``watch_exit`` also hold a pidfd on the process a probe found up
+(``exitwatch.py``): its exit makes the check due at once and wakes the scheduler, and a ``down``
+probe that follows an exit is ``definite`` (``app_down`` without waiting for more failures). Where
+no pidfd can be had the check simply polls.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from infragent.agent.checks.config import CheckConfig
-from infragent.agent.checks.probes import run_check
+from infragent.agent.checks import exitwatch
+from infragent.agent.checks.config import CheckConfig, ProcessCheck
+from infragent.agent.checks.probes import locate_process, run_check
 from infragent.agent.collectors.point import MetricPoint, gauge
 from infragent.health import CheckResult, CheckState, CheckTransition, step
 
@@ -78,7 +85,15 @@ class CheckRunner:
         self._max_threads = max_workers if max_workers is not None else min(8, max(1, len(checks)))
         self._threads: dict[str, threading.Thread] = {}
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by close and by the exit watch: schedule now
         self._thread: threading.Thread | None = None
+        self._exited: dict[str, int] = {}  # check name -> pid the exit watch saw exit
+        watched = [c for c in checks if isinstance(c, ProcessCheck) and c.watch_exit]
+        self._exit_watch: exitwatch.ExitWatch | None = None
+        if watched and exitwatch.available():
+            self._exit_watch = exitwatch.ExitWatch(self._on_exit)
+        elif watched:
+            logger.info("no pidfd on this host: watch_exit checks poll every interval_s")
 
     @property
     def states(self) -> dict[str, CheckState]:
@@ -147,6 +162,8 @@ class CheckRunner:
         except Exception as exc:  # a probe bug must read as a failed check, not kill scheduling
             logger.exception("probe for check %s crashed", name)
             result = CheckResult("down", None, f"probe crashed: {type(exc).__name__}: {exc}")
+        if self._exit_watch is not None:
+            result = self._follow_exit(name, result)
         try:
             now = self._clock()
             with self._lock:
@@ -164,6 +181,29 @@ class CheckRunner:
                 if self._threads.get(name) is threading.current_thread():
                     del self._threads[name]
 
+    def _follow_exit(self, name: str, result: CheckResult) -> CheckResult:
+        """Mark a failure seen right after an exit as definite; watch the process a probe found up."""
+        assert self._exit_watch is not None
+        with self._lock:
+            exited = self._exited.pop(name, None)
+        check = self._checks[name]
+        if not isinstance(check, ProcessCheck) or not check.watch_exit:
+            return result
+        if result.status == "down" and exited is not None:
+            return replace(result, definite=True, error=f"pid {exited} exited; {result.error}")
+        if result.status == "up" and self._exit_watch.watching(name) is None:
+            pid, _why = locate_process(check)
+            if pid is not None and self._exit_watch.watch(name, pid) == "gone":
+                self._on_exit(name, pid)  # it died between the probe and the pidfd: probe again now
+        return result
+
+    def _on_exit(self, name: str, pid: int) -> None:
+        """From the exit watch's thread: make the check due now and wake the scheduler."""
+        with self._lock:
+            self._exited[name] = pid
+            self._next_due[name] = float("-inf")
+        self._wake.set()
+
     def _emit(self, transition: CheckTransition) -> None:
         logger.info("check %s: %s (%s)", transition.check, transition.kind, transition.error)
         with self._callback_lock:
@@ -175,9 +215,9 @@ class CheckRunner:
     def run(self) -> None:
         """Schedule until ``close``; the body of the thread ``start`` launches."""
         while not self._stop.is_set():
-            now = self._clock()
-            self.tick(now)
-            self._stop.wait(min(_MAX_WAIT_S, max(0.01, self.seconds_until_due(self._clock()))))
+            self._wake.clear()  # before the tick: an exit reported during it wakes the next wait
+            self.tick(self._clock())
+            self._wake.wait(min(_MAX_WAIT_S, max(0.01, self.seconds_until_due(self._clock()))))
 
     def start(self) -> None:
         if self._thread is None:
@@ -187,8 +227,11 @@ class CheckRunner:
     def close(self) -> None:
         """Stop scheduling and wait for running probes (each is bounded by its timeout)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join()
+        if self._exit_watch is not None:
+            self._exit_watch.close()
         with self._lock:
             running = list(self._threads.values())
         for thread in running:
