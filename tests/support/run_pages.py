@@ -61,9 +61,9 @@ class Made:
 
 
 def _held(conn: sa.Connection, run_id: str) -> runs.RunRow:
-    """The run as the executor holds it after a claim. Why not ``runs.claim_runs``: on main it
-    fails on SQLAlchemy rows (``Row._replace``), reported to the lead; the fence (``lease_epoch``)
-    is the stored one, so ``save_run`` checks it as after a claim."""
+    """The run as the executor holds it after a claim. Why not ``runs.claim_runs``: it leases every
+    due run of every tenant at once, and the browser tests share one server between tests; the
+    fence (``lease_epoch``) is the stored one, so ``save_run`` checks it as after a claim."""
     r = conn.execute(sa.select(runbook_runs).where(runbook_runs.c.id == run_id)).one()
     return runs.RunRow(
         r.id, r.client_id, r.incident_id, r.schedule_id, r.node_id, r.runbook, decode_run(r.state),
