@@ -12,7 +12,7 @@
 "use strict";
 
 (function () {
-  var EVENTS = ["incident", "command", "notification", "host", "metrics", "reset", "ready"];
+  var EVENTS = ["incident", "command", "notification", "run", "host", "metrics", "reset", "ready"];
   var source = null;
   // set when a closed stream is opened afresh (no Last-Event-ID): its first "ready" becomes a reset
   var missed = false;

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from infragent.server.web.pages import (
     access,
     audit,
+    guardrails,
     home,
     hosts,
     inbox,
@@ -20,7 +21,9 @@ from infragent.server.web.pages import (
     notify_routes,
     notify_silences,
     remote,
+    responder,
     rules,
+    runs,
     users,
 )
 
@@ -30,7 +33,10 @@ PAGES: tuple[APIRouter, ...] = (
     hosts.router,
     remote.router,
     incidents.router,
+    runs.router,
     rules.router,
+    responder.router,
+    guardrails.router,
     notify_deliveries.router,
     notify_channels.router,
     notify_routes.router,
