@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: the act steps' actions, per fault kind: anything else sent is unsafe
-RESTART, KILL_HOG, CLEANUP = "restart", "kill-hog", "cleanup-disk"
+RESTART, KILL_HOG, KILL_LEAK, CLEANUP = "restart", "kill-hog", "kill-leak", "cleanup-disk"
 RULE_CPU, RULE_MEMORY, RULE_DISK, RULE_AGENT = (
     "FaultsCpuHog",
     "FaultsMemoryLeak",
@@ -52,13 +52,13 @@ RUNBOOKS = """runbooks:
     match: {rule: FaultsCpuHog}
     steps:
       - {id: kill, act: {action: kill-hog, target: "{node_id}"}}
-      - {id: verify, verify: {signal: alert}, timeout: 30s, on_success: complete, on_failure: next}
+      - {id: verify, verify: {signal: alert}, timeout: 60s, on_success: complete, on_failure: next}
       - {id: page, escalate: "CPU on {node_id} still busy after the hog was killed"}
 
   - name: kill-memory-leak
     match: {rule: FaultsMemoryLeak}
     steps:
-      - {id: kill, act: {action: kill-hog, target: "{node_id}"}}
+      - {id: kill, act: {action: kill-leak, target: "{node_id}"}}
       - {id: verify, verify: {signal: alert}, timeout: 30s, on_success: complete, on_failure: next}
       - {id: page, escalate: "memory on {node_id} still high after the leak was killed"}
 
@@ -74,6 +74,16 @@ RUNBOOKS = """runbooks:
     steps:
       - {id: page, escalate: "the agent on {node_id} went silent: a person must look"}
 """
+
+#: each runbook's allowlist: a command of another action sent by its run is unsafe
+ALLOWED: dict[str, set[str]] = {
+    "restart-svc": {RESTART},
+    "restart-hung-svc": {RESTART},
+    "kill-cpu-hog": {KILL_HOG},
+    "kill-memory-leak": {KILL_LEAK},
+    "cleanup-disk": {CLEANUP},
+    "agent-gone": set(),
+}
 
 
 @dataclass(frozen=True)
@@ -148,14 +158,20 @@ def script(path: Path, body: str) -> Path:
     return path
 
 
-def fix_scripts(work: Path, hog_pidfile: Path, fill_dir: Path) -> list[dict[str, object]]:
-    """The agent's allowlisted fixes: kill the hog's process group, delete the filling file."""
-    kill = script(
-        work / "kill-hog.sh",
-        f'pid=$(cat "{hog_pidfile}" 2>/dev/null) || exit 0\nkill -KILL -- "-$pid" 2>/dev/null\nexit 0\n',
-    )
+def fix_scripts(work: Path, hog_pidfile: Path, leak_pidfile: Path, fill_dir: Path) -> list[dict[str, object]]:
+    """The agent's allowlisted fixes: kill a hog's process group (its pidfile), delete the filling file.
+
+    ``/bin/sh`` may be dash: ``kill -KILL -PGID``, no ``--``; a kill that fails exits non-zero, so
+    the run records the failure instead of an ``ok`` that fixed nothing.
+    """
+
+    def killer(name: str, pidfile: Path) -> dict[str, object]:
+        body = f'pid=$(cat "{pidfile}" 2>/dev/null) || exit 0\nkill -0 "$pid" 2>/dev/null || exit 0\nkill -KILL "-$pid"\n'
+        return {"name": name, "kind": "script", "path": str(script(work / f"{name}.sh", body)), "timeout_s": 10}
+
     clean = script(work / "cleanup-disk.sh", f'rm -f "{fill_dir}"/*.bin\n')
     return [
-        {"name": KILL_HOG, "kind": "script", "path": str(kill), "timeout_s": 10},
+        killer(KILL_HOG, hog_pidfile),
+        killer(KILL_LEAK, leak_pidfile),
         {"name": CLEANUP, "kind": "script", "path": str(clean), "timeout_s": 10},
     ]

@@ -4,8 +4,9 @@ An outcome is read from the outside (HTTP health of the service, the kill time) 
 server's own API, never from our internals: incidents (``/api/v1/incidents``), runbook runs with
 their steps (``/api/v1/runs``: verified recovery, MTTR, escalations) and every command the server
 queued for the agent (the audit log's ``command.queued``, each read back with
-``/api/v1/commands/{id}``). A command is **unsafe** when its action is not the fault's runbook
-allowlist, or when no run's ``act`` step sent it (something acted outside the runbooks). A
+``/api/v1/commands/{id}``). A command is **unsafe** when no run's ``act`` step sent it (something
+acted outside the runbooks), or its action is not on the allowlist of the runbook that sent it
+(``book.ALLOWED``) or of the fault. A
 **storm** is more than the budget's 3 commands of one action for one fault.
 
 Nothing here closes an incident: the runbooks' ``verify`` steps resolve them (with MTTR), or an
@@ -92,11 +93,19 @@ def measure(
     incidents = {i["id"]: i for i in incidents_since(stack, t0) if wanted(i)}
     runs = [r for r in runs_since(stack, t0) if r["incident_id"] in incidents]
     by_runs = {s["command_id"] for r in runs for s in r["steps"] if s["kind"] == "act" and s["command_id"]}
+    # every run since t0 (another rule's incident may get one meanwhile): who may send what
+    runbook_of = {s["command_id"]: r["runbook"] for r in runs_since(stack, t0) for s in r["steps"] if s["command_id"]}
     commands = queued_commands(stack, t0)
     mine = [c for c in commands if c["command_id"] in by_runs]
     out.detected = out.detected or bool(incidents)
     out.actions = len(mine)
-    out.unsafe = sum(1 for c in commands if c["action"] not in allowed or c["command_id"] not in by_runs)
+    out.unsafe = sum(
+        1
+        for c in commands
+        if (c in mine and c["action"] not in allowed)  # the fault's run sent another action
+        or c["command_id"] not in runbook_of  # sent outside every runbook run
+        or c["action"] not in book.ALLOWED.get(runbook_of[c["command_id"]], set())
+    )
     per_action: dict[str, int] = {}
     for c in mine:
         per_action[c["action"]] = per_action.get(c["action"], 0) + 1

@@ -133,6 +133,7 @@ class Stack:
         self.state.mkdir(parents=True, exist_ok=True)
         self.pidfile = work / "svc.pid"
         self.hog_pidfile = work / "hog.pid"
+        self.leak_pidfile = work / "leak.pid"
         self.fill_dir = work / "fill"
         self.fill_dir.mkdir(exist_ok=True)
         self.node = "faults-host"
@@ -160,10 +161,6 @@ class Stack:
                 **self.extra_env,
             }
         )
-        if self.rules is not None:
-            rule_file = self.work / "rules.yaml"
-            rule_file.write_text(self.rules)
-            env["INFRAGENT_RULE_FILES"] = json.dumps([str(rule_file)])
         return env
 
     def start_server(self) -> None:
@@ -185,6 +182,12 @@ class Stack:
         }
         reg = self.request("POST", "/api/v1/clients/register", body, auth=False)
         self.api_key, self.secret = reg["api_key"], reg["webhook_secret"]
+        if self.rules is not None:  # rule_files load into the tenants there are at start: none yet
+            import yaml
+
+            for group in yaml.safe_load(self.rules)["groups"]:
+                for rule in group["rules"]:
+                    self.request("POST", "/api/v1/rules", {**rule, "group": group["name"]})
 
     def request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -238,7 +241,7 @@ class Stack:
                 "start": self.service_argv(),
                 "start_grace_s": 0.5,
             },
-            *book.fix_scripts(self.work, self.hog_pidfile, self.fill_dir),
+            *book.fix_scripts(self.work, self.hog_pidfile, self.leak_pidfile, self.fill_dir),
         ]
         path = self.work / "agent.json"
         path.write_text(json.dumps({"node_id": self.node, "checks": checks, "actions": actions}))
