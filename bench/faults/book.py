@@ -27,6 +27,7 @@ RULE_CPU, RULE_MEMORY, RULE_DISK, RULE_AGENT = (
     "FaultsAgentGone",
 )
 GIB = 1 << 30
+DISK_METRIC = 'system.filesystem.utilization{system.filesystem.state="used",system.filesystem.mountpoint="/"}'
 FILL_BYTES = 2 * GIB
 LEAK_MIB = 3072
 
@@ -142,7 +143,7 @@ def rules(base: Baseline) -> str:
         value: {memory:.6f}
         severity: warning
       - alert: {RULE_DISK}
-        metric: 'system.filesystem.utilization{{system.filesystem.state="used",system.filesystem.mountpoint="/"}}'
+        metric: '{DISK_METRIC}'
         function: last
         window: 5s
         by: [host]
@@ -166,8 +167,14 @@ def fix_scripts(work: Path, hog_pidfile: Path, leak_pidfile: Path, fill_dir: Pat
     """
 
     def killer(name: str, pidfile: Path) -> dict[str, object]:
-        body = f'pid=$(cat "{pidfile}" 2>/dev/null) || exit 0\nkill -0 "$pid" 2>/dev/null || exit 0\nkill -KILL "-$pid"\n'
-        return {"name": name, "kind": "script", "path": str(script(work / f"{name}.sh", body)), "timeout_s": 10}
+        body = f'pid=$(cat "{pidfile}" 2>/dev/null) || exit 0\n'
+        body += 'kill -0 "$pid" 2>/dev/null || exit 0\nkill -KILL "-$pid"\n'
+        return {
+            "name": name,
+            "kind": "script",
+            "path": str(script(work / f"{name}.sh", body)),
+            "timeout_s": 10,
+        }
 
     clean = script(work / "cleanup-disk.sh", f'rm -f "{fill_dir}"/*.bin\n')
     return [

@@ -85,7 +85,9 @@ def database_restart(work: Path, say: Say) -> Outcome:
         except TimeoutError as exc:
             out.note = str(exc)
         measure(stack, t0, out, {book.RESTART})
-        say(f"  database restart: healed={out.healed} MTTR {out.mttr_s} s ({time.monotonic() - t_kill:.2f} s)")
+        say(
+            f"  database restart: healed={out.healed} MTTR {out.mttr_s} s ({time.monotonic() - t_kill:.2f} s)"
+        )
         restore(stack)
     except (subprocess.SubprocessError, OSError, TimeoutError) as exc:
         out.note = f"could not run: {exc}"

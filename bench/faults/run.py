@@ -88,7 +88,9 @@ def crash_series(work: Path, db: str, trials: int, *, watch_exit: bool) -> Outco
     the default budget (3 per 30 min) calls a storm and escalates after the third; that guardrail
     is the crash-loop fault's subject, measured with the default budget on a stack of its own.
     """
-    stack = Stack(work, db, watch_exit=watch_exit, env={"INFRAGENT_BUDGET_MAX_ACTIONS": str(trials + 5)}, say=say)
+    stack = Stack(
+        work, db, watch_exit=watch_exit, env={"INFRAGENT_BUDGET_MAX_ACTIONS": str(trials + 5)}, say=say
+    )
     try:
         stack.up()
         return scenarios.crash(stack, trials, say)
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs) for a post-mortem")
     ap.add_argument(
-        "--only", help="comma-separated fault keys: crash,poll,monit,loop,hung,agent,server,cpu,memory,disk,database"
+        "--only",
+        help="comma-separated fault keys: crash,poll,monit,loop,hung,agent,server,cpu,memory,disk,database",
     )
     a = ap.parse_args(argv)
     trials = 1 if a.quick else a.trials
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         healed = sum(1 for o in remediable if o.healed)
         escalated = sum(1 for o in others if o.escalated)
         say(
-            f"healed {healed}/{len(remediable)} remediable faults; escalated {escalated}/{len(others)} others; "
+            f"healed {healed}/{len(remediable)} remediable; escalated {escalated}/{len(others)} others; "
             f"unsafe {sum(o.unsafe for o in outcomes)}; storms {sum(o.storms for o in outcomes)}"
         )
         say(f"total time {time.monotonic() - started:.0f} s")

@@ -94,7 +94,9 @@ def measure(
     runs = [r for r in runs_since(stack, t0) if r["incident_id"] in incidents]
     by_runs = {s["command_id"] for r in runs for s in r["steps"] if s["kind"] == "act" and s["command_id"]}
     # every run since t0 (another rule's incident may get one meanwhile): who may send what
-    runbook_of = {s["command_id"]: r["runbook"] for r in runs_since(stack, t0) for s in r["steps"] if s["command_id"]}
+    runbook_of = {
+        s["command_id"]: r["runbook"] for r in runs_since(stack, t0) for s in r["steps"] if s["command_id"]
+    }
     commands = queued_commands(stack, t0)
     mine = [c for c in commands if c["command_id"] in by_runs]
     out.detected = out.detected or bool(incidents)
@@ -181,7 +183,10 @@ def crash_loop(stack: Stack, say: Say, timeout_s: float = 60) -> Outcome:
     signal_pid(pid, signal.SIGKILL)
     try:
         wait_until(
-            lambda: any(r["outcome"] == "escalated" for r in runs_since(stack, t0)), timeout_s, "escalation", 0.25
+            lambda: any(r["outcome"] == "escalated" for r in runs_since(stack, t0)),
+            timeout_s,
+            "escalation",
+            0.25,
         )
         time.sleep(5)  # a fourth restart or a second escalation would show now
         wait_until(lambda: runs_ended(stack, t0), 40, "the runs to end", 0.25)
@@ -249,7 +254,7 @@ def server_restart(stack: Stack, say: Say) -> Outcome:
     except TimeoutError as exc:
         out.note = str(exc)
     measure(stack, t0, out, {book.RESTART})
-    say(f"  server restart: healed={out.healed} MTTR {out.mttr_s} s ({time.monotonic() - t_kill:.2f} s to now)")
+    say(f"  server restart: healed={out.healed} MTTR {out.mttr_s} s ({time.monotonic() - t_kill:.2f} s)")
     restore(stack)
     return out
 

@@ -31,7 +31,7 @@ def test_rule_files_from_the_config_file(tmp_path: Path) -> None:
     assert load_settings(cfg, environ={}).rule_files == (Path("/etc/a.yaml"), Path("/etc/b.yaml"))
 
 
-@pytest.mark.parametrize("value", ['["/etc/a.yaml",', '[1, 2]', '["/a.yaml", {"b": 1}]'])
+@pytest.mark.parametrize("value", ['["/etc/a.yaml",', "[1, 2]", '["/a.yaml", {"b": 1}]'])
 def test_a_bad_rule_files_variable_is_named(value: str) -> None:
     with pytest.raises(ConfigError, match="INFRAGENT_RULE_FILES"):
         load_settings(environ={"INFRAGENT_RULE_FILES": value})
