@@ -169,6 +169,11 @@ def crash(stack: Stack, trials: int, say: Say) -> Outcome:
     if len(verified) < trials:
         out.note = out.note or f"{len(verified)} of {trials} runs verified"
     out.actions = round(out.actions / max(1, trials))  # per trial
+    # each trial is a fault of its own (the series' stack has a raised budget): a storm is a
+    # trial's run sending more than the budget, not the series' sum
+    out.storms = sum(
+        1 for r in runs if sum(1 for s in r["steps"] if s["kind"] == "act" and s["command_id"]) > BUDGET
+    )
     return out
 
 
