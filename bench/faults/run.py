@@ -2,12 +2,14 @@
 
     PYTHONPATH=src python bench/faults/run.py [--quick] [--trials 10] [--db sqlite|postgres]
 
-Starts ``infragent up --no-agent`` (server + responder), a real agent in pull mode with a process
-check (pidfd exit watch on, or off for the 1 s-poll figure), an HTTP check and an allowlisted
-``restart`` action, and the service they guard; then breaks things and prints, per fault:
-detected / healed / escalated / MTTR / actions / unsafe / storms. The crash fault is measured
-beside Monit (``/work/shared/anchors/monit_heal.py``, 1 s cycle, kill at a random phase),
-run in the same run when ``monit`` is installed; otherwise the output says it could not run.
+Starts ``infragent up --no-agent`` (server + responder running the step runbooks of ``book.py``),
+a real agent in pull mode with a process check (pidfd exit watch on, or off for the 1 s-poll
+figure), an HTTP check, an allowlisted ``restart`` action and ``kill-hog``/``kill-leak``/
+``cleanup-disk`` scripts, and the service they guard; then breaks things (crash, hung, server and
+database restarted mid-incident, CPU hog, memory leak, disk filling, agent offline, crash loop) and
+prints, per fault: detected / healed / escalated / MTTR / actions / unsafe / storms. The crash
+fault is measured beside Monit (``/work/shared/anchors/monit_heal.py``, 1 s cycle, kill at a
+random phase), run in the same run when ``monit`` is installed; otherwise the output says so.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The real processes of the fault suite: ``infragent up --no-agent`` (server + responder), a real
-agent (pull mode) with checks and one allowlisted ``restart`` action, and the service it guards.
+"""The real processes of the fault suite: ``infragent up --no-agent`` (server + responder with the
+step runbooks of ``book.py``), a real agent (pull mode) with checks and the allowlisted actions
+(``restart``, and the scripts of ``book.fix_scripts``), and the service it guards.
 
 Why these and not in-process objects: the faults are process deaths, hangs and restarts; only
 separate processes die the way production ones do. Everything binds 127.0.0.1; the server's port
