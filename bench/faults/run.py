@@ -2,12 +2,14 @@
 
     PYTHONPATH=src python bench/faults/run.py [--quick] [--trials 10] [--db sqlite|postgres]
 
-Starts ``infragent up --no-agent`` (server + responder), a real agent in pull mode with a process
-check (pidfd exit watch on, or off for the 1 s-poll figure), an HTTP check and an allowlisted
-``restart`` action, and the service they guard; then breaks things and prints, per fault:
-detected / healed / escalated / MTTR / actions / unsafe / storms. The crash fault is measured
-beside Monit (``/work/shared/anchors/monit_heal.py``, 1 s cycle, kill at a random phase),
-run in the same run when ``monit`` is installed; otherwise the output says it could not run.
+Starts ``infragent up --no-agent`` (server + responder running the step runbooks of ``book.py``),
+a real agent in pull mode with a process check (pidfd exit watch on, or off for the 1 s-poll
+figure), an HTTP check, an allowlisted ``restart`` action and ``kill-hog``/``kill-leak``/
+``cleanup-disk`` scripts, and the service they guard; then breaks things (crash, hung, server and
+database restarted mid-incident, CPU hog, memory leak, disk filling, agent offline, crash loop) and
+prints, per fault: detected / healed / escalated / MTTR / actions / unsafe / storms. The crash
+fault is measured beside Monit (``/work/shared/anchors/monit_heal.py``, 1 s cycle, kill at a
+random phase), run in the same run when ``monit`` is installed; otherwise the output says so.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import book
+import dbfault
+import hostfaults
 import scenarios
 from scenarios import Outcome, pctl
 from stack import Stack
@@ -78,12 +83,19 @@ def monit(trials: int) -> dict[str, object] | str:
     return dict(json.loads(lines[-1]))
 
 
-def crash_series(work: Path, db: str, trials: int, *, watch_exit: bool) -> list[float]:
-    stack = Stack(work, db, watch_exit=watch_exit, say=say)
+def crash_series(work: Path, db: str, trials: int, *, watch_exit: bool) -> Outcome:
+    """A timing series: ``trials`` crashes of one service on one host within a few minutes.
+
+    Its stack's budget is raised to ``trials + 5``: ten deliberate crashes in two minutes are what
+    the default budget (3 per 30 min) calls a storm and escalates after the third; that guardrail
+    is the crash-loop fault's subject, measured with the default budget on a stack of its own.
+    """
+    stack = Stack(
+        work, db, watch_exit=watch_exit, env={"INFRAGENT_BUDGET_MAX_ACTIONS": str(trials + 5)}, say=say
+    )
     try:
         stack.up()
-        out = scenarios.crash(stack, trials, say)
-        return out.samples
+        return scenarios.crash(stack, trials, say)
     finally:
         stack.close()
 
@@ -93,7 +105,9 @@ def row(o: Outcome) -> str:
     yn = lambda b: "yes" if b else "no"  # noqa: E731
     healed = yn(o.healed) if o.remediable else "n/a"
     return (
-        f"| {o.fault} | {yn(o.detected)} | {healed} | {yn(o.escalated)} | {mttr} | {o.actions} | "
+        f"| {o.fault} | {yn(o.detected)} | {healed} | {yn(o.escalated)}"
+        + (f" ({o.escalations})" if o.escalations else "")
+        + f" | {mttr} | {o.actions} | "
         f"{o.unsafe} | {o.storms} |" + (f" {o.note}" if o.note else "")
     )
 
@@ -105,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs) for a post-mortem")
     ap.add_argument(
-        "--only", help="comma-separated fault keys: crash,poll,monit,loop,hung,agent,server,cpu,memory,disk"
+        "--only",
+        help="comma-separated fault keys: crash,poll,monit,loop,hung,agent,server,cpu,memory,disk,database",
     )
     a = ap.parse_args(argv)
     trials = 1 if a.quick else a.trials
@@ -129,43 +144,53 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         say(f"faults: work dir {work}, store {a.db}")
-        ours: list[float] = []
         polled: list[float] = []
+        ours: list[float] = []
         anchor: dict[str, object] | str = "Monit anchor not run (--only)"
         if wanted("monit"):
             say(f"Monit anchor, 1 s cycle, {3 if a.quick else trials} trials ...")
             anchor = monit(3 if a.quick else trials)
         if wanted("poll"):
             say(f"crash, agent process check polled every 1 s (no exit watch), {trials} trials ...")
-            polled = crash_series(work / "poll", db_url(), trials, watch_exit=False)
-        rules = work / "rules.yaml"
-        work.mkdir(exist_ok=True)
-        rules.write_text(scenarios.RULES)
-        stack = Stack(work / "main", db_url(), rule_file=rules, say=say)
-        try:
-            say("starting server + responder, agent (exit watch on), service ...")
-            stack.up()
-            if wanted("crash"):
-                say(f"crash, exit watch, {trials} trials ...")
-                crash = scenarios.crash(stack, trials, say)
-                if a.keep:
-                    say(json.dumps(scenarios._audit_since(stack, 0)[:30], indent=None)[:6000])
-                ours = crash.samples
-                outcomes.append(crash)
-            if wanted("hung"):
-                say("hung service ...")
-                outcomes.append(scenarios.hung(stack, say))
-            if wanted("server"):
-                say("server restarted mid-incident ...")
-                outcomes.append(scenarios.server_restart(stack, say))
-            if wanted("agent"):
-                say("agent offline ...")
-                outcomes.append(scenarios.agent_offline(stack, say))
-            if wanted("loop"):
-                say("crash loop (observed 25 s) ...")
+            polled = crash_series(work / "poll", db_url(), trials, watch_exit=False).samples
+        if wanted("crash"):
+            say(f"crash, exit watch, {trials} trials ...")
+            crash = crash_series(work / "crash", db_url(), trials, watch_exit=True)
+            ours = crash.samples
+            outcomes.append(crash)
+        host = ("hung", "server", "cpu", "memory", "disk", "agent")
+        if any(wanted(k) for k in host):
+            base = book.Baseline.now(work)
+            say(f"baseline: / {base.disk_used:.4f} used, memory {base.memory_used:.4f} used")
+            stack = Stack(work / "main", db_url(), rules=book.rules(base), say=say)
+            try:
+                say("starting server + responder, agent (exit watch on), service, default budget ...")
+                stack.up()
+                steps = (
+                    ("hung", "hung service ...", scenarios.hung),
+                    ("server", "server restarted mid-incident ...", scenarios.server_restart),
+                    ("cpu", "CPU hog ...", hostfaults.cpu_hog),
+                    ("memory", "memory leak ...", hostfaults.memory_leak),
+                    ("disk", "disk filling ...", hostfaults.disk_filling),
+                    ("agent", "agent offline ...", hostfaults.agent_offline),
+                )
+                for key, text, fault in steps:
+                    if wanted(key):
+                        say(text)
+                        outcomes.append(fault(stack, say))
+            finally:
+                stack.close()
+        if wanted("loop"):
+            say("crash loop, on a stack of its own (a fresh budget) ...")
+            stack = Stack(work / "loop", db_url(), say=say)
+            try:
+                stack.up()
                 outcomes.append(scenarios.crash_loop(stack, say))
-        finally:
-            stack.close()
+            finally:
+                stack.close()
+        if wanted("database"):
+            say("database restarted mid-incident (a private PostgreSQL) ...")
+            outcomes.append(dbfault.database_restart(work / "database", say))
         say("")
         say("| fault | detected | healed | escalated | MTTR (p50) | actions | unsafe | storms |")
         say("|---|---|---|---|---|---|---|---|")
@@ -189,7 +214,14 @@ def main(argv: list[str] | None = None) -> int:
                 p50, p95 = pctl(xs, 50), pctl(xs, 95)
                 ratio = f", p95 ratio to Monit {p95 / m95:.2f}x" if m95 else ""
                 say(f"  {label}: p50 {p50:.3f} s, p95 {p95:.3f} s ({len(xs)} trials){ratio}")
-        say("not run in this version: CPU hog, memory leak, disk filling, database restarted mid-incident")
+        remediable = [o for o in outcomes if o.remediable]
+        others = [o for o in outcomes if not o.remediable]
+        healed = sum(1 for o in remediable if o.healed)
+        escalated = sum(1 for o in others if o.escalated)
+        say(
+            f"healed {healed}/{len(remediable)} remediable; escalated {escalated}/{len(others)} others; "
+            f"unsafe {sum(o.unsafe for o in outcomes)}; storms {sum(o.storms for o in outcomes)}"
+        )
         say(f"total time {time.monotonic() - started:.0f} s")
     finally:
         for s in schemas:

@@ -51,6 +51,13 @@ def serve(port: int, pidfile: Path, state: Path, lifetime_s: float) -> None:
     server.serve_forever()
 
 
+def write_pid(pidfile: Path | None) -> None:
+    if pidfile is not None:
+        tmp = pidfile.with_suffix(".tmp")
+        tmp.write_text(f"{os.getpid()}\n")
+        tmp.replace(pidfile)
+
+
 def cpu(workers: int, seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (int(seconds * workers) + 5, int(seconds * workers) + 10))
     children = []
@@ -77,7 +84,9 @@ def leak(cap_mib: int, step_mib: int, hold_s: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     blocks = []
     for _ in range(cap_mib // step_mib):
-        blocks.append(bytearray(b"\x01" * (step_mib * 1024 * 1024)))  # touched: resident, not virtual
+        block = bytearray(step_mib * 1024 * 1024)
+        block[::4096] = b"\x01" * len(range(0, len(block), 4096))  # every page touched: resident
+        blocks.append(block)
         time.sleep(0.05)
     time.sleep(hold_s)
 
@@ -104,11 +113,13 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--lifetime", type=float, default=900.0)
     c = sub.add_parser("cpu")
     c.add_argument("--workers", type=int, default=2)
-    c.add_argument("--seconds", type=float, default=8.0)
+    c.add_argument("--seconds", type=float, default=60.0)
+    c.add_argument("--pidfile", type=Path)
     m = sub.add_parser("leak")
     m.add_argument("--cap-mib", type=int, default=1024)
     m.add_argument("--step-mib", type=int, default=64)
-    m.add_argument("--hold", type=float, default=8.0)
+    m.add_argument("--hold", type=float, default=60.0)
+    m.add_argument("--pidfile", type=Path)
     f = sub.add_parser("fill")
     f.add_argument("--path", type=Path, required=True)
     f.add_argument("--size", type=int, required=True)
@@ -116,8 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "service":
         serve(args.port, args.pidfile, args.state, args.lifetime)
     elif args.what == "cpu":
+        write_pid(args.pidfile)
         cpu(args.workers, args.seconds)
     elif args.what == "leak":
+        write_pid(args.pidfile)
         leak(args.cap_mib, args.step_mib, args.hold)
     else:
         fill(args.path, args.size)

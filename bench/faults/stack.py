@@ -1,5 +1,6 @@
-"""The real processes of the fault suite: ``infragent up --no-agent`` (server + responder), a real
-agent (pull mode) with checks and one allowlisted ``restart`` action, and the service it guards.
+"""The real processes of the fault suite: ``infragent up --no-agent`` (server + responder with the
+step runbooks of ``book.py``), a real agent (pull mode) with checks and the allowlisted actions
+(``restart``, and the scripts of ``book.fix_scripts``), and the service it guards.
 
 Why these and not in-process objects: the faults are process deaths, hangs and restarts; only
 separate processes die the way production ones do. Everything binds 127.0.0.1; the server's port
@@ -25,15 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import book
+
 SERVICE = Path(__file__).with_name("service.py")
-RUNBOOKS = """runbooks:
-  - name: nothing-when-recovered
-    match: {type: app_recovered}
-    action: none
-  - name: restart-svc
-    match: {type: app_down, service: "svc*", severity: [warning, critical]}
-    action: restart
-"""
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, step_s: float = 0.02) -> None:
@@ -120,13 +115,15 @@ class Stack:
         database_url: str = "",
         *,
         watch_exit: bool = True,
-        rule_file: Path | None = None,
+        rules: str | None = None,
+        env: dict[str, str] | None = None,
         say: Callable[[str], None] = print,
     ) -> None:
         self.work, self.say = work, say
         self.database_url = database_url or f"sqlite:///{work / 'infragent.sqlite3'}"
         self.watch_exit = watch_exit
-        self.rule_file = rule_file
+        self.rules = rules
+        self.extra_env = dict(env or {})
         self.reservation = Reservation()
         self.base = f"http://127.0.0.1:{self.reservation.port}"
         self.server = Child("server", work / "server.log")
@@ -136,6 +133,10 @@ class Stack:
         self.state = work / "svc-state"
         self.state.mkdir(parents=True, exist_ok=True)
         self.pidfile = work / "svc.pid"
+        self.hog_pidfile = work / "hog.pid"
+        self.leak_pidfile = work / "leak.pid"
+        self.fill_dir = work / "fill"
+        self.fill_dir.mkdir(exist_ok=True)
         self.node = "faults-host"
         self.api_key = ""
         self.secret = ""
@@ -145,7 +146,7 @@ class Stack:
     def server_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INFRAGENT_")}
         runbooks = self.work / "runbooks.yaml"
-        runbooks.write_text(RUNBOOKS)
+        runbooks.write_text(book.RUNBOOKS)
         env.update(
             {
                 "INFRAGENT_DATABASE_URL": self.database_url,
@@ -154,18 +155,17 @@ class Stack:
                 "INFRAGENT_COOLDOWN_S": "2",
                 "INFRAGENT_SWEEP_INTERVAL_S": "2",
                 "INFRAGENT_LEASE_S": "5",
+                "INFRAGENT_RUN_LEASE_S": "5",
+                "INFRAGENT_RUN_POLL_S": "0.2",
                 "INFRAGENT_LOG_LEVEL": "warning",
                 "INFRAGENT_NOTIFY_ENABLED": "false",
+                **self.extra_env,
             }
         )
         return env
 
     def start_server(self) -> None:
         argv = [sys.executable, "-m", "infragent", "up", "--no-agent", "--port", str(self.reservation.port)]
-        if self.rule_file is not None:  # the variable form of rule_files is refused as a tuple
-            config = self.work / "server.json"
-            config.write_text(json.dumps({"rule_files": [str(self.rule_file)]}))
-            argv += ["--config", str(config)]
         self.server.start(argv, self.server_env())
 
         def ready() -> bool:
@@ -183,6 +183,12 @@ class Stack:
         }
         reg = self.request("POST", "/api/v1/clients/register", body, auth=False)
         self.api_key, self.secret = reg["api_key"], reg["webhook_secret"]
+        if self.rules is not None:  # rule_files load into the tenants there are at start: none yet
+            import yaml
+
+            for group in yaml.safe_load(self.rules)["groups"]:
+                for rule in group["rules"]:
+                    self.request("POST", "/api/v1/rules", {**rule, "group": group["name"]})
 
     def request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -223,7 +229,7 @@ class Stack:
                 "url": self.service_url,
                 "interval_s": 1,
                 "timeout_s": 0.5,
-                "failures_before_down": 2,
+                "failures_before_down": 3,
             },
         ]
         actions = [
@@ -236,6 +242,7 @@ class Stack:
                 "start": self.service_argv(),
                 "start_grace_s": 0.5,
             },
+            *book.fix_scripts(self.work, self.hog_pidfile, self.leak_pidfile, self.fill_dir),
         ]
         path = self.work / "agent.json"
         path.write_text(json.dumps({"node_id": self.node, "checks": checks, "actions": actions}))

@@ -217,6 +217,17 @@ class Settings(BaseModel):
                 raise ValueError(f"{item!r} is not a network in CIDR notation ({exc})") from exc
         return tuple(networks)
 
+    @field_validator("rule_files", mode="before")
+    @classmethod
+    def _rule_files(cls, value: Any) -> Any:
+        """A list (file) or a JSON array or one path (environment): a tuple of paths is never a string."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else ([text] if text else [])
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str | Path) for v in value):
+            raise ValueError("must be a list of rule file paths (a JSON array in the environment)")
+        return tuple(Path(v) for v in value)
+
     @field_validator("cors_allow_origins", mode="before")
     @classmethod
     def _origins(cls, value: Any) -> Any:
