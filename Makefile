@@ -36,10 +36,11 @@ layers: $(STAMP)  ## import-linter contracts (pyproject.toml), then no import cy
 check: lint typecheck layers
 
 test: check  ## lint + type check + the whole suite (PostgreSQL at 127.0.0.1:5432)
-	@# unit and integration tests are independent (a PostgreSQL schema and temp dir per test, ports
-	@# from the OS): two workers; the whole-loop and browser tests time real processes: one at a time
+	@# every test is independent (a PostgreSQL schema and temp dir per test, ports from the OS): two
+	@# workers, a file at a time each; the whole-loop and browser tests run after the rest, so two
+	@# of them (real processes, Chromium) share the machine at most, with generous bounded waits
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/unit tests/integration tests/evals
-	$(BIN)/python -m pytest -q tests/e2e tests/browser
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/e2e tests/browser
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
