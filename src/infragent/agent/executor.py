@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from infragent.agent import acting
 from infragent.agent.allowlist import LOOPBACK_HOSTS, HttpCall, Invocation, ProcessCall
 from infragent.agent.http import HttpClient, HttpError, split_url
 
@@ -130,6 +131,10 @@ class Executor:
         self._reap()
 
     def run(self, call: Invocation) -> ExecResult:
+        with acting.action():  # an exit it causes is not a crash (``agent/acting.py``)
+            return self._run(call)
+
+    def _run(self, call: Invocation) -> ExecResult:
         self._reap()
         if isinstance(call, HttpCall):
             return self._run_http(call)

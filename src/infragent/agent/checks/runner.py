@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from infragent.agent import acting
 from infragent.agent.checks import exitwatch
 from infragent.agent.checks.config import CheckConfig, ProcessCheck
 from infragent.agent.checks.probes import locate_process, run_check
@@ -190,6 +191,8 @@ class CheckRunner:
         if not isinstance(check, ProcessCheck) or not check.watch_exit:
             return result
         if result.status == "down" and exited is not None:
+            if acting.active():  # the agent's own action stopped it: the usual count decides
+                return replace(result, error=f"pid {exited} exited during an action; {result.error}")
             return replace(result, definite=True, error=f"pid {exited} exited; {result.error}")
         if result.status == "up" and self._exit_watch.watching(name) is None:
             pid, _why = locate_process(check)

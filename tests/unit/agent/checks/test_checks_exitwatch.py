@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from infragent.agent import acting
 from infragent.agent.checks import (
     CheckResult,
     CheckRunner,
@@ -180,3 +181,40 @@ def test_watch_exit_must_be_a_boolean() -> None:
     assert check.watch_exit is True  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match=r"watch_exit: Input should be a valid boolean"):
         parse_check({"type": "process", "name": "p", "pidfile": "/run/p.pid", "watch_exit": 1})
+
+
+@needs_pidfd
+def test_an_exit_during_the_agents_own_action_is_not_a_definite_failure(
+    sleeper: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    """A restart stops the old process first: that exit is counted like any failed probe, not
+    reported at once as a crash (which opened a second incident and a second restart)."""
+    import time
+
+    pidfile = tmp_path / "svc.pid"
+    pidfile.write_text(f"{sleeper.pid}\n")
+    runner, transitions = _runner_with(
+        {
+            "type": "process",
+            "name": "svc",
+            "pidfile": str(pidfile),
+            "interval_s": 3600,
+            "failures_before_down": 3,
+            "watch_exit": True,
+        }
+    )
+    runner.start()
+    try:
+        _wait_up(runner, "svc")
+        with acting.action():
+            sleeper.kill()
+            deadline = time.monotonic() + DEADLINE_S
+            while runner.states["svc"].consecutive_failures < 1:  # the exit made the probe run
+                assert time.monotonic() < deadline, "the exit never made the check run"
+                time.sleep(0.01)
+    finally:
+        runner.close()
+    state = runner.states["svc"]
+    assert (state.status, state.consecutive_failures) == ("up", 1)
+    assert state.last_error is not None and "exited during an action" in state.last_error
+    assert transitions.empty()
