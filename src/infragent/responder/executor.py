@@ -36,6 +36,7 @@ from infragent.responder.run_ports import Receiver, RunRow, RunStore, Sending
 from infragent.responder.step_core import next_step
 from infragent.responder.step_run import (
     AwaitApproval,
+    Cancel,
     CommandResult,
     EvaluateCheck,
     Fail,
@@ -196,6 +197,10 @@ class Executor:
         context = self.store.guard(row, proposal, receiver, now, send.command.key)
         verdict = mediate(proposal, context, now)
         if not verdict.sends:
+            if verdict.check == "breaker" and not context.breaker_opened_now:
+                # open since earlier: its one escalation went out when it opened (with the run
+                # that saw it open); this run stops without escalating its incident again
+                return row, Cancel("the circuit breaker", verdict.reason)
             if resumed:
                 # the command was recorded before the crash; a stop thrown since (kill switch,
                 # breaker) must still hold: the run escalates instead of re-sending

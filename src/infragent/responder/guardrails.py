@@ -227,6 +227,8 @@ class GuardContext:
     kill_switch: bool = False
     #: the approval on record for this command, if one was requested
     approval: Approval | None = None
+    #: the breaker opened at this very judgment: the refusal it causes is its one escalation
+    breaker_opened_now: bool = False
 
 
 def _input_problem(proposal: object, context: object, now: object) -> str | None:

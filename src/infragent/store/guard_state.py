@@ -160,12 +160,16 @@ def guard_context(
             runbook=found.runbook,
         )
     allowed = {a.name: a for a in receiver.actions} if receiver is not None else {}
+    breaker_state = _breaker(conn, row.client_id, settings_row, settings.breaker, now)
+    was_open = settings_row is not None and bool(settings_row.breaker_open)
     return GuardContext(
         tenant=row.client_id,
         allowed=allowed,
         settings=settings,
         history=history,
-        breaker=_breaker(conn, row.client_id, settings_row, settings.breaker, now),
+        breaker=breaker_state,
+        breaker_opened_now=breaker_state.open
+        and not (settings_row is not None and settings_row.breaker_open),
         kill_switch=read_kill_switch(conn, kill_switch).on,
         approval=approval,
     )

@@ -257,3 +257,37 @@ def test_an_llm_proposal_waits_for_approval_and_the_model_saw_a_bounded_redacted
     approval = _approval(loop)
     assert (approval.source, approval.action, approval.status) == ("llm", "restart", "pending")
     assert loop.receiver.total == 0  # every LLM proposal waits for a person by default
+
+
+def test_a_fleet_wide_outage_opens_the_breaker_once_and_nothing_is_restarted(
+    store: SqlStore, receiver: Receiver
+) -> None:
+    """3 of 4 hosts down at once (75% > 40%): the first run's command opens the breaker and
+    escalates with the reason; the others stop without an escalation each; nothing is sent."""
+    nodes = [f"host-{i}" for i in range(1, 5)]
+    for node in nodes:
+        register_node(store, receiver.reg, node)
+    loop = Loop(store, receiver, Clock())
+    for node in nodes[:3]:
+        with store.write() as conn:
+            events.insert_event(
+                conn,
+                receiver.reg.client.id,
+                type="app_down",
+                service="web",
+                severity=Severity.CRITICAL,
+                data={},
+                node_id=node,
+                now=loop.clock(),
+                incidents=IncidentPolicy(),
+            )
+    for _ in range(4):
+        loop.step()
+    runs = loop.runs()
+    assert len(runs) == 3
+    assert sorted(r.outcome for r in runs) == ["cancelled", "cancelled", "escalated"]
+    assert all("3 of 4 hosts" in r.summary for r in runs)
+    assert loop.receiver.total == 0
+    with store.read() as conn:
+        opened = conn.execute(sa.select(guard_settings.c.breaker_open)).scalar_one()
+    assert opened is True
