@@ -168,8 +168,7 @@ def guard_context(
         settings=settings,
         history=history,
         breaker=breaker_state,
-        breaker_opened_now=breaker_state.open
-        and not (settings_row is not None and settings_row.breaker_open),
+        breaker_opened_now=breaker_state.open and not was_open,
         kill_switch=read_kill_switch(conn, kill_switch).on,
         approval=approval,
     )
