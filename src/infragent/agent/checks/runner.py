@@ -201,9 +201,13 @@ class CheckRunner:
         return result
 
     def _on_exit(self, name: str, pid: int) -> None:
-        """From the exit watch's thread: make the check due now and wake the scheduler."""
+        """From the exit watch's thread: make the check due now and wake the scheduler; during an
+        action of the agent's own (a restart stops the old process before it starts the new one)
+        the check keeps its poll, which finds the new process (``agent/acting.py``)."""
         with self._lock:
             self._exited[name] = pid
+            if acting.active():
+                return
             self._next_due[name] = float("-inf")
         self._wake.set()
 
