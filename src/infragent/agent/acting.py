@@ -19,8 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
-#: After an action ends, its exits are still its own for this long (a restart's new process starts).
-GRACE_S: Final = 2.0
+#: After an action ends, its exits are still its own for this long: a restart waits for the old
+#: process to exit before it starts the new one, so this only covers the exit watch's own latency
+#: in telling of it. Short, because an exit after it is a crash of the new process: a crash right
+#: after a restart (a crash loop) must still be seen at once.
+GRACE_S: Final = 0.25
 
 _lock = threading.Lock()
 _running = 0
