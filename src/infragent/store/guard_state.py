@@ -68,9 +68,13 @@ def _breaker(
         reason=row.breaker_reason if row is not None else "",
     )
     hosts = set(conn.execute(sa.select(agents.c.node_id).where(agents.c.client_id == client_id)).scalars())
+    # unhealthy: an active incident of warning or critical severity (an ``app_recovered`` event's
+    # info incident is no sign of trouble)
     active = conn.execute(
         sa.select(incidents).where(
-            incidents.c.client_id == client_id, incidents.c.status.in_(ACTIVE_INCIDENT)
+            incidents.c.client_id == client_id,
+            incidents.c.status.in_(ACTIVE_INCIDENT),
+            incidents.c.severity.in_(("warning", "critical")),
         )
     ).all()
     unhealthy = {IncidentFacts.of(incident_from_row(r)).node_id for r in active} & hosts
