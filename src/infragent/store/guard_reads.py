@@ -57,6 +57,7 @@ class GuardRow:
     approval_llm: bool = True
     breaker_open: bool = False
     breaker_since: float | None = None
+    breaker_calm_since: float | None = None
     breaker_reason: str = ""
     updated_at: float | None = None
     updated_by: str | None = None
@@ -124,6 +125,7 @@ def read_guard(conn: sa.Connection, client_id: str) -> GuardRow:
         approval_llm=bool(r.approval_llm),
         breaker_open=bool(r.breaker_open),
         breaker_since=r.breaker_since,
+        breaker_calm_since=r.breaker_calm_since,
         breaker_reason=r.breaker_reason or "",
         updated_at=r.updated_at,
         updated_by=r.updated_by,

@@ -9,8 +9,6 @@ with an active incident among the tenant's hosts), and storing it only when it c
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
 from infragent.responder.approval import Approval, ApprovalPolicy
@@ -19,53 +17,43 @@ from infragent.responder.guardrails import ActionRecord, Budget, GuardContext, G
 from infragent.responder.run_ports import Receiver, RunRow
 from infragent.responder.steps import Check, IncidentFacts
 from infragent.store import audit
-from infragent.store.guard_reads import read_kill_switch
+from infragent.store.dashboard import CHECK_EVENTS
+from infragent.store.guard_reads import GuardRow, read_guard, read_kill_switch
 from infragent.store.incident_reads import incident_from_row
 from infragent.store.runbook_schema import action_history, guard_settings, run_approvals
+from infragent.store.runs import command_id_of
 from infragent.store.schema import agents, events, incidents
 
 ACTIVE_INCIDENT = ("open", "acknowledged", "remediating", "escalated")
 
 
-def _settings_row(conn: sa.Connection, client_id: str) -> sa.Row[Any] | None:
-    return conn.execute(sa.select(guard_settings).where(guard_settings.c.client_id == client_id)).first()
-
-
 def shadowed(conn: sa.Connection, client_id: str, runbook: str) -> bool:
     """Whether a run of ``runbook`` starts in shadow mode (the tenant's, or the runbook's)."""
-    row = _settings_row(conn, client_id)
-    return row is not None and (bool(row.shadow) or runbook in (row.shadow_runbooks or []))
+    guard = read_guard(conn, client_id)
+    return guard.shadow or runbook in guard.shadow_runbooks
 
 
-def settings_of(
-    row: sa.Row[Any] | None, budget: tuple[int, float], breaker: tuple[float, int]
-) -> GuardSettings:
-    limit, window = budget
+def settings_of(guard: GuardRow, budget: tuple[int, float], breaker: tuple[float, int]) -> GuardSettings:
+    """The tenant's stored guardrails over the server's defaults (``budget``, ``breaker``)."""
     share, minimum = breaker
-    close_at = min(share / 2, share)
-    config = BreakerConfig(open_above=share, close_at=close_at, min_unhealthy=minimum)
-    if row is None:
-        return GuardSettings(budget=Budget(limit, window), breaker=config)
+    config = BreakerConfig(open_above=share, close_at=share / 2, min_unhealthy=minimum)
     return GuardSettings(
-        budget=Budget(
-            row.budget_limit if row.budget_limit is not None else limit,
-            row.budget_window_s if row.budget_window_s is not None else window,
-        ),
+        budget=guard.budget(Budget(*budget)),
         breaker=config,
-        approval=ApprovalPolicy(actions=frozenset(row.approval_actions or []), llm=bool(row.approval_llm)),
-        shadow=bool(row.shadow),
-        shadow_runbooks=frozenset(row.shadow_runbooks or []),
+        approval=ApprovalPolicy(actions=frozenset(guard.approval_actions), llm=guard.approval_llm),
+        shadow=guard.shadow,
+        shadow_runbooks=frozenset(guard.shadow_runbooks),
     )
 
 
 def _breaker(
-    conn: sa.Connection, client_id: str, row: sa.Row[Any] | None, config: BreakerConfig, now: float
+    conn: sa.Connection, client_id: str, guard: GuardRow, config: BreakerConfig, now: float
 ) -> BreakerState:
     before = BreakerState(
-        open=bool(row.breaker_open) if row is not None else False,
-        since=row.breaker_since if row is not None else None,
-        calm_since=row.breaker_calm_since if row is not None else None,
-        reason=row.breaker_reason if row is not None else "",
+        open=guard.breaker_open,
+        since=guard.breaker_since,
+        calm_since=guard.breaker_calm_since,
+        reason=guard.breaker_reason,
     )
     hosts = set(conn.execute(sa.select(agents.c.node_id).where(agents.c.client_id == client_id)).scalars())
     # unhealthy: an active incident of warning or critical severity (an ``app_recovered`` event's
@@ -88,7 +76,7 @@ def _breaker(
             "breaker_reason": after.reason,
             "updated_at": now,
         }
-        if row is None:
+        if not guard.stored:
             conn.execute(
                 guard_settings.insert().values(
                     client_id=client_id,
@@ -122,12 +110,10 @@ def guard_context(
 ) -> GuardContext:
     """The context of ``mediate`` for the run's command ``key`` (its own history row excluded:
     a re-send after a take-over is the same action, not one more)."""
-    settings_row = _settings_row(conn, row.client_id)
-    settings = settings_of(settings_row, budget, breaker)
+    guard = read_guard(conn, row.client_id)
+    settings = settings_of(guard, budget, breaker)
     since = now - settings.budget.window_s
     h = action_history
-    from infragent.store.runs import command_id_of
-
     own = command_id_of(key)
     history = [
         ActionRecord(r.node_id, r.action, r.at, r.automatic, r.shadow)
@@ -164,15 +150,14 @@ def guard_context(
             runbook=found.runbook,
         )
     allowed = {a.name: a for a in receiver.actions} if receiver is not None else {}
-    breaker_state = _breaker(conn, row.client_id, settings_row, settings.breaker, now)
-    was_open = settings_row is not None and bool(settings_row.breaker_open)
+    breaker_state = _breaker(conn, row.client_id, guard, settings.breaker, now)
     return GuardContext(
         tenant=row.client_id,
         allowed=allowed,
         settings=settings,
         history=history,
         breaker=breaker_state,
-        breaker_opened_now=breaker_state.open and not was_open,
+        breaker_opened_now=breaker_state.open and not guard.breaker_open,
         kill_switch=read_kill_switch(conn, kill_switch).on,
         approval=approval,
     )
@@ -186,22 +171,35 @@ def record_outcome(conn: sa.Connection, client_id: str, command_id: str, status:
     )
 
 
+def last_check_event(
+    conn: sa.Connection, client_id: str, node_id: str | None, service: str | None, since: float | None = None
+) -> str | None:
+    """The newest transition (``app_down`` or ``app_recovered``) of check ``service`` on host
+    ``node_id`` (received at ``since`` or later); None when it sent none."""
+    e = events.c
+    q = (
+        sa.select(e.type)
+        .join(agents, agents.c.id == e.agent_id)
+        .where(
+            e.client_id == client_id,
+            agents.c.node_id == node_id,
+            e.service == service,
+            e.type.in_(CHECK_EVENTS),
+        )
+        .order_by(e.received_at.desc())
+        .limit(1)
+    )
+    if since is not None:
+        q = q.where(e.received_at >= since)
+    found = conn.execute(q).scalar()
+    return None if found is None else str(found)
+
+
 def probe_state(conn: sa.Connection, row: RunRow, check: Check) -> tuple[str, str]:
     """A probe step: the last check event of ``check.probe`` on the run's host, against ``expect``."""
     node = row.node_id
-    last = conn.execute(
-        sa.select(events.c.type, events.c.received_at)
-        .join(agents, agents.c.id == events.c.agent_id)
-        .where(
-            events.c.client_id == row.client_id,
-            agents.c.node_id == node,
-            events.c.service == check.probe,
-            events.c.type.in_(("app_down", "app_recovered")),
-        )
-        .order_by(events.c.received_at.desc())
-        .limit(1)
-    ).first()
+    last = last_check_event(conn, row.client_id, node, check.probe)
     # the agent reports transitions only: a check that never went down is up
-    state = "up" if last is None or last.type == "app_recovered" else "down"
+    state = "up" if last is None or last == "app_recovered" else "down"
     ok = state == check.expect
     return ("ok" if ok else "failed"), f"check {check.probe!r} on {node} is {state} (expected {check.expect})"

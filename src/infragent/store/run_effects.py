@@ -20,6 +20,7 @@ from infragent.redact import redact
 from infragent.responder.run_ports import Receiver, RunRow, Sending
 from infragent.responder.step_run import AwaitApproval, Command
 from infragent.store import audit, outbox, remediation
+from infragent.store import commands as command_rows
 from infragent.store import incidents as incident_rows
 from infragent.store.incident_reads import get_incident
 from infragent.store.runbook_schema import action_history, run_approvals
@@ -105,8 +106,6 @@ def record_command(
             conn, row.client_id, row.incident_id, decision_id, decision, command_id, 0, now, actor
         )
     if receiver.command_mode == "pull":
-        from infragent.store import commands as command_rows
-
         command_rows.queue_for_pull(conn, row.client_id, command_id, receiver.node_id, now, actor)
     return Sending(command_id, None, CommandStatus.QUEUED.value)
 

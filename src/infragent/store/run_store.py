@@ -51,7 +51,7 @@ from infragent.store.llm_inputs import read_context_inputs
 from infragent.store.metrics import SqlMetricStore
 from infragent.store.remediation import decided_incidents
 from infragent.store.runbook_schema import run_approvals
-from infragent.store.schema import agents, clients, commands, events, incidents
+from infragent.store.schema import clients, commands, incidents
 from infragent.wire.commands import Command as WireCommand
 from infragent.wire.commands import CommandStatus
 
@@ -79,16 +79,13 @@ class SqlRunStore:
                 sa.select(incidents).where(incidents.c.source == "alert", incidents.c.status == "open")
             ).all()
             found = [incident_from_row(r) for r in rows]
-            undecided_by_client: dict[str, frozenset[str]] = {}
+            by_client: dict[str, list[str]] = {}
             for inc in found:
-                undecided_by_client.setdefault(inc.client_id, frozenset())
-            decided = {
-                cid: decided_incidents(conn, cid, [i.id for i in found if i.client_id == cid])
-                for cid in undecided_by_client
-            }
+                by_client.setdefault(inc.client_id, []).append(inc.id)
+            decided = {cid: decided_incidents(conn, cid, ids) for cid, ids in by_client.items()}
         started = 0
         for inc in found:
-            if inc.id in decided.get(inc.client_id, frozenset()):
+            if inc.id in decided[inc.client_id]:
                 continue
             facts = IncidentFacts.of(inc)
             runbook = first_step_runbook(list(runbooks), facts)
@@ -166,19 +163,9 @@ class SqlRunStore:
         facts = row.run.facts
         if not facts.service or not facts.node_id:
             return []
-        last = conn.execute(
-            sa.select(events.c.type)
-            .join(agents, agents.c.id == events.c.agent_id)
-            .where(
-                events.c.client_id == row.client_id,
-                agents.c.node_id == facts.node_id,
-                events.c.service == facts.service,
-                events.c.type.in_(("app_down", "app_recovered")),
-                events.c.received_at >= incident.opened_at,
-            )
-            .order_by(events.c.received_at.desc())
-            .limit(1)
-        ).scalar()
+        last = guard_state.last_check_event(
+            conn, row.client_id, facts.node_id, facts.service, since=incident.opened_at
+        )
         if last == "app_recovered":
             return [CheckUp()]
         if last == "app_down":
